@@ -1,0 +1,1 @@
+"""simsignal's engine: pure maths, data handling and Redis I/O (no Ray inside the maths)."""

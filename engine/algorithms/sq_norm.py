@@ -1,0 +1,27 @@
+"""`sq_norm`: Σ(xn − yn)² after min–max scaling each prefix to [0, 1] (the seed's)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.algorithms.base import F64, Algorithm, RunningState
+from engine.algorithms.moments import Moments, minmax_scale
+
+
+class ScaledSquaredDistance(Algorithm):
+    """Compares shapes on a common [0, 1] scale, so quiet and wild days can match."""
+
+    name = "sq_norm"
+    state = Moments
+    summary = "Σ(xn−yn)² of min–max scaled prefixes (constant prefix → 0)"
+
+    def scores(self, st: RunningState) -> F64:
+        """From the moment expansion of the scaled difference."""
+        assert isinstance(st, Moments)
+        return st.minmax_diff_sums()[1]
+
+    def recompute(self, x: F64, history: NDArray[np.floating]) -> F64:
+        """Full recompute over the prefix."""
+        d = minmax_scale(x) - minmax_scale(history)
+        return np.einsum("ij,ij->i", d, d)

@@ -1,0 +1,29 @@
+"""`var_norm`: sample variance (ddof = 1) of xn − yn, min–max scaled prefixes (the seed's)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.algorithms.base import F64, Algorithm, RunningState
+from engine.algorithms.moments import Moments, minmax_scale, sample_variance
+
+
+class ScaledDiffVariance(Algorithm):
+    """Variance of the scaled difference; 0 at m = 1 like `var`."""
+
+    name = "var_norm"
+    state = Moments
+    summary = "sample variance (ddof=1) of (xn−yn), min–max scaled; 0 at m = 1"
+
+    def scores(self, st: RunningState) -> F64:
+        """(Σe² − (Σe)²/m) / (m − 1) with e = xn − yn."""
+        assert isinstance(st, Moments)
+        if st.m < 2:
+            return np.zeros_like(st.sdd)
+        s1, s2 = st.minmax_diff_sums()
+        return np.maximum(s2 - s1 * s1 / st.m, 0.0) / (st.m - 1)
+
+    def recompute(self, x: F64, history: NDArray[np.floating]) -> F64:
+        """Full recompute over the prefix."""
+        return sample_variance(minmax_scale(x) - minmax_scale(history))

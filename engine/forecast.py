@@ -1,0 +1,77 @@
+"""From the k nearest days to a forecast of the rest of today."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """What the neighbours say about today's close, as ratios to the previous close."""
+
+    pred_close: float       # similarity-weighted mean of the neighbours' closes, continued from now
+    pred_close_mean: float  # the seed's form: plain mean of the neighbours' own close ratios
+    pred_move: float        # pred_close relative to now: (1 + pred_close) / (1 + x_now) − 1
+    up_prob: float          # weighted share of neighbours that rose from this minute to the close
+    q10: float
+    q50: float
+    q90: float
+    dispersion: float       # standard deviation of the continued closes
+
+
+def similarity_weights(scores: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Inverse-distance weights, scale-free: w ∝ 1 / (s + ε), ε = 1e-3·mean(s) (+tiny).
+
+    Scores of different algorithms live on different scales; ε tied to their mean keeps a
+    perfect match (s = 0) from taking all the weight while staying invariant to units.
+    """
+    s = np.maximum(np.asarray(scores, np.float64), 0.0)
+    eps = 1e-3 * float(s.mean()) + 1e-300
+    w = 1.0 / (s + eps)
+    return w / w.sum()
+
+
+def continued_closes(
+    x_now: float, y_now: NDArray[np.floating], y_end: NDArray[np.floating]
+) -> NDArray[np.float64]:
+    """Each neighbour's move from this minute to its close, applied to today's level now."""
+    y_now64 = np.asarray(y_now, np.float64)
+    y_end64 = np.asarray(y_end, np.float64)
+    return (1.0 + x_now) * (1.0 + y_end64) / (1.0 + y_now64) - 1.0
+
+
+def forecast(
+    x_now: float,
+    scores: NDArray[np.float64],
+    y_now: NDArray[np.floating],
+    y_end: NDArray[np.floating],
+) -> Forecast:
+    """Forecast from neighbours' scores, their ratio at this minute and at their close."""
+    if len(scores) == 0:
+        raise ValueError("forecast needs at least one neighbour")
+    w = similarity_weights(scores)
+    closes = continued_closes(x_now, y_now, y_end)
+    pred = float(w @ closes)
+    q10, q50, q90 = np.quantile(closes, [0.1, 0.5, 0.9])
+    return Forecast(
+        pred_close=pred,
+        pred_close_mean=float(np.mean(np.asarray(y_end, np.float64))),
+        pred_move=(1.0 + pred) / (1.0 + x_now) - 1.0,
+        up_prob=float(w @ (np.asarray(y_end, np.float64) > np.asarray(y_now, np.float64))),
+        q10=float(q10),
+        q50=float(q50),
+        q90=float(q90),
+        dispersion=float(closes.std()),
+    )
+
+
+def forecast_path(
+    x_now: float, now_slot: int, curves: NDArray[np.floating], weights: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Weighted mean path of the neighbours' continuations from `now_slot` to the close."""
+    c = np.asarray(curves, np.float64)
+    continued = (1.0 + x_now) * (1.0 + c[:, now_slot:]) / (1.0 + c[:, [now_slot]]) - 1.0
+    return np.asarray(weights @ continued, np.float64)

@@ -1,0 +1,53 @@
+"""One ticker's bars → its day curves (runs inside Spark, per ticker, on pandas)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DAY_SCHEMA = (
+    "ticker string, date string, status string, missing int, prev_close double, "
+    "last_close double, ratio array<float>, volume array<float>, amount array<float>"
+)
+KEPT = "kept"
+TOO_MANY_MISSING = "too many missing slots"
+FIRST_DAY = "first day (no previous close)"
+
+
+def days_of_ticker(bars: pd.DataFrame, n_slots: int, max_missing: int) -> pd.DataFrame:
+    """Pivot one ticker's aligned bars to day curves.
+
+    `bars` has ticker, date, slot, close, volume, amount (amount may be null). Short gaps are
+    forward-filled (a leading gap back-filled); prev_close is the previous day's last close
+    in the data, so the first day of a ticker has none and is marked, not kept.
+    """
+    dates, di = np.unique(bars["date"].to_numpy(dtype=str), return_inverse=True)
+    slot = bars["slot"].to_numpy(dtype=np.int64)
+    shape = (len(dates), n_slots)
+
+    def grid(values: pd.Series) -> np.ndarray:
+        g = np.full(shape, np.nan)
+        g[di, slot] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return g
+
+    close, volume, amount = grid(bars["close"]), grid(bars["volume"]), grid(bars["amount"])
+    missing = np.isnan(close).sum(axis=1)
+    close = pd.DataFrame(close).ffill(axis=1).bfill(axis=1).to_numpy()
+    volume = np.nan_to_num(volume, nan=0.0)
+    amount = np.where(np.isnan(amount), close * volume, amount)
+    last = close[:, -1]
+    prev = np.concatenate([[np.nan], last[:-1]])
+    status = np.where(missing > max_missing, TOO_MANY_MISSING,
+                      np.where(np.isnan(prev), FIRST_DAY, KEPT))
+    ratio = close / prev[:, None] - 1.0
+    return pd.DataFrame({
+        "ticker": bars["ticker"].iloc[0],
+        "date": dates,
+        "status": status,
+        "missing": missing.astype(np.int32),
+        "prev_close": prev,
+        "last_close": last,
+        "ratio": list(ratio.astype(np.float32)),
+        "volume": list(volume.astype(np.float32)),
+        "amount": list(amount.astype(np.float32)),
+    })

@@ -1,0 +1,77 @@
+"""The two accepted bar file layouts and how their columns map to canonical bar fields."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+
+class MissingColumnError(ValueError):
+    """A required column is absent; names the column, the format and the file."""
+
+
+@dataclass(frozen=True)
+class BarFormat:
+    """Canonical field → source column, per layout."""
+
+    name: str
+    required: dict[str, str]
+    optional: dict[str, str]
+
+
+SEED = BarFormat(
+    "seed",
+    required={"ticker": "ticker", "date": "dataDate", "time": "barTime", "close": "closePrice",
+              "open": "openPrice", "high": "highPrice", "low": "lowPrice", "volume": "totalVolume"},
+    optional={"amount": "totalValue"},
+)
+OHLCV = BarFormat(
+    "ohlcv",
+    required={"ticker": "ticker", "datetime": "datetime", "open": "open", "high": "high",
+              "low": "low", "close": "close", "volume": "volume"},
+    optional={"amount": "amount"},
+)
+
+
+def detect_format(columns: list[str], source: str) -> BarFormat:
+    """Pick the layout from the header; a missing required column is a clear error."""
+    cols = set(columns)
+    fmt = SEED if {"barTime", "dataDate"} & cols else OHLCV
+    missing = [c for c in fmt.required.values() if c not in cols]
+    if missing:
+        raise MissingColumnError(
+            f"{source}: missing column(s) {', '.join(missing)} for the {fmt.name} format "
+            f"(found: {', '.join(columns)}); seed format needs {', '.join(SEED.required.values())}; "
+            f"plain OHLCV needs {', '.join(OHLCV.required.values())}[, amount]"
+        )
+    return fmt
+
+
+def expand_paths(paths: list[str]) -> list[Path]:
+    """Files behind the given files, globs and directories (CSV and Parquet), sorted."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files += sorted(q for q in p.rglob("*") if q.suffix.lower() in (".csv", ".parquet"))
+        elif any(ch in raw for ch in "*?["):
+            files += sorted(Path(q) for q in glob.glob(raw, recursive=True))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"history path {raw}: no such file or directory")
+    if not files:
+        raise FileNotFoundError(f"no CSV or Parquet files under {', '.join(paths)}")
+    return files
+
+
+def header_of(path: Path) -> list[str]:
+    """Column names of a CSV (first line) or Parquet file, without reading the data."""
+    if path.suffix.lower() == ".parquet":
+        return list(pq.read_schema(path).names)
+    with path.open(encoding="utf-8-sig") as fh:
+        line = fh.readline().rstrip("\r\n")
+    return [c.strip().strip('"') for c in line.split(",")]

@@ -1,0 +1,34 @@
+"""Redis key names of the contract in DESIGN.md, all under one configurable prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """`simsignal:*` names; the prefix comes from settings."""
+
+    prefix: str = "simsignal"
+
+    def bars(self, ticker: str) -> str:
+        """Input stream of one ticker's bars."""
+        return f"{self.prefix}:bars:{ticker}"
+
+    def signals(self, ticker: str) -> str:
+        """Output stream of one ticker's signals."""
+        return f"{self.prefix}:signals:{ticker}"
+
+    def latest(self, ticker: str) -> str:
+        """Hash: algo → newest signal (JSON)."""
+        return f"{self.prefix}:latest:{ticker}"
+
+    @property
+    def channel(self) -> str:
+        """Pub/sub channel carrying every signal as JSON."""
+        return f"{self.prefix}:signals"
+
+    @property
+    def deadletter(self) -> str:
+        """Stream of rejected input with the reason."""
+        return f"{self.prefix}:deadletter"

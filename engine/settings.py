@@ -1,0 +1,123 @@
+"""One settings tree, loaded in one place: defaults < config/default.toml < --config < env < flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RedisSettings(_Section):
+    """Where signals go; a URL may carry an ACL user and password, so it is a secret."""
+
+    url: SecretStr | None = None
+    prefix: str = "simsignal"
+    maxlen: Annotated[int, Field(gt=0)] = 100_000
+
+
+class HistorySettings(_Section):
+    """How raw bars become day curves."""
+
+    template: Literal["cn", "us"] = "cn"
+    max_missing_slots: Annotated[int, Field(ge=0)] = 12
+
+
+class EngineSettings(_Section):
+    """What is scored each minute and how the history is spread over shards."""
+
+    algorithms: tuple[str, ...] = ("sq", "var", "sq_norm", "var_norm")
+    k: Annotated[int, Field(gt=0)] = 40
+    shards: Annotated[int, Field(gt=0)] = 2
+    partition: Literal["auto", "ticker", "day"] = "auto"
+    pooled: bool = False
+
+    @field_validator("algorithms", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from engine.algorithms import REGISTRY  # noqa: PLC0415 - avoid an import cycle at load
+
+        unknown = [name for name in value if name not in REGISTRY]
+        if unknown or not value:
+            raise ValueError(
+                f"unknown algorithm(s) {unknown or value!r}; known: {', '.join(REGISTRY)}"
+            )
+        return value
+
+
+class ClusterSettings(_Section):
+    """Ray and Spark sizing; Ray's own defaults where unset."""
+
+    num_cpus: Annotated[int, Field(gt=0)] | None = None
+    executor_memory: str = "2g"
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Frozen; unknown keys are errors, not silently ignored."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SIMSIGNAL_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    redis: RedisSettings = RedisSettings()
+    history: HistorySettings = HistorySettings()
+    engine: EngineSettings = EngineSettings()
+    cluster: ClusterSettings = ClusterSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = [DEFAULT_CONFIG, *_EXTRA_FILES]
+        tomls = [TomlConfigSettingsSource(settings_cls, toml_file=f) for f in reversed(files)]
+        return (init_settings, env_settings, *tomls)
+
+
+_EXTRA_FILES: list[Path] = []
+
+
+def load_settings(config_file: Path | None = None, **overrides: dict[str, Any]) -> Settings:
+    """Build the settings tree; `overrides` are per-section dicts from command-line flags."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"--config {config_file}: no such file")
+    _EXTRA_FILES[:] = [config_file] if config_file else []
+    try:
+        merged: dict[str, Any] = {}
+        if overrides:
+            base = Settings()
+            for section, values in overrides.items():
+                clean = {k: v for k, v in values.items() if v is not None}
+                if clean:
+                    current = getattr(base, section).model_dump()
+                    merged[section] = {**current, **clean}
+        return Settings(**merged)
+    finally:
+        _EXTRA_FILES.clear()

@@ -1,0 +1,80 @@
+"""The signal message and its Redis form (flat JSON-safe strings, schema version `v`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """What the coordinator publishes for (ticker, date, minute, algo)."""
+
+    ticker: str
+    date: str
+    minute: int          # how many of today's bars the signal used, 1..slots
+    slot: str            # HH:MM of the newest bar
+    algo: str
+    algo_index: int      # position in the registry; part of the stream ID
+    bar_epoch_ms: int    # the newest bar's time; part of the stream ID
+    k: int
+    pred_close: float
+    pred_close_mean: float
+    pred_move: float
+    up_prob: float
+    q10: float
+    q50: float
+    q90: float
+    dispersion: float
+    neighbors: tuple[tuple[str, str, float], ...]
+    latency_ms: float = 0.0
+    v: int = SCHEMA_VERSION
+
+    @property
+    def stream_id(self) -> str:
+        """Deterministic ID: Redis refuses to add it twice, which makes publishing idempotent."""
+        return f"{self.bar_epoch_ms}-{self.algo_index}"
+
+    def to_fields(self) -> dict[str, str]:
+        """Flat string fields for XADD / HSET."""
+        out: dict[str, str] = {}
+        for key, value in asdict(self).items():
+            if key == "neighbors":
+                out[key] = json.dumps([list(n) for n in value], separators=(",", ":"))
+            elif isinstance(value, float):
+                out[key] = repr(value)
+            else:
+                out[key] = str(value)
+        return out
+
+    def to_json(self) -> str:
+        """The pub/sub payload: the same fields as one JSON object with native types."""
+        payload = asdict(self)
+        payload["neighbors"] = [list(n) for n in self.neighbors]
+        return json.dumps(payload, separators=(",", ":"))
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> Signal:
+        """Parse the stream / hash form back (what consumers do)."""
+        ints = {"minute", "algo_index", "bar_epoch_ms", "k", "v"}
+        strs = {"ticker", "date", "slot", "algo"}
+        kwargs: dict[str, object] = {}
+        for key in cls.__slots__:
+            raw = fields[key]
+            if key == "neighbors":
+                kwargs[key] = tuple(tuple(n) for n in json.loads(raw))
+            elif key in ints:
+                kwargs[key] = int(raw)
+            elif key in strs:
+                kwargs[key] = raw
+            else:
+                kwargs[key] = float(raw)
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def epoch_ms(ts: datetime, zone: object) -> int:
+    """Epoch milliseconds of a naive exchange-local time in `zone` (a tzinfo)."""
+    return int(ts.replace(tzinfo=zone).timestamp() * 1000)  # type: ignore[arg-type]
