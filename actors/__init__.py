@@ -1,0 +1,1 @@
+"""Ray actors: thin stateful shells around the pure functions in `engine`."""

