@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -81,11 +82,10 @@ class Coordinator:
             dead_letter(self.client, self.keys, source, bad.field, bad.value, bad.reason, raw)
             return {"rejected": str(bad)}
         self.accepted += 1
-        stamp = epoch_ms(bar.ts, self.template.zone)
         row: dict[str, Any] = {}
         for m, x in today.advance(slot, bar.close):
             replies = self._broadcast([(bar.ticker, m, x)], today)
-            signals = self._signals(bar.ticker, m, x, stamp, replies, t0)
+            signals = self._signals(bar.ticker, m, x, self._stamp(m), replies, t0)
             self.publisher.publish(signals)
             latency = (time.perf_counter() - t0) * 1e3
             self.latencies_ms.append(latency)
@@ -94,6 +94,12 @@ class Coordinator:
                    "pred_close": first.pred_close, "up_prob": first.up_prob,
                    "algo": first.algo, "latency_ms": latency, "pending": len(self.publisher.pending)}
         return row
+
+    def _stamp(self, m: int) -> int:
+        """Epoch ms of minute m's slot today: with the algo index, the signal's stream ID."""
+        minute = self.template.minutes[m - 1]
+        day = datetime.fromisoformat(self.date)
+        return epoch_ms(day.replace(hour=minute // 60, minute=minute % 60), self.template.zone)
 
     def _today_of(self, ticker: str, prev_close: float | None) -> TodayCurve:
         today = self.today.get(ticker)

@@ -88,7 +88,7 @@ class ShardState:
             e = np.zeros(0)
             return Candidates(e, np.zeros(0, np.intp), [], [], e.astype(np.float32),
                               e.astype(np.float32))
-        scores = algo.scores(q.states[algo.state])
+        scores = algo.ranked(q.states[algo.state])
         idx = smallest_k(scores, self.k)
         rows = idx + q.lo
         return Candidates(

@@ -38,6 +38,22 @@ class Algorithm(ABC):
     state: ClassVar[type[RunningState]]
     summary: ClassVar[str]
 
+    def tie_grid(self, m: int) -> float:
+        """Grid that published scores are snapped to (0: none).
+
+        Metrics whose scores are often mathematically equal (scaled prefixes at small m are
+        exactly 0 or 1 everywhere) would otherwise break those ties by rounding noise, which
+        differs between the running sums and a recompute; on the grid they tie exactly and
+        the (ticker, date) rule decides.
+        """
+        return 0.0
+
+    def ranked(self, st: RunningState) -> F64:
+        """Scores as ranked and published: `scores` snapped to `tie_grid`."""
+        s = self.scores(st)
+        q = self.tie_grid(st.m)
+        return np.round(s / q) * q if q > 0 else s
+
     @abstractmethod
     def scores(self, st: RunningState) -> F64:
         """Scores of every history day on the first `st.m` minutes, from the running state."""

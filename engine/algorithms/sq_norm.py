@@ -16,6 +16,10 @@ class ScaledSquaredDistance(Algorithm):
     state = Moments
     summary = "Σ(xn−yn)² of min–max scaled prefixes (constant prefix → 0)"
 
+    def tie_grid(self, m: int) -> float:
+        """Scaled terms are ≤ 1, so rounding noise is ≪ 1e-11·m: snap to that grid."""
+        return 1e-11 * m
+
     def scores(self, st: RunningState) -> F64:
         """From the moment expansion of the scaled difference."""
         assert isinstance(st, Moments)

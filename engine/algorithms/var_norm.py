@@ -16,6 +16,10 @@ class ScaledDiffVariance(Algorithm):
     state = Moments
     summary = "sample variance (ddof=1) of (xn−yn), min–max scaled; 0 at m = 1"
 
+    def tie_grid(self, m: int) -> float:
+        """Scaled terms are ≤ 1, so rounding noise is ≪ 1e-11·m: snap to that grid."""
+        return 1e-11 * m
+
     def scores(self, st: RunningState) -> F64:
         """(Σe² − (Σe)²/m) / (m − 1) with e = xn − yn."""
         assert isinstance(st, Moments)

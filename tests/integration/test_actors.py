@@ -1,0 +1,132 @@
+"""Shard and coordinator actors on a real local Ray, publishing to a real Redis."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import ray
+import redis
+
+from actors.coordinator import CoordinatorActor
+from actors.shard import ShardActor
+from engine.signals import Signal
+from engine.templates import get_template
+from tests.helpers import brute_topk
+
+CN = get_template("cn")
+ALGOS = ["sq", "var", "sq_norm", "var_norm"]
+SEED = 424242
+
+
+def _history(n_days: int, seed: int) -> tuple[list[Any], np.ndarray, list[tuple[str, str]]]:
+    """Random-walk day curves for two tickers, as Arrow blocks with a `shard` column."""
+    rng = np.random.default_rng(seed)
+    ratio = np.cumsum(rng.normal(0, 1e-3, (n_days, CN.slots)), axis=1).astype(np.float32)
+    keys = sorted((("000300" if i % 3 else "600000"), f"20{10 + i // 200:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}")
+                  for i in range(n_days))
+    keys = sorted(dict.fromkeys(keys))
+    ratio = ratio[: len(keys)]
+    table = pa.table({
+        "ticker": [k[0] for k in keys], "date": [k[1] for k in keys],
+        "ratio": list(ratio), "prev_close": np.full(len(keys), 100.0),
+        "shard": np.arange(len(keys)) % 2,
+    })
+    half = len(keys) // 2
+    return [ray.put(table.slice(0, half)), ray.put(table.slice(half))], ratio, keys
+
+
+def _bars(n: int, seed: int, prev_close: float = 100.0) -> list[dict[str, str]]:
+    rng = np.random.default_rng(seed)
+    closes = prev_close * (1 + np.cumsum(rng.normal(0, 1e-3, n)))
+    return [{"ticker": "000300", "ts": f"2024-04-26T{CN.label(i)}:00", "open": f"{c:.4f}",
+             "high": f"{c:.4f}", "low": f"{c:.4f}", "close": f"{c:.4f}", "volume": "10"}
+            for i, c in enumerate(closes)]
+
+
+def _engine(refs: list[Any], url: str, shards: int = 2, k: int = 5) -> tuple[list[Any], Any]:
+    sh = [ShardActor.remote(i, refs, CN.slots, ALGOS, k, False) for i in range(shards)]  # type: ignore[attr-defined]
+    co = CoordinatorActor.remote(sh, algorithms=ALGOS, k=k, template="cn", date="2024-04-26",  # type: ignore[attr-defined]
+                                 tickers=None, last_close={"000300": ("2024-04-25", 100.0),
+                                                           "600000": ("2024-04-25", 10.0)},
+                                 redis_url=url, prefix="simsignal", maxlen=10_000)
+    return sh, co
+
+
+def _published(client: redis.Redis) -> dict[tuple[int, str], Signal]:
+    return {(s.minute, s.algo): s for s in
+            (Signal.from_fields(f) for _, f in client.xrange("simsignal:signals:000300"))}
+
+
+def test_signals_equal_brute_force(ray_cluster: None, redis_server: Any, redis_client: redis.Redis) -> None:
+    refs, ratio, keys = _history(300, SEED)
+    _, co = _engine(refs, redis_server.url)
+    bars = _bars(60, SEED + 1)
+    for raw in bars:
+        row = ray.get(co.on_bar.remote(raw))
+        assert "rejected" not in row
+    got = _published(redis_client)
+    assert len(got) == 60 * len(ALGOS)
+    mine = [i for i, k in enumerate(keys) if k[0] == "000300"]
+    xs = np.array([float(b["close"]) for b in bars]) / 100.0 - 1
+    for m in range(1, 61):
+        for algo in ALGOS:
+            want = brute_topk(algo, xs[:m], ratio[mine, :m], [keys[i] for i in mine], 5)
+            sig = got[(m, algo)]
+            assert [tuple(n[:2]) for n in sig.neighbors] == [w[:2] for w in want], (m, algo)
+            np.testing.assert_allclose([n[2] for n in sig.neighbors], [w[2] for w in want],
+                                       rtol=1e-9, atol=1e-15)
+            assert sig.k == 5 and sig.slot == CN.label(m - 1)
+
+
+def test_bad_bars_are_dead_lettered_and_the_engine_goes_on(
+    ray_cluster: None, redis_server: Any, redis_client: redis.Redis
+) -> None:
+    refs, _, _ = _history(60, SEED)
+    _, co = _engine(refs, redis_server.url)
+    bars = _bars(5, SEED)
+    bad = [
+        {**bars[1], "close": "nan"},
+        {"json": "{garbage"},
+        {**bars[1], "ticker": "XXXX"},
+        {k: v for k, v in bars[1].items() if k != "close"},
+    ]
+    feed = [bars[0], *bad, bars[1], bars[1], bars[3], bars[2], bars[4]]
+    replies = [ray.get(co.on_bar.remote(raw)) for raw in feed]
+    rejected = [r["rejected"] for r in replies if "rejected" in r]
+    assert len(rejected) == 6
+    assert "close='nan': not a finite number" in rejected[0]
+    assert "duplicate minute" in rejected[4] and "out of order" in rejected[5]
+    stats = ray.get(co.stats.remote())
+    assert stats["accepted"] == 4 and sum(stats["rejected"].values()) == 6
+    assert redis_client.xlen("simsignal:deadletter") == 6
+    minutes = sorted({s.minute for s in _published(redis_client).values()})
+    assert minutes == [1, 2, 3, 4, 5]  # the gap at 09:32 was filled when 09:33 came
+
+
+def test_a_killed_shard_recovers_with_identical_signals(
+    ray_cluster: None, redis_server: Any, redis_client: redis.Redis
+) -> None:
+    refs, _, _ = _history(200, SEED + 7)
+    bars = _bars(30, SEED + 8)
+    _, co = _engine(refs, redis_server.url)
+    for raw in bars:
+        ray.get(co.on_bar.remote(raw))
+    clean = _published(redis_client)
+    redis_client.flushdb()
+
+    shards, co = _engine(refs, redis_server.url)
+    for i, raw in enumerate(bars):
+        if i == 12:
+            ray.kill(shards[1], no_restart=False)
+            time.sleep(0.5)
+        ray.get(co.on_bar.remote(raw))
+    faulted = _published(redis_client)
+    assert ray.get(co.stats.remote())["restarts"] >= 1
+    assert faulted.keys() == clean.keys()
+    for key, sig in clean.items():
+        assert faulted[key].neighbors == sig.neighbors, key
+        assert faulted[key].pred_close == pytest.approx(sig.pred_close, rel=1e-12)

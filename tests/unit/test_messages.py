@@ -1,0 +1,109 @@
+"""Bars in, signals out: parsing, the gate, the Redis field forms."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from engine.bars import BadBar, BarGate, parse_bar
+from engine.signals import Signal, epoch_ms
+from engine.templates import TEMPLATES, get_template
+from engine.today import TodayCurve
+
+GOOD = {"ticker": "000300", "ts": "2024-04-26T09:30:00", "open": "10", "high": "11",
+        "low": "9.5", "close": "10.5", "volume": "100"}
+
+
+def test_templates_have_the_documented_slots() -> None:
+    cn, us = TEMPLATES["cn"], TEMPLATES["us"]
+    assert (cn.slots, us.slots) == (241, 390)
+    assert [cn.label(i) for i in (0, 120, 121, 240)] == ["09:30", "11:30", "13:01", "15:00"]
+    assert cn.slot_of(datetime(2024, 1, 2, 12, 0)) is None
+    with pytest.raises(ValueError, match="known: cn, us"):
+        get_template("eu")
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"close": "nan"}, "close", "not a finite number"),
+        ({"close": "-1"}, "close", "must be > 0"),
+        ({"volume": "abc"}, "volume", "not a number"),
+        ({"ts": "26/04/2024 09:30"}, "ts", "not an ISO 8601"),
+        ({"ts": "2024-04-26T09:30:00+08:00"}, "ts", "without a UTC offset"),
+        ({"ticker": ""}, "ticker", "missing field"),
+        ({"high": "9"}, "high", "below low"),
+    ],
+)
+def test_bad_fields_are_named(change: dict[str, str], field: str, reason: str) -> None:
+    with pytest.raises(BadBar) as err:
+        parse_bar({**GOOD, **change})
+    assert err.value.field == field
+    assert reason in err.value.reason
+    assert repr(change[field]) in str(err.value) or field == "high"
+
+
+def test_missing_column_and_garbage_json() -> None:
+    without_close = {k: v for k, v in GOOD.items() if k != "close"}
+    with pytest.raises(BadBar, match="close=None: missing field"):
+        parse_bar(without_close)
+    with pytest.raises(BadBar, match="not valid JSON"):
+        parse_bar({"json": "{not json"})
+    assert parse_bar({"json": '{"ticker": "000300", "ts": "2024-04-26T09:31:00", "open": 1, '
+                              '"high": 1, "low": 1, "close": 1, "volume": 0}'}).close == 1.0
+
+
+def test_bar_fields_round_trip() -> None:
+    bar = parse_bar({**GOOD, "amount": "1050", "prev_close": "10.2"})
+    assert parse_bar(bar.to_fields()) == bar
+
+
+def test_gate_refuses_duplicates_late_and_foreign_bars() -> None:
+    gate = BarGate(get_template("cn"), "2024-04-26", {"000300"})
+    assert gate.admit(parse_bar(GOOD)) == 0
+    assert gate.admit(parse_bar({**GOOD, "ts": "2024-04-26T09:32:00"})) == 2
+    cases = [
+        ({"ts": "2024-04-26T09:32:00"}, "duplicate minute"),
+        ({"ts": "2024-04-26T09:31:00"}, "out of order"),
+        ({"ticker": "600000"}, "not a ticker of this session"),
+        ({"ts": "2024-04-25T09:33:00"}, "not on the session date"),
+        ({"ts": "2024-04-26T12:00:00"}, "outside the cn session"),
+    ]
+    for change, reason in cases:
+        with pytest.raises(BadBar, match=reason):
+            gate.admit(parse_bar({**GOOD, **change}))
+    assert gate.last_slot == {"000300": 2}  # refused bars changed nothing
+
+
+def test_today_curve_fills_gaps() -> None:
+    today = TodayCurve("000300", prev_close=100.0)
+    assert today.advance(0, 101.0) == [(1, pytest.approx(0.01))]
+    new = today.advance(3, 99.0)
+    assert [m for m, _ in new] == [2, 3, 4]
+    assert new[0][1] == new[1][1] == pytest.approx(0.01)
+    assert new[2][1] == pytest.approx(-0.01)
+
+
+def _signal(**over: object) -> Signal:
+    base = dict(ticker="000300", date="2024-04-26", minute=3, slot="09:32", algo="var",
+                algo_index=1, bar_epoch_ms=1714095120000, k=2, pred_close=0.01,
+                pred_close_mean=0.02, pred_move=0.001, up_prob=0.5, q10=-0.01, q50=0.0, q90=0.02,
+                dispersion=0.01, neighbors=(("000300", "2020-01-02", 0.5), ("000300", "2019-03-04", 0.7)),
+                latency_ms=1.5)
+    base.update(over)
+    return Signal(**base)  # type: ignore[arg-type]
+
+
+def test_signal_fields_round_trip_and_id() -> None:
+    sig = _signal()
+    fields = sig.to_fields()
+    assert all(isinstance(v, str) for v in fields.values())
+    assert fields["v"] == "1"
+    assert Signal.from_fields(fields) == sig
+    assert sig.stream_id == "1714095120000-1"
+
+
+def test_epoch_ms_uses_the_exchange_zone() -> None:
+    ts = datetime(2024, 4, 26, 9, 32)
+    assert epoch_ms(ts, get_template("cn").zone) == 1714095120000  # 01:32 UTC

@@ -1,0 +1,84 @@
+"""Top-k under ties, the merge across shards, forecasts and settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tomllib
+
+from engine.forecast import continued_closes, forecast, similarity_weights
+from engine.settings import DEFAULT_CONFIG, Settings, load_settings
+from engine.topk import merge, smallest_k
+from tests.naive import naive_topk
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_smallest_k_matches_a_full_sort_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 6, 50).astype(np.float64)  # many ties
+    for k in (1, 3, 10, 50, 80):
+        want = np.lexsort((np.arange(50), scores))[:k]
+        np.testing.assert_array_equal(smallest_k(scores, k), want)
+
+
+def test_merge_equals_brute_force_over_split_shards() -> None:
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 4, 40).astype(np.float64)
+    tickers = [f"T{i % 3}" for i in range(40)]
+    dates = [f"2020-01-{i:02d}" for i in range(40)]
+    order = np.lexsort((dates, tickers))
+    shards: list[list[tuple[float, str, str, int]]] = [[], []]
+    for pos, i in enumerate(order):
+        shards[pos % 2].append((scores[i], tickers[i], dates[i], pos))
+    parts = []
+    for rows in shards:
+        idx = smallest_k(np.array([r[0] for r in rows]), 7)
+        parts.append([rows[j] for j in idx])
+    got = [(t, d, s) for s, t, d, _ in merge(parts, 7)]
+    assert got == naive_topk(scores, tickers, dates, 7)
+
+
+def test_forecast_by_hand() -> None:
+    f = forecast(0.01, np.array([0.0, 1.0]), np.array([0.0, 0.02]), np.array([0.02, 0.0]))
+    closes = continued_closes(0.01, np.array([0.0, 0.02]), np.array([0.02, 0.0]))
+    assert closes == pytest.approx([1.01 * 1.02 - 1, 1.01 / 1.02 - 1])
+    w = similarity_weights(np.array([0.0, 1.0]))
+    assert w[0] > 0.99 and w.sum() == pytest.approx(1)
+    assert f.pred_close == pytest.approx(w @ closes)
+    assert f.pred_close_mean == pytest.approx(0.01)
+    assert f.up_prob == pytest.approx(w[0])
+    assert f.pred_move == pytest.approx((1 + f.pred_close) / 1.01 - 1)
+    assert f.q10 <= f.q50 <= f.q90
+    with pytest.raises(ValueError, match="at least one"):
+        forecast(0.0, np.array([]), np.array([]), np.array([]))
+
+
+def test_weights_are_scale_free() -> None:
+    s = np.array([0.1, 0.2, 0.4])
+    np.testing.assert_allclose(similarity_weights(s), similarity_weights(s * 1e6))
+
+
+def test_default_toml_matches_code_defaults() -> None:
+    file_values = tomllib.loads(DEFAULT_CONFIG.read_text())
+    loaded = Settings()
+    for section, values in file_values.items():
+        for key, value in values.items():
+            got = getattr(getattr(loaded, section), key)
+            assert (list(got) if isinstance(got, tuple) else got) == value, f"{section}.{key}"
+
+
+def test_settings_layers_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[engine]\nk = 10\nshards = 3\n[redis]\nurl = "redis://u:secret@h:1/0"\n')
+    monkeypatch.setenv("SIMSIGNAL_ENGINE__SHARDS", "5")
+    s = load_settings(cfg, engine={"algorithms": "sq,var_norm"})
+    assert (s.engine.k, s.engine.shards, s.engine.algorithms) == (10, 5, ("sq", "var_norm"))
+    assert "secret" not in repr(s)
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        load_settings(None, engine={"algorithms": "sq,nope"})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine]\nkk = 3\n")
+    with pytest.raises(ValueError, match="kk"):
+        load_settings(bad)
