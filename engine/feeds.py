@@ -30,8 +30,10 @@ def replay_rows(path: Path) -> Iterator[dict[str, str]]:
             ts = f"{rec[names['date']]}T{rec[names['time']]}:00"
         else:
             ts = str(rec[names["datetime"]]).replace(" ", "T")
-        fields = {"ticker": ticker.zfill(6) if fmt is SEED and ticker.isdigit() else ticker,
-                  "ts": ts}
+        fields = {
+            "ticker": ticker.zfill(6) if fmt is SEED and ticker.isdigit() else ticker,
+            "ts": ts,
+        }
         for canon in ("open", "high", "low", "close", "volume", "amount"):
             col = names.get(canon)
             if col is not None and col in rec:

@@ -12,14 +12,14 @@ from numpy.typing import NDArray
 class Forecast:
     """What the neighbours say about today's close, as ratios to the previous close."""
 
-    pred_close: float       # similarity-weighted mean of the neighbours' closes, continued from now
+    pred_close: float  # similarity-weighted mean of the neighbours' closes, continued from now
     pred_close_mean: float  # the seed's form: plain mean of the neighbours' own close ratios
-    pred_move: float        # pred_close relative to now: (1 + pred_close) / (1 + x_now) − 1
-    up_prob: float          # weighted share of neighbours that rose from this minute to the close
+    pred_move: float  # pred_close relative to now: (1 + pred_close) / (1 + x_now) − 1
+    up_prob: float  # weighted share of neighbours that rose from this minute to the close
     q10: float
     q50: float
     q90: float
-    dispersion: float       # standard deviation of the continued closes
+    dispersion: float  # standard deviation of the continued closes
 
 
 def similarity_weights(scores: NDArray[np.float64]) -> NDArray[np.float64]:

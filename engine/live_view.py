@@ -47,17 +47,28 @@ class LiveTable:
             self.live.update(self._render(), refresh=True)
 
     def _line(self, r: dict[str, Any]) -> str:
-        return (f"minute {r['minute']:>3} {r['slot']}  price {r['close']:.3f}  now {r['x']:+.3%}  "
-                f"pred close {r['pred_close']:+.3%}  up {r['up_prob']:.0%}  "
-                f"latency {r['latency_ms']:.2f} ms")
+        return (
+            f"minute {r['minute']:>3} {r['slot']}  price {r['close']:.3f}  now {r['x']:+.3%}  "
+            f"pred close {r['pred_close']:+.3%}  up {r['up_prob']:.0%}  "
+            f"latency {r['latency_ms']:.2f} ms"
+        )
 
     def _render(self) -> Group:
-        t = Table(title=f"{self.ticker}: live signals ({self.rows[-1]['algo'] if self.rows else ''})")
+        t = Table(
+            title=f"{self.ticker}: live signals ({self.rows[-1]['algo'] if self.rows else ''})"
+        )
         for col in ("minute", "time", "price", "now", "pred close", "up prob", "latency ms"):
             t.add_column(col, justify="right")
         for r in self.rows:
-            t.add_row(str(r["minute"]), r["slot"], f"{r['close']:.3f}", f"{r['x']:+.3%}",
-                      f"{r['pred_close']:+.3%}", f"{r['up_prob']:.0%}", f"{r['latency_ms']:.2f}")
+            t.add_row(
+                str(r["minute"]),
+                r["slot"],
+                f"{r['close']:.3f}",
+                f"{r['x']:+.3%}",
+                f"{r['pred_close']:+.3%}",
+                f"{r['up_prob']:.0%}",
+                f"{r['latency_ms']:.2f}",
+            )
         notes = [Text(f"rejected: {msg}", style="red") for msg in self.rejected]
         return Group(t, *notes)
 
@@ -75,7 +86,9 @@ def load_table(report: LoadReport) -> Table:
     t.add_row("days kept", f"{report.days_kept:,}")
     for reason, n in sorted(report.days_dropped.items()):
         t.add_row("  days dropped", f"{n:,}  ({reason})")
-    t.add_row("days per shard", ", ".join(f"{k}: {v:,}" for k, v in sorted(report.rows_per_shard.items())))
+    t.add_row(
+        "days per shard", ", ".join(f"{k}: {v:,}" for k, v in sorted(report.rows_per_shard.items()))
+    )
     t.add_row("seconds", f"{report.seconds:.1f}")
     return t
 
@@ -87,14 +100,23 @@ def summary_table(stats: dict[str, Any], info: dict[str, str]) -> Table:
         t.add_row(key, value)
     t.add_row("bars accepted", str(stats["accepted"]))
     rejected = stats["rejected"]
-    t.add_row("bars rejected", f"{sum(rejected.values())}"
-              + (f"  ({'; '.join(f'{n}× {r}' for r, n in rejected.items())})" if rejected else ""))
-    t.add_row("signals published", f"{stats['published']:,} new"
-              + (f", {stats['repeats']} repeats left as they were" if stats["repeats"] else ""))
+    t.add_row(
+        "bars rejected",
+        f"{sum(rejected.values())}"
+        + (f"  ({'; '.join(f'{n}× {r}' for r, n in rejected.items())})" if rejected else ""),
+    )
+    t.add_row(
+        "signals published",
+        f"{stats['published']:,} new"
+        + (f", {stats['repeats']} repeats left as they were" if stats["repeats"] else ""),
+    )
     if stats["pending"]:
         t.add_row("signals pending (Redis down)", str(stats["pending"]))
-    t.add_row("tick-to-signal latency", f"p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms, "
-              f"max {stats['max_ms']:.2f} ms over {stats['minutes']} minutes")
+    t.add_row(
+        "tick-to-signal latency",
+        f"p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms, "
+        f"max {stats['max_ms']:.2f} ms over {stats['minutes']} minutes",
+    )
     if stats["restarts"]:
         t.add_row("shard recoveries", str(stats["restarts"]))
     return t

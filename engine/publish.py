@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import deque
@@ -54,8 +55,14 @@ class SignalPublisher:
                 fields = [x for kv in sig.to_fields().items() for x in kv]
                 self._script(
                     keys=[self.keys.signals(sig.ticker), self.keys.latest(sig.ticker)],
-                    args=[sig.stream_id, self.maxlen, self.keys.channel, sig.algo,
-                          sig.to_json(), *fields],
+                    args=[
+                        sig.stream_id,
+                        self.maxlen,
+                        self.keys.channel,
+                        sig.algo,
+                        sig.to_json(),
+                        *fields,
+                    ],
                     client=pipe,
                 )
             try:
@@ -72,10 +79,15 @@ class SignalPublisher:
 
 
 def dead_letter(
-    client: redis.Redis, keys: Keys, source: str, field: str, value: object, reason: str,
+    client: redis.Redis,
+    keys: Keys,
+    source: str,
+    field: str,
+    value: object,
+    reason: str,
     raw: dict[str, str] | str,
 ) -> None:
-    """Park rejected input with the reason; never raises (a dead letter must not stop the engine)."""
+    """Park rejected input with the reason; never raises: a dead letter must not stop the engine."""
     entry = {
         "source": source,
         "field": field,
@@ -84,7 +96,5 @@ def dead_letter(
         "raw": raw if isinstance(raw, str) else json.dumps(raw, default=str)[:4000],
         "at": f"{time.time():.3f}",
     }
-    try:
-        client.xadd(keys.deadletter, entry, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
-    except redis.RedisError:
-        pass
+    with contextlib.suppress(redis.RedisError):
+        client.xadd(keys.deadletter, entry, maxlen=100_000, approximate=True)

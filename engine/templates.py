@@ -60,4 +60,6 @@ def get_template(name: str) -> SessionTemplate:
     try:
         return TEMPLATES[name]
     except KeyError:
-        raise ValueError(f"unknown session template {name!r}; known: {', '.join(TEMPLATES)}") from None
+        raise ValueError(
+            f"unknown session template {name!r}; known: {', '.join(TEMPLATES)}"
+        ) from None

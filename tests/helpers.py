@@ -11,12 +11,20 @@ from engine.templates import SessionTemplate
 def curves_from_bars(bars: pd.DataFrame, template: SessionTemplate) -> pd.DataFrame:
     """ratio curves per (ticker, date) of complete days, straight from plain OHLCV bars."""
     ts = pd.to_datetime(bars["datetime"])
-    frame = pd.DataFrame({"ticker": bars["ticker"].astype(str), "date": ts.dt.strftime("%Y-%m-%d"),
-                          "minute": ts.dt.hour * 60 + ts.dt.minute, "close": bars["close"].astype(float)})
+    frame = pd.DataFrame(
+        {
+            "ticker": bars["ticker"].astype(str),
+            "date": ts.dt.strftime("%Y-%m-%d"),
+            "minute": ts.dt.hour * 60 + ts.dt.minute,
+            "close": bars["close"].astype(float),
+        }
+    )
     slot_of = {m: i for i, m in enumerate(template.minutes)}
     frame["slot"] = frame["minute"].map(slot_of)
     frame = frame.dropna(subset=["slot"])
-    wide = frame.pivot_table(index=["ticker", "date"], columns="slot", values="close", aggfunc="first")
+    wide = frame.pivot_table(
+        index=["ticker", "date"], columns="slot", values="close", aggfunc="first"
+    )
     wide = wide.sort_index()
     last = wide[template.slots - 1]
     prev = last.groupby(level="ticker").shift(1)
@@ -24,8 +32,9 @@ def curves_from_bars(bars: pd.DataFrame, template: SessionTemplate) -> pd.DataFr
     return ratio.dropna().astype(np.float32)
 
 
-def brute_topk(name: str, x: np.ndarray, hist: np.ndarray, keys: list[tuple[str, str]],
-               k: int) -> list[tuple[str, str, float]]:
+def brute_topk(
+    name: str, x: np.ndarray, hist: np.ndarray, keys: list[tuple[str, str]], k: int
+) -> list[tuple[str, str, float]]:
     """The k best history days for today's prefix x, computed from scratch with NumPy."""
     y = hist.astype(np.float64)
 

@@ -17,9 +17,20 @@ from engine.algorithms.base import F32, F64, RunningState
 
 
 @njit(cache=True, nogil=True)
-def _update(  # noqa: PLR0917
-    col: F32, x: float, m_new: int, xs: float,
-    sdd: F64, mean_d: F64, m2_d: F64, y0: F64, sy: F64, syy: F64, sxy: F64, ymin: F64, ymax: F64,
+def _update(
+    col: F32,
+    x: float,
+    m_new: int,
+    xs: float,
+    sdd: F64,
+    mean_d: F64,
+    m2_d: F64,
+    y0: F64,
+    sy: F64,
+    syy: F64,
+    sxy: F64,
+    ymin: F64,
+    ymax: F64,
 ) -> None:  # pragma: no cover - compiled
     inv = 1.0 / m_new
     first = m_new == 1
@@ -47,8 +58,23 @@ def _update(  # noqa: PLR0917
 class Moments(RunningState):
     """Running sums for one query against n history days (float64 accumulators)."""
 
-    __slots__ = ("m", "mean_d", "m2_d", "sdd", "sx", "sxx", "sxy", "sy", "syy",
-                 "x0", "xmax", "xmin", "y0", "ymax", "ymin")
+    __slots__ = (
+        "m",
+        "m2_d",
+        "mean_d",
+        "sdd",
+        "sx",
+        "sxx",
+        "sxy",
+        "sy",
+        "syy",
+        "x0",
+        "xmax",
+        "xmin",
+        "y0",
+        "ymax",
+        "ymin",
+    )
 
     def __init__(self, n_days: int) -> None:
         self.m = 0
@@ -73,8 +99,21 @@ class Moments(RunningState):
         self.sx += xs
         self.sxx += xs * xs
         self.xmin, self.xmax = min(self.xmin, x), max(self.xmax, x)
-        _update(column, x, self.m, xs, self.sdd, self.mean_d, self.m2_d, self.y0,
-                self.sy, self.syy, self.sxy, self.ymin, self.ymax)
+        _update(
+            column,
+            x,
+            self.m,
+            xs,
+            self.sdd,
+            self.mean_d,
+            self.m2_d,
+            self.y0,
+            self.sy,
+            self.syy,
+            self.sxy,
+            self.ymin,
+            self.ymax,
+        )
 
     def minmax_diff_sums(self) -> tuple[F64, F64]:
         """Σ(xn − yn) and Σ(xn − yn)² of the min–max scaled prefixes, from the moments.
@@ -89,8 +128,14 @@ class Moments(RunningState):
         b = np.divide(1.0, yr, out=np.zeros_like(yr), where=yr > 0)
         c = a * (self.xmin - self.x0) - b * (self.ymin - self.y0)
         s1 = a * self.sx - b * self.sy - m * c
-        s2 = (a * a * self.sxx + b * b * self.syy + m * c * c
-              - 2.0 * a * b * self.sxy - 2.0 * a * c * self.sx + 2.0 * b * c * self.sy)
+        s2 = (
+            a * a * self.sxx
+            + b * b * self.syy
+            + m * c * c
+            - 2.0 * a * b * self.sxy
+            - 2.0 * a * c * self.sx
+            + 2.0 * b * c * self.sy
+        )
         return s1, np.maximum(s2, 0.0)
 
 

@@ -24,8 +24,9 @@ class DayCurves:
         """Concatenate blocks, keep one shard's rows (all when None), sort by (ticker, date)."""
         if not tables:
             return cls.empty(slots)
-        table = pa.concat_tables([t.select(["ticker", "date", "ratio", "prev_close", "shard"])
-                                  for t in tables])
+        table = pa.concat_tables(
+            [t.select(["ticker", "date", "ratio", "prev_close", "shard"]) for t in tables]
+        )
         if shard is not None:
             table = table.filter(pc.equal(table["shard"], shard))
         table = table.sort_by([("ticker", "ascending"), ("date", "ascending")])
@@ -43,8 +44,12 @@ class DayCurves:
     @classmethod
     def empty(cls, slots: int) -> DayCurves:
         """No days (a shard the hash left empty)."""
-        return cls(np.array([], object), np.array([], object),
-                   np.zeros((0, slots), np.float32), np.zeros(0))
+        return cls(
+            np.array([], object),
+            np.array([], object),
+            np.zeros((0, slots), np.float32),
+            np.zeros(0),
+        )
 
     def __len__(self) -> int:
         return int(self.ratio.shape[0])

@@ -37,17 +37,20 @@ def days_of_ticker(bars: pd.DataFrame, n_slots: int, max_missing: int) -> pd.Dat
     amount = np.where(np.isnan(amount), close * volume, amount)
     last = close[:, -1]
     prev = np.concatenate([[np.nan], last[:-1]])
-    status = np.where(missing > max_missing, TOO_MANY_MISSING,
-                      np.where(np.isnan(prev), FIRST_DAY, KEPT))
+    status = np.where(
+        missing > max_missing, TOO_MANY_MISSING, np.where(np.isnan(prev), FIRST_DAY, KEPT)
+    )
     ratio = close / prev[:, None] - 1.0
-    return pd.DataFrame({
-        "ticker": bars["ticker"].iloc[0],
-        "date": dates,
-        "status": status,
-        "missing": missing.astype(np.int32),
-        "prev_close": prev,
-        "last_close": last,
-        "ratio": list(ratio.astype(np.float32)),
-        "volume": list(volume.astype(np.float32)),
-        "amount": list(amount.astype(np.float32)),
-    })
+    return pd.DataFrame(
+        {
+            "ticker": bars["ticker"].iloc[0],
+            "date": dates,
+            "status": status,
+            "missing": missing.astype(np.int32),
+            "prev_close": prev,
+            "last_close": last,
+            "ratio": list(ratio.astype(np.float32)),
+            "volume": list(volume.astype(np.float32)),
+            "amount": list(amount.astype(np.float32)),
+        }
+    )

@@ -24,14 +24,29 @@ class BarFormat:
 
 SEED = BarFormat(
     "seed",
-    required={"ticker": "ticker", "date": "dataDate", "time": "barTime", "close": "closePrice",
-              "open": "openPrice", "high": "highPrice", "low": "lowPrice", "volume": "totalVolume"},
+    required={
+        "ticker": "ticker",
+        "date": "dataDate",
+        "time": "barTime",
+        "close": "closePrice",
+        "open": "openPrice",
+        "high": "highPrice",
+        "low": "lowPrice",
+        "volume": "totalVolume",
+    },
     optional={"amount": "totalValue"},
 )
 OHLCV = BarFormat(
     "ohlcv",
-    required={"ticker": "ticker", "datetime": "datetime", "open": "open", "high": "high",
-              "low": "low", "close": "close", "volume": "volume"},
+    required={
+        "ticker": "ticker",
+        "datetime": "datetime",
+        "open": "open",
+        "high": "high",
+        "low": "low",
+        "close": "close",
+        "volume": "volume",
+    },
     optional={"amount": "amount"},
 )
 
@@ -44,7 +59,8 @@ def detect_format(columns: list[str], source: str) -> BarFormat:
     if missing:
         raise MissingColumnError(
             f"{source}: missing column(s) {', '.join(missing)} for the {fmt.name} format "
-            f"(found: {', '.join(columns)}); seed format needs {', '.join(SEED.required.values())}; "
+            f"(found: {', '.join(columns)}); "
+            f"seed format needs {', '.join(SEED.required.values())}; "
             f"plain OHLCV needs {', '.join(OHLCV.required.values())}[, amount]"
         )
     return fmt

@@ -55,8 +55,9 @@ def _canonical(spark: Any, files: list[Path], fmt: BarFormat) -> Any:
     ticker = F.trim(F.col(c["ticker"]).cast("string"))
     if fmt is SEED:  # the seed's codes are 6 digits; a numeric round-trip may have eaten zeros
         ticker = F.when(ticker.rlike(r"^\d{1,5}$"), F.lpad(ticker, 6, "0")).otherwise(ticker)
-        ts_text = F.concat_ws(" ", F.trim(F.col(c["date"]).cast("string")),
-                              F.trim(F.col(c["time"]).cast("string")))
+        ts_text = F.concat_ws(
+            " ", F.trim(F.col(c["date"]).cast("string")), F.trim(F.col(c["time"]).cast("string"))
+        )
     else:
         ts_text = F.regexp_replace(F.trim(F.col(c["datetime"]).cast("string")), "T", " ")
 
@@ -110,8 +111,9 @@ def load_history(
     groups: dict[tuple[str, ...], list[Path]] = {}
     for f in files:
         groups.setdefault((f.suffix.lower(), *header_of(f)), []).append(f)
-    frames = [_canonical(spark, fs, detect_format(list(h[1:]), str(fs[0])))
-              for h, fs in groups.items()]
+    frames = [
+        _canonical(spark, fs, detect_format(list(h[1:]), str(fs[0]))) for h, fs in groups.items()
+    ]
     bars = frames[0]
     for other in frames[1:]:
         bars = bars.unionByName(other)
@@ -144,9 +146,11 @@ def load_history(
     if before_date:
         status = status.when(F.col("date") >= before_date, f"on or after {before_date}")
     bars = bars.withColumn("status", status.otherwise(OK)).cache()
-    counts = bars.groupBy("status").agg(
-        F.count("*").alias("n"), F.sum(F.col("_late").cast("int")).alias("late")
-    ).collect()
+    counts = (
+        bars.groupBy("status")
+        .agg(F.count("*").alias("n"), F.sum(F.col("_late").cast("int")).alias("late"))
+        .collect()
+    )
     report.rows_read = sum(r["n"] for r in counts)
     report.rows_dropped = {r["status"]: r["n"] for r in counts if r["status"] != OK}
     report.rows_out_of_order = sum(r["late"] or 0 for r in counts if r["status"] == OK)
@@ -175,7 +179,9 @@ def load_history(
         .withColumn("shard", F.pmod(key, F.lit(shards)))
         .repartition(shards, "shard")
     )
-    report.rows_per_shard = {r["shard"]: r["count"] for r in kept.groupBy("shard").count().collect()}
+    report.rows_per_shard = {
+        r["shard"]: r["count"] for r in kept.groupBy("shard").count().collect()
+    }
     step(f"handing {report.days_kept} day curves to Ray's object store")
     refs = ray.data.from_spark(kept).to_arrow_refs() if report.days_kept else []
     bars.unpersist()

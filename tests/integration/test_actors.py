@@ -26,15 +26,24 @@ def _history(n_days: int, seed: int) -> tuple[list[Any], np.ndarray, list[tuple[
     """Random-walk day curves for two tickers, as Arrow blocks with a `shard` column."""
     rng = np.random.default_rng(seed)
     ratio = np.cumsum(rng.normal(0, 1e-3, (n_days, CN.slots)), axis=1).astype(np.float32)
-    keys = sorted((("000300" if i % 3 else "600000"), f"20{10 + i // 200:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}")
-                  for i in range(n_days))
+    keys = sorted(
+        (
+            ("000300" if i % 3 else "600000"),
+            f"20{10 + i // 200:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+        )
+        for i in range(n_days)
+    )
     keys = sorted(dict.fromkeys(keys))
     ratio = ratio[: len(keys)]
-    table = pa.table({
-        "ticker": [k[0] for k in keys], "date": [k[1] for k in keys],
-        "ratio": list(ratio), "prev_close": np.full(len(keys), 100.0),
-        "shard": np.arange(len(keys)) % 2,
-    })
+    table = pa.table(
+        {
+            "ticker": [k[0] for k in keys],
+            "date": [k[1] for k in keys],
+            "ratio": list(ratio),
+            "prev_close": np.full(len(keys), 100.0),
+            "shard": np.arange(len(keys)) % 2,
+        }
+    )
     half = len(keys) // 2
     return [ray.put(table.slice(0, half)), ray.put(table.slice(half))], ratio, keys
 
@@ -42,26 +51,47 @@ def _history(n_days: int, seed: int) -> tuple[list[Any], np.ndarray, list[tuple[
 def _bars(n: int, seed: int, prev_close: float = 100.0) -> list[dict[str, str]]:
     rng = np.random.default_rng(seed)
     closes = prev_close * (1 + np.cumsum(rng.normal(0, 1e-3, n)))
-    return [{"ticker": "000300", "ts": f"2024-04-26T{CN.label(i)}:00", "open": f"{c:.4f}",
-             "high": f"{c:.4f}", "low": f"{c:.4f}", "close": f"{c:.4f}", "volume": "10"}
-            for i, c in enumerate(closes)]
+    return [
+        {
+            "ticker": "000300",
+            "ts": f"2024-04-26T{CN.label(i)}:00",
+            "open": f"{c:.4f}",
+            "high": f"{c:.4f}",
+            "low": f"{c:.4f}",
+            "close": f"{c:.4f}",
+            "volume": "10",
+        }
+        for i, c in enumerate(closes)
+    ]
 
 
 def _engine(refs: list[Any], url: str, shards: int = 2, k: int = 5) -> tuple[list[Any], Any]:
     sh = [ShardActor.remote(i, refs, CN.slots, ALGOS, k, False) for i in range(shards)]  # type: ignore[attr-defined]
-    co = CoordinatorActor.remote(sh, algorithms=ALGOS, k=k, template="cn", date="2024-04-26",  # type: ignore[attr-defined]
-                                 tickers=None, last_close={"000300": ("2024-04-25", 100.0),
-                                                           "600000": ("2024-04-25", 10.0)},
-                                 redis_url=url, prefix="simsignal", maxlen=10_000)
+    co = CoordinatorActor.remote(
+        sh,
+        algorithms=ALGOS,
+        k=k,
+        template="cn",
+        date="2024-04-26",  # type: ignore[attr-defined]
+        tickers=None,
+        last_close={"000300": ("2024-04-25", 100.0), "600000": ("2024-04-25", 10.0)},
+        redis_url=url,
+        prefix="simsignal",
+        maxlen=10_000,
+    )
     return sh, co
 
 
 def _published(client: redis.Redis) -> dict[tuple[int, str], Signal]:
-    return {(s.minute, s.algo): s for s in
-            (Signal.from_fields(f) for _, f in client.xrange("simsignal:signals:000300"))}
+    return {
+        (s.minute, s.algo): s
+        for s in (Signal.from_fields(f) for _, f in client.xrange("simsignal:signals:000300"))
+    }
 
 
-def test_signals_equal_brute_force(ray_cluster: None, redis_server: Any, redis_client: redis.Redis) -> None:
+def test_signals_equal_brute_force(
+    ray_cluster: None, redis_server: Any, redis_client: redis.Redis
+) -> None:
     refs, ratio, keys = _history(300, SEED)
     _, co = _engine(refs, redis_server.url)
     bars = _bars(60, SEED + 1)
@@ -77,8 +107,9 @@ def test_signals_equal_brute_force(ray_cluster: None, redis_server: Any, redis_c
             want = brute_topk(algo, xs[:m], ratio[mine, :m], [keys[i] for i in mine], 5)
             sig = got[(m, algo)]
             assert [tuple(n[:2]) for n in sig.neighbors] == [w[:2] for w in want], (m, algo)
-            np.testing.assert_allclose([n[2] for n in sig.neighbors], [w[2] for w in want],
-                                       rtol=1e-9, atol=1e-15)
+            np.testing.assert_allclose(
+                [n[2] for n in sig.neighbors], [w[2] for w in want], rtol=1e-9, atol=1e-15
+            )
             assert sig.k == 5 and sig.slot == CN.label(m - 1)
 
 

@@ -22,25 +22,34 @@ CN = get_template("cn")
 
 def _load(spark: Any, paths: list[str], **kw: Any) -> tuple[Any, DayCurves]:
     res = load_history(spark, paths, CN, 2, max_missing=kw.pop("max_missing", 12), **kw)
-    curves = DayCurves.from_arrow(ray.get(res.refs), CN.slots) if res.refs else DayCurves.empty(CN.slots)
+    curves = (
+        DayCurves.from_arrow(ray.get(res.refs), CN.slots) if res.refs else DayCurves.empty(CN.slots)
+    )
     return res, curves
 
 
 def test_plain_ohlcv_with_dirty_rows(spark: Any, tmp_path: Path) -> None:
-    bars = pd.concat([make_history(CN, years=4 / 243, ticker="000300", seed=1),
-                      make_history(CN, years=4 / 243, ticker="AAPL", seed=2)], ignore_index=True)
+    bars = pd.concat(
+        [
+            make_history(CN, years=4 / 243, ticker="000300", seed=1),
+            make_history(CN, years=4 / 243, ticker="AAPL", seed=2),
+        ],
+        ignore_index=True,
+    )
     clean = bars.copy()
     day2 = bars["datetime"].str.startswith("2015-01-06")
     nan_row = bars.index[day2 & (bars["ticker"] == "000300")][10]
-    bars.loc[nan_row, "close"] = np.nan                          # NaN price (slot ffilled)
+    bars.loc[nan_row, "close"] = np.nan  # NaN price (slot ffilled)
     gap = bars.index[day2 & (bars["ticker"] == "AAPL")][40:70]
-    bars = bars.drop(index=gap)                                   # 30 missing slots: day dropped
-    dirty = pd.DataFrame([
-        bars.iloc[5].to_dict(),                                   # exact duplicate
-        {**bars.iloc[6].to_dict(), "close": 1.0},                 # conflicting duplicate minute
-        {**bars.iloc[7].to_dict(), "datetime": "2015-01-05 12:00:00"},   # lunch: outside session
-        {**bars.iloc[8].to_dict(), "datetime": "yesterday"},      # unparseable timestamp
-    ])
+    bars = bars.drop(index=gap)  # 30 missing slots: day dropped
+    dirty = pd.DataFrame(
+        [
+            bars.iloc[5].to_dict(),  # exact duplicate
+            {**bars.iloc[6].to_dict(), "close": 1.0},  # conflicting duplicate minute
+            {**bars.iloc[7].to_dict(), "datetime": "2015-01-05 12:00:00"},  # lunch: outside session
+            {**bars.iloc[8].to_dict(), "datetime": "yesterday"},  # unparseable timestamp
+        ]
+    )
     shuffled = pd.concat([bars.iloc[:200].sample(frac=1, random_state=3), bars.iloc[200:], dirty])
     path = tmp_path / "bars.csv"
     shuffled.to_csv(path, index=False)
@@ -85,14 +94,15 @@ def test_seed_samples_and_per_day_files(spark: Any, seed_data: Path, tmp_path: P
     prev = real["closePrice"].iloc[-1]
     assert res.last_close["000001"] == ("2016-07-04", pytest.approx(nxt["closePrice"].iloc[-1]))
     np.testing.assert_array_equal(
-        curves.ratio[0], (nxt["closePrice"].to_numpy() / prev - 1).astype(np.float32))
+        curves.ratio[0], (nxt["closePrice"].to_numpy() / prev - 1).astype(np.float32)
+    )
 
 
 def test_parquet_glob_and_before_date(spark: Any, tmp_path: Path) -> None:
     bars = make_history(CN, years=6 / 243, ticker="000300", seed=5)
     seed_layout = to_seed_format(bars)
     seed_layout.iloc[: 241 * 3].to_parquet(tmp_path / "a.parquet")
-    seed_layout.iloc[241 * 3:].to_parquet(tmp_path / "b.parquet")
+    seed_layout.iloc[241 * 3 :].to_parquet(tmp_path / "b.parquet")
     res, curves = _load(spark, [str(tmp_path / "*.parquet")], before_date="2015-01-12")
     assert res.report.files == 2
     assert res.report.rows_dropped == {"on or after 2015-01-12": 241}

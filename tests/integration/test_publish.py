@@ -18,8 +18,11 @@ KEYS = Keys()
 
 def _publish_twice(client: redis.Redis) -> None:
     pub = SignalPublisher(client, KEYS, maxlen=1000)
-    sigs = [_signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m, algo_index=a, algo=n)
-            for m in (1, 2) for a, n in ((0, "sq"), (1, "var"))]
+    sigs = [
+        _signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m, algo_index=a, algo=n)
+        for m in (1, 2)
+        for a, n in ((0, "sq"), (1, "var"))
+    ]
     assert pub.publish(sigs) == 4
     assert pub.publish(sigs[1:3]) == 0  # a retry: same identities
     assert pub.repeats == 2
@@ -48,13 +51,19 @@ def test_pubsub_carries_json(redis_client: redis.Redis) -> None:
     sub.get_message(timeout=1)
     SignalPublisher(redis_client, KEYS, 100).publish([_signal()])
     msg = sub.get_message(timeout=2)
-    assert msg is not None and json.loads(msg["data"])["neighbors"][0] == ["000300", "2020-01-02", 0.5]
+    assert msg is not None and json.loads(msg["data"])["neighbors"][0] == [
+        "000300",
+        "2020-01-02",
+        0.5,
+    ]
 
 
 def test_signals_survive_an_outage_in_order() -> None:
     port = free_port()
     server = RedisServer(port=port)
-    client = redis.Redis(port=port, decode_responses=True, socket_timeout=1, socket_connect_timeout=0.5)
+    client = redis.Redis(
+        port=port, decode_responses=True, socket_timeout=1, socket_connect_timeout=0.5
+    )
     pub = SignalPublisher(client, KEYS, 1000)
     sigs = [_signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m) for m in range(1, 7)]
     assert pub.publish(sigs[:2]) == 2

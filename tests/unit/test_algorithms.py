@@ -42,7 +42,9 @@ def check_every_minute(x: np.ndarray, hist32: np.ndarray) -> None:
             batch = algo.recompute(prefix, hprefix)
             tol = tolerance(name, prefix, hprefix)
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=tol, err_msg=f"{name} m={m}")
-            np.testing.assert_allclose(batch, want, rtol=1e-9, atol=tol, err_msg=f"{name} batch m={m}")
+            np.testing.assert_allclose(
+                batch, want, rtol=1e-9, atol=tol, err_msg=f"{name} batch m={m}"
+            )
 
 
 def test_random_walks_all_minutes() -> None:

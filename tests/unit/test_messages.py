@@ -11,8 +11,15 @@ from engine.signals import Signal, epoch_ms
 from engine.templates import TEMPLATES, get_template
 from engine.today import TodayCurve
 
-GOOD = {"ticker": "000300", "ts": "2024-04-26T09:30:00", "open": "10", "high": "11",
-        "low": "9.5", "close": "10.5", "volume": "100"}
+GOOD = {
+    "ticker": "000300",
+    "ts": "2024-04-26T09:30:00",
+    "open": "10",
+    "high": "11",
+    "low": "9.5",
+    "close": "10.5",
+    "volume": "100",
+}
 
 
 def test_templates_have_the_documented_slots() -> None:
@@ -50,8 +57,15 @@ def test_missing_column_and_garbage_json() -> None:
         parse_bar(without_close)
     with pytest.raises(BadBar, match="not valid JSON"):
         parse_bar({"json": "{not json"})
-    assert parse_bar({"json": '{"ticker": "000300", "ts": "2024-04-26T09:31:00", "open": 1, '
-                              '"high": 1, "low": 1, "close": 1, "volume": 0}'}).close == 1.0
+    assert (
+        parse_bar(
+            {
+                "json": '{"ticker": "000300", "ts": "2024-04-26T09:31:00", "open": 1, '
+                '"high": 1, "low": 1, "close": 1, "volume": 0}'
+            }
+        ).close
+        == 1.0
+    )
 
 
 def test_bar_fields_round_trip() -> None:
@@ -86,11 +100,26 @@ def test_today_curve_fills_gaps() -> None:
 
 
 def _signal(**over: object) -> Signal:
-    base = dict(ticker="000300", date="2024-04-26", minute=3, slot="09:32", algo="var",
-                algo_index=1, bar_epoch_ms=1714095120000, k=2, pred_close=0.01,
-                pred_close_mean=0.02, pred_move=0.001, up_prob=0.5, q10=-0.01, q50=0.0, q90=0.02,
-                dispersion=0.01, neighbors=(("000300", "2020-01-02", 0.5), ("000300", "2019-03-04", 0.7)),
-                latency_ms=1.5)
+    base = dict(
+        ticker="000300",
+        date="2024-04-26",
+        minute=3,
+        slot="09:32",
+        algo="var",
+        algo_index=1,
+        bar_epoch_ms=1714095120000,
+        k=2,
+        pred_close=0.01,
+        pred_close_mean=0.02,
+        pred_move=0.001,
+        up_prob=0.5,
+        q10=-0.01,
+        q50=0.0,
+        q90=0.02,
+        dispersion=0.01,
+        neighbors=(("000300", "2020-01-02", 0.5), ("000300", "2019-03-04", 0.7)),
+        latency_ms=1.5,
+    )
     base.update(over)
     return Signal(**base)  # type: ignore[arg-type]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 
 from engine.forecast import continued_closes, forecast, similarity_weights
 from engine.settings import DEFAULT_CONFIG, Settings, load_settings

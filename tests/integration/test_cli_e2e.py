@@ -1,0 +1,121 @@
+"""The CLI as users run it: its own Ray + Spark in a subprocess, a real Redis, brute force."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+
+from engine.signals import Signal
+from engine.synthetic import make_history, to_seed_format
+from engine.templates import get_template
+from tests.helpers import brute_topk, curves_from_bars
+
+CN = get_template("cn")
+ALGOS = ["sq", "var", "sq_norm", "var_norm"]
+
+
+def _simsignal(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "COLUMNS": "120"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_run_on_seed_format_history_equals_brute_force(
+    redis_server: object, redis_client: redis.Redis, seed_data: Path, tmp_path: Path
+) -> None:
+    """Seed-layout per-day files of 000001 before 2016-07-01, then the real day replayed."""
+    bars = make_history(CN, years=120 / 243, ticker="000001", start="2016-01-04", seed=11)
+    real = pd.read_csv(seed_data / "000001-20160702.csv", dtype={"ticker": str})
+    bars = bars[bars["datetime"] < "2016-07-01"]
+    scale = real["closePrice"].iloc[0] / bars["close"].iloc[-1]  # same level as the real index
+    for col in ("open", "high", "low", "close"):
+        bars[col] = (bars[col] * scale).round(3)
+    hist_dir = tmp_path / "history"
+    hist_dir.mkdir()
+    seed_layout = to_seed_format(bars)
+    for day, part in seed_layout.groupby("dataDate"):
+        part.reset_index(drop=True).to_csv(hist_dir / f"000001-{day}.csv")  # with the index column
+    url = redis_server.url  # type: ignore[attr-defined]
+    out = _simsignal(
+        [
+            "run",
+            "--history",
+            str(hist_dir),
+            "--feed",
+            "replay",
+            "--replay",
+            str(seed_data / "000001-20160702.csv"),
+            "--date",
+            "2016-07-01",
+            "--ticker",
+            "000001",
+            "--k",
+            "10",
+            "--shards",
+            "2",
+            "--redis-url",
+            url,
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        tmp_path,
+    )
+    assert "signals published" in out
+
+    curves = curves_from_bars(bars, CN)
+    keys = [(str(t), str(d)) for t, d in curves.index]
+    hist = curves.to_numpy()
+    x = real["closePrice"].to_numpy() / bars["close"].iloc[-1] - 1.0
+    got = {
+        (s.minute, s.algo): s
+        for s in (Signal.from_fields(f) for _, f in redis_client.xrange("simsignal:signals:000001"))
+    }
+    assert len(got) == 241 * len(ALGOS)
+    for m in range(1, 242):
+        for algo in ALGOS:
+            want = brute_topk(algo, x[:m], hist[:, :m], keys, 10)
+            sig = got[(m, algo)]
+            assert [tuple(n[:2]) for n in sig.neighbors] == [w[:2] for w in want], (m, algo)
+            np.testing.assert_allclose(
+                [n[2] for n in sig.neighbors],
+                [w[2] for w in want],
+                rtol=1e-9,
+                atol=1e-15,
+                err_msg=f"{m} {algo}",
+            )
+    assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_demo_publishes_every_minute_of_every_algorithm(
+    redis_server: object, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    url = redis_server.url  # type: ignore[attr-defined]
+    out = _simsignal(["demo", "--redis-url", url], tmp_path)
+    entries = redis_client.xrange("simsignal:signals:000300")
+    pairs = {(f["minute"], f["algo"]) for _, f in entries}
+    assert len(entries) == len(pairs) == 241 * len(ALGOS)
+    assert redis_client.hlen("simsignal:latest:000300") == len(ALGOS)
+    assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
+    assert (tmp_path / "data").is_dir()
+    assert "p99" in out
+    # Run again: the cached data is reused and the same signals are not added twice.
+    _simsignal(["demo", "--redis-url", url], tmp_path)
+    assert redis_client.xlen("simsignal:signals:000300") == 241 * len(ALGOS)
