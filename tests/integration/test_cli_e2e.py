@@ -119,3 +119,73 @@ def test_demo_publishes_every_minute_of_every_algorithm(
     # Run again: the cached data is reused and the same signals are not added twice.
     _simsignal(["demo", "--redis-url", url], tmp_path)
     assert redis_client.xlen("simsignal:signals:000300") == 241 * len(ALGOS)
+
+
+@pytest.mark.slow
+def test_run_feed_redis_follows_the_stream_until_sigint(
+    redis_server: object, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Bars XADDed to simsignal:bars:{ticker} become signals; SIGINT shuts down cleanly."""
+    import signal
+    import time
+
+    bars = make_history(CN, years=40 / 243, ticker="000300", seed=3)
+    day = bars["datetime"].str[:10].iloc[-1]
+    bars[~bars["datetime"].str.startswith(day)].to_parquet(tmp_path / "h.parquet")
+    live = bars[bars["datetime"].str.startswith(day)].head(30)
+    url = redis_server.url  # type: ignore[attr-defined]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "run",
+            "--history",
+            str(tmp_path / "h.parquet"),
+            "--feed",
+            "redis",
+            "--date",
+            day,
+            "--ticker",
+            "000300",
+            "--k",
+            "5",
+            "--redis-url",
+            url,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    try:
+        for i, r in enumerate(live.itertuples()):
+            fields = {
+                "ticker": "000300",
+                "ts": r.datetime.replace(" ", "T"),
+                "open": str(r.open),
+                "high": str(r.high),
+                "low": str(r.low),
+                "close": str(r.close),
+                "volume": str(r.volume),
+            }
+            redis_client.xadd("simsignal:bars:000300", fields)  # type: ignore[arg-type]
+            if i == 5:
+                redis_client.xadd("simsignal:bars:000300", {"json": "{garbage"})
+                redis_client.xadd("simsignal:bars:000300", fields)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 240
+        want = len(live) * len(ALGOS)
+        while redis_client.xlen("simsignal:signals:000300") < want:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "signals did not arrive in time"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    assert f"stopped after {len(live) + 2} bars" in out
+    assert redis_client.xlen("simsignal:signals:000300") == want
+    assert redis_client.xlen("simsignal:deadletter") == 2

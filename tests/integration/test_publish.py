@@ -92,3 +92,17 @@ def test_unreachable_url_is_a_clear_error() -> None:
 
     with pytest.raises(ConnectionError, match=r"redis://u:\*\*\*@127.0.0.1"):
         resolve_redis(f"redis://u:pw@127.0.0.1:{free_port()}/0", print)
+
+
+def test_embedded_redis_when_nothing_answers() -> None:
+    from actors.session import resolve_redis
+
+    said: list[str] = []
+    url, server = resolve_redis(None, said.append, default=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        assert server is not None and url == server.url
+        assert redis.Redis.from_url(url).ping()
+        assert "embedded redis-server 6.2" in said[0]
+    finally:
+        assert server is not None
+        server.stop()
