@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,19 +14,33 @@ import ray
 import redis
 from ray.exceptions import RayActorError, RayTaskError
 
-from engine.algorithms import ALGO_INDEX, select
+from engine.algorithms import ALGO_INDEX, ENSEMBLE, Algorithm, Params, select
 from engine.bars import BadBar, BarGate, parse_bar
-from engine.forecast import forecast, similarity_weights
+from engine.forecast import Forecast, ensemble, forecast, similarity_weights
 from engine.keys import Keys
 from engine.publish import SignalPublisher, dead_letter
 from engine.shard_state import Candidates, Update
 from engine.signals import Signal, epoch_ms
 from engine.templates import get_template
 from engine.today import TodayCurve
-from engine.topk import Neighbor, merge
+from engine.topk import merge
 
 Replies = list[dict[str, dict[str, Candidates]]]
 INLINE_UPDATES = 64  # above this many (ticker, minute) updates, broadcast through one ray.put
+
+
+@dataclass(frozen=True)
+class _Match:
+    """One merged neighbour with where it lives and what followed it."""
+
+    score: float
+    ticker: str
+    date: str
+    end: int
+    y_now: float
+    y_end: float
+    shard: int
+    row: int
 
 
 class Coordinator:
@@ -43,13 +59,17 @@ class Coordinator:
         redis_url: str,
         prefix: str,
         maxlen: int,
+        channels: dict[str, float] | None = None,
+        params: Params = Params(),
         chart_minute: int | None = None,
     ) -> None:
         self.shards = shards
-        self.algos = select(algorithms)
+        self.algos: list[Algorithm] = select(algorithms, params)
+        self.with_ensemble = ENSEMBLE in algorithms
         self.k = k
         self.template = get_template(template)
         self.date = date
+        self.channels = tuple(channels or {"price": 1.0})
         self.last_close = last_close
         known = set(tickers) if tickers else set(last_close)
         self.gate = BarGate(self.template, date, known)
@@ -84,24 +104,16 @@ class Coordinator:
             return {"rejected": str(bad)}
         self.accepted += 1
         row: dict[str, Any] = {}
-        for m, x in today.advance(slot, bar.close):
-            replies = self._broadcast([(bar.ticker, m, x)], today)
-            signals = self._signals(bar.ticker, m, x, self._stamp(m), replies, t0)
+        for m, x, values in today.advance(slot, bar.close, bar.volume, bar.amount):
+            replies = self._broadcast([(bar.ticker, m, values)])
+            signals = self._signals(bar.ticker, m, x, replies, t0)
             self.publisher.publish(signals)
             latency = (time.perf_counter() - t0) * 1e3
             self.latencies_ms.append(latency)
             first = signals[0]
-            row = {
-                "minute": m,
-                "slot": first.slot,
-                "close": bar.close,
-                "x": x,
-                "pred_close": first.pred_close,
-                "up_prob": first.up_prob,
-                "algo": first.algo,
-                "latency_ms": latency,
-                "pending": len(self.publisher.pending),
-            }
+            row = {"minute": m, "slot": first.slot, "close": bar.close, "x": x,
+                   "pred_close": first.pred_close, "up_prob": first.up_prob, "algo": first.algo,
+                   "latency_ms": latency, "pending": len(self.publisher.pending)}  # fmt: skip
         return row
 
     def _stamp(self, m: int) -> int:
@@ -116,10 +128,10 @@ class Coordinator:
             prev = prev_close or self.last_close.get(ticker, ("", 0.0))[1]
             if not prev:
                 raise BadBar("prev_close", prev_close, f"no previous close for {ticker} in history")
-            today = self.today[ticker] = TodayCurve(ticker, prev)
+            today = self.today[ticker] = TodayCurve(ticker, prev, self.channels)
         return today
 
-    def _broadcast(self, updates: list[Update], today: TodayCurve) -> Replies:
+    def _broadcast(self, updates: list[Update]) -> Replies:
         """Send the minute to every shard; heal a shard that lost its state.
 
         A batch is stored once with ray.put and every shard reads that one object; a single
@@ -132,11 +144,11 @@ class Coordinator:
             try:
                 replies.append(ray.get(fut))
             except (RayActorError, RayTaskError):
-                replies.append(self._recover(shard, updates, today))
+                replies.append(self._recover(shard, updates))
         return replies
 
     def _recover(
-        self, shard: Any, updates: list[Update], today: TodayCurve, timeout: float = 120.0
+        self, shard: Any, updates: list[Update], timeout: float = 120.0
     ) -> dict[str, dict[str, Candidates]]:
         """A restarted shard reloads its days itself; replay today's earlier minutes, retry."""
         self.restarts += 1
@@ -144,71 +156,68 @@ class Coordinator:
         while True:
             try:
                 for ticker, m, _ in updates:
-                    ray.get(shard.restore.remote(ticker, self.today[ticker].xs[: m - 1]))
+                    ray.get(shard.restore.remote(ticker, self.today[ticker].values[: m - 1]))
                 return dict(ray.get(shard.step.remote(updates)))
             except (RayActorError, RayTaskError):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
 
-    def _signals(
-        self, ticker: str, m: int, x: float, stamp: int, replies: Replies, t0: float
-    ) -> list[Signal]:
-        out = []
-        slot_label = self.template.label(m - 1)
+    def _merged(self, ticker: str, algo: str, replies: Replies) -> list[_Match]:
+        parts = []
+        for shard_no, reply in enumerate(replies):
+            c = reply[ticker][algo]
+            parts.append([
+                (float(c.scores[i]), c.tickers[i], c.dates[i],
+                 (int(c.ends[i]), float(c.y_now[i]), float(c.y_end[i]), shard_no, int(c.rows[i])))
+                for i in range(len(c.scores))
+            ])  # fmt: skip
+        return [_Match(s, t, d, *extra) for s, t, d, extra in merge(parts, self.k)]
+
+    def _signals(self, ticker: str, m: int, x: float, replies: Replies, t0: float) -> list[Signal]:
+        out: list[Signal] = []
+        made: list[tuple[Forecast, list[_Match]]] = []
         for algo in self.algos:
-            parts: list[list[Neighbor]] = []
-            extra: dict[tuple[str, str], tuple[float, float, int, int]] = {}
-            for shard_no, reply in enumerate(replies):
-                c = reply[ticker][algo.name]
-                parts.append(
-                    [
-                        (float(s), t, d, int(r))
-                        for s, t, d, r in zip(c.scores, c.tickers, c.dates, c.rows, strict=True)
-                    ]
-                )
-                for i, (t, d) in enumerate(zip(c.tickers, c.dates, strict=True)):
-                    extra[(t, d)] = (float(c.y_now[i]), float(c.y_end[i]), shard_no, int(c.rows[i]))
-            best = merge(parts, self.k)
+            best = self._merged(ticker, algo.name, replies)
             if not best:
                 continue
-            scores = np.array([b[0] for b in best])
-            y_now = np.array([extra[(b[1], b[2])][0] for b in best])
-            y_end = np.array([extra[(b[1], b[2])][1] for b in best])
-            f = forecast(x, scores, y_now, y_end)
+            scores = np.array([b.score for b in best])
+            f = forecast(x, scores, np.array([b.y_now for b in best]),
+                         np.array([b.y_end for b in best]))  # fmt: skip
+            made.append((f, best))
             if m == self.chart_minute and algo is self.algos[0]:
-                self.snapshot[ticker] = {
-                    "minute": m,
-                    "algo": algo.name,
-                    "x": list(self.today[ticker].xs),
-                    "neighbors": [(b[1], b[2], b[0]) for b in best],
-                    "where": [extra[(b[1], b[2])][2:] for b in best],
-                    "weights": similarity_weights(scores).tolist(),
-                    "forecast": f,
-                }
-            out.append(
-                Signal(
-                    ticker=ticker,
-                    date=self.date,
-                    minute=m,
-                    slot=slot_label,
-                    algo=algo.name,
-                    algo_index=ALGO_INDEX[algo.name],
-                    bar_epoch_ms=stamp,
-                    k=len(best),
-                    pred_close=f.pred_close,
-                    pred_close_mean=f.pred_close_mean,
-                    pred_move=f.pred_move,
-                    up_prob=f.up_prob,
-                    q10=f.q10,
-                    q50=f.q50,
-                    q90=f.q90,
-                    dispersion=f.dispersion,
-                    neighbors=tuple((b[1], b[2], b[0]) for b in best),
-                    latency_ms=round((time.perf_counter() - t0) * 1e3, 3),
-                )
-            )
+                self._keep_snapshot(ticker, m, algo.name, best, scores, f)
+            neighbors = tuple(
+                (b.ticker, b.date, b.score) if algo.aligned
+                else (b.ticker, b.date, self.template.label(b.end), b.score)
+                for b in best
+            )  # fmt: skip
+            out.append(self._signal(ticker, m, algo.name, f, neighbors, t0))
+        if self.with_ensemble and made:
+            f, _ = ensemble([fm for fm, _ in made], x)
+            out.append(self._signal(ticker, m, ENSEMBLE, f, _votes(made, self.k), t0))
         return out
+
+    def _signal(
+        self, ticker: str, m: int, algo: str, f: Forecast,
+        neighbors: tuple[tuple[str | float, ...], ...], t0: float,
+    ) -> Signal:  # fmt: skip
+        return Signal(
+            ticker=ticker, date=self.date, minute=m, slot=self.template.label(m - 1), algo=algo,
+            algo_index=ALGO_INDEX[algo], bar_epoch_ms=self._stamp(m), k=len(neighbors),
+            pred_close=f.pred_close, pred_close_mean=f.pred_close_mean, pred_move=f.pred_move,
+            up_prob=f.up_prob, q10=f.q10, q50=f.q50, q90=f.q90, dispersion=f.dispersion,
+            neighbors=neighbors, latency_ms=round((time.perf_counter() - t0) * 1e3, 3),
+        )  # fmt: skip
+
+    def _keep_snapshot(self, ticker: str, m: int, algo: str, best: list[_Match],
+                       scores: np.ndarray, f: Forecast) -> None:  # fmt: skip
+        self.snapshot[ticker] = {
+            "minute": m, "algo": algo, "x": list(self.today[ticker].xs),
+            "neighbors": [(b.ticker, b.date, b.score) for b in best],
+            "where": [(b.shard, b.row) for b in best],
+            "weights": similarity_weights(scores).tolist(), "forecast": f,
+        }  # fmt: skip
 
     # -- feeds and reporting -------------------------------------------------------------
     def run_redis_feed(self, tickers: list[str], block_ms: int = 200) -> int:
@@ -243,28 +252,36 @@ class Coordinator:
         """Counts and latencies for the summary."""
         lat = np.array(self.latencies_ms) if self.latencies_ms else np.zeros(1)
         return {
-            "accepted": self.accepted,
-            "rejected": dict(self.rejected),
-            "published": self.publisher.published,
-            "repeats": self.publisher.repeats,
-            "pending": len(self.publisher.pending),
-            "minutes": len(self.latencies_ms),
-            "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)),
-            "max_ms": float(lat.max()),
-            "restarts": self.restarts,
+            "accepted": self.accepted, "rejected": dict(self.rejected),
+            "published": self.publisher.published, "repeats": self.publisher.repeats,
+            "pending": len(self.publisher.pending), "minutes": len(self.latencies_ms),
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+            "max_ms": float(lat.max()), "restarts": self.restarts,
             "latencies_ms": list(self.latencies_ms),
-        }
+        }  # fmt: skip
 
     def chart_data(self, ticker: str) -> dict[str, Any] | None:
         """The chart-minute snapshot with the neighbours' full curves, and today's full line."""
         snap = self.snapshot.get(ticker)
         if snap is None:
             return None
-        curves = []
-        for shard_no, row in snap["where"]:
-            curves.append(ray.get(self.shards[shard_no].curves_of.remote([row]))[0])
+        curves = [ray.get(self.shards[s].curves_of.remote([row]))[0] for s, row in snap["where"]]
         return {**snap, "curves": np.array(curves), "today": list(self.today[ticker].xs)}
+
+
+def _votes(
+    made: list[tuple[Forecast, list[_Match]]], k: int
+) -> tuple[tuple[str | float, ...], ...]:
+    """Ensemble neighbours: days most algorithms chose; score = 1 − share of algorithms."""
+    votes: Counter[tuple[str, str]] = Counter()
+    ranks: dict[tuple[str, str], list[int]] = {}
+    for _, best in made:
+        for rank, b in enumerate(best):
+            votes[(b.ticker, b.date)] += 1
+            ranks.setdefault((b.ticker, b.date), []).append(rank)
+    n = len(made)
+    order = sorted(votes, key=lambda key: (-votes[key], float(np.mean(ranks[key])), key))
+    return tuple((t, d, 1.0 - votes[(t, d)] / n) for t, d in order[:k])
 
 
 CoordinatorActor = ray.remote(num_cpus=0, max_concurrency=4)(Coordinator)  # type: ignore[call-overload]

@@ -105,7 +105,14 @@ class Session:
             algos = list(s.engine.algorithms)
             self.shards = [
                 ShardActor.remote(  # type: ignore[attr-defined]
-                    i, self.history.refs, template.slots, algos, s.engine.k, s.engine.pooled
+                    i,
+                    self.history.refs,
+                    template.slots,
+                    algos,
+                    s.engine.k,
+                    s.engine.pooled,
+                    s.engine.params,
+                    s.engine.channels,
                 )
                 for i in range(s.engine.shards)
             ]
@@ -121,6 +128,8 @@ class Session:
                 redis_url=self.redis_url,
                 prefix=s.redis.prefix,
                 maxlen=s.redis.maxlen,
+                channels=s.engine.channels,
+                params=s.engine.params,
                 chart_minute=chart_minute,
             )
             ray.get(self.coordinator.stats.remote())

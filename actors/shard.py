@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import ray
 
+from engine.algorithms import Params
 from engine.history.curves import DayCurves
 from engine.shard_state import Candidates, ShardState, Update
 
@@ -23,43 +24,45 @@ class ShardActor:
         algorithms: list[str],
         k: int,
         pooled: bool,
+        params: Params = Params(),
+        channels: dict[str, float] | None = None,
     ) -> None:
+        weights = channels or {"price": 1.0}
         tables = ray.get(refs) if refs else []
-        curves = DayCurves.from_arrow(tables, slots, shard_id)
-        self.state = ShardState(curves, algorithms, k, pooled)
+        curves = DayCurves.from_arrow(tables, slots, shard_id, tuple(weights))
+        self.state = ShardState(curves, algorithms, k, pooled, params, weights)
         self.shard_id = shard_id
-        self._warm_up(slots)
+        self._warm_up(slots, algorithms, params, weights)
 
-    def _warm_up(self, slots: int) -> None:
+    @staticmethod
+    def _warm_up(
+        slots: int, algorithms: list[str], params: Params, weights: dict[str, float]
+    ) -> None:
         """Compile the numba kernels now, not on the first live minute."""
-        one_day = DayCurves(
-            np.array(["w"], object),
-            np.array(["d"], object),
-            np.zeros((1, slots), np.float32),
-            np.ones(1),
-        )
-        ShardState(one_day, [a.name for a in self.state.algos], 1, False).step([("w", 1, 0.0)])
+        extra = {c: np.zeros((1, slots), np.float32) for c in weights if c != "price"}
+        one_day = DayCurves(np.array(["w"], object), np.array(["d"], object),
+                            np.zeros((1, slots), np.float32), np.ones(1), extra)  # fmt: skip
+        probe = ShardState(one_day, algorithms, 1, False, params, weights)
+        values = tuple(0.0 for _ in weights)
+        for m in range(1, min(params.motif_window + 1, slots) + 1):  # motif: grow, then slide
+            probe.step([("w", m, values)])
 
     def info(self) -> dict[str, Any]:
         """Size and identity, for the summary."""
-        return {
-            "shard": self.shard_id,
-            "days": self.state.days,
-            "bytes": int(self.state.cols.nbytes),
-            "tickers": len(self.state.ranges),
-        }
+        return {"shard": self.shard_id, "days": self.state.days,
+                "bytes": self.state.nbytes, "tickers": len(self.state.ranges)}  # fmt: skip
 
     def step(self, updates: list[Update]) -> dict[str, dict[str, Candidates]]:
         """One minute for every query in `updates` (the broadcast message)."""
         return self.state.step(updates)
 
-    def restore(self, ticker: str, xs: list[float]) -> int:
+    def restore(self, ticker: str, values: list[tuple[float, ...]]) -> int:
         """Replay today's minutes to rebuild a query's state; returns the minute reached."""
-        self.state.restore(ticker, xs)
-        return len(xs)
+        self.state.restore(ticker, values)
+        return len(values)
 
     def curves_of(self, rows: list[int]) -> np.ndarray:
-        """Day curves of the given rows."""
+        """Price curves of the given rows."""
         return self.state.curves_of(rows)
 
     def reset(self) -> None:

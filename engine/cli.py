@@ -28,6 +28,12 @@ RedisOpt = Annotated[str | None, typer.Option("--redis-url", help="redis:// or r
 AlgoOpt = Annotated[str | None, typer.Option("--algorithms", help="comma list, e.g. sq,var")]
 KOpt = Annotated[int | None, typer.Option("--k", help="neighbours per algorithm")]
 ShardsOpt = Annotated[int | None, typer.Option("--shards", help="shard actors")]
+ChannelsOpt = Annotated[
+    str | None,
+    typer.Option("--channels", help="curves and weights, e.g. price:1,volume:0.5,flow:0.5"),
+]
+BandOpt = Annotated[int | None, typer.Option("--dtw-band", help="dtw: Sakoe–Chiba radius")]
+WindowOpt = Annotated[int | None, typer.Option("--motif-window", help="motif: window minutes")]
 SpeedOpt = Annotated[
     float,
     typer.Option("--speed", help="0: as fast as possible; 1: real time; 60: a minute a second"),
@@ -47,13 +53,15 @@ def _settings(
     k: int | None = None,
     shards: int | None = None,
     template: str | None = None,
+    channels: str | None = None,
+    dtw_band: int | None = None,
+    motif_window: int | None = None,
 ) -> Settings:
+    engine = {"algorithms": algorithms, "k": k, "shards": shards, "channels": channels,
+              "dtw_band": dtw_band, "motif_window": motif_window}  # fmt: skip
     try:
         return load_settings(
-            config,
-            redis={"url": redis_url},
-            engine={"algorithms": algorithms, "k": k, "shards": shards},
-            history={"template": template},
+            config, redis={"url": redis_url}, engine=engine, history={"template": template}
         )
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]configuration error:[/] {err}")
@@ -147,6 +155,9 @@ def demo(
     algorithms: AlgoOpt = None,
     k: KOpt = None,
     shards: ShardsOpt = None,
+    channels: ChannelsOpt = None,
+    dtw_band: BandOpt = None,
+    motif_window: WindowOpt = None,
     chart_minute: ChartOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -154,7 +165,10 @@ def demo(
     from engine.synthetic import write_demo_data  # noqa: PLC0415
     from engine.templates import get_template  # noqa: PLC0415
 
-    settings = _settings(config, redis_url=redis_url, algorithms=algorithms, k=k, shards=shards)
+    settings = _settings(
+        config, redis_url=redis_url, algorithms=algorithms, k=k, shards=shards,
+        channels=channels, dtw_band=dtw_band, motif_window=motif_window,
+    )  # fmt: skip
     template = get_template(settings.history.template)
     with console.status(
         f"making {years:g} years of synthetic {template.name} minute bars (cached)…"
@@ -183,6 +197,9 @@ def run(
     algorithms: AlgoOpt = None,
     k: KOpt = None,
     shards: ShardsOpt = None,
+    channels: ChannelsOpt = None,
+    dtw_band: BandOpt = None,
+    motif_window: WindowOpt = None,
     redis_url: RedisOpt = None,
     chart_minute: ChartOpt = None,
     out: OutOpt = Path("out"),
@@ -190,7 +207,15 @@ def run(
 ) -> None:
     """Load history before --date; replay a day (--feed replay) or follow Redis (--feed redis)."""
     settings = _settings(
-        config, redis_url=redis_url, algorithms=algorithms, k=k, shards=shards, template=template
+        config,
+        redis_url=redis_url,
+        algorithms=algorithms,
+        k=k,
+        shards=shards,
+        template=template,
+        channels=channels,
+        dtw_band=dtw_band,
+        motif_window=motif_window,
     )
     paths = [*history, *(more_history or [])]
     if feed == "replay":

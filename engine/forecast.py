@@ -75,3 +75,34 @@ def forecast_path(
     c = np.asarray(curves, np.float64)
     continued = (1.0 + x_now) * (1.0 + c[:, now_slot:]) / (1.0 + c[:, [now_slot]]) - 1.0
     return np.asarray(weights @ continued, np.float64)
+
+
+def ensemble(forecasts: list[Forecast], x_now: float) -> tuple[Forecast, NDArray[np.float64]]:
+    """Combine the algorithms' forecasts; returns the forecast and each algorithm's weight.
+
+    Rule: precision weighting, w_a ∝ 1 / (dispersion_a² + ε) with ε = 10⁻³·mean(dispersion²)
+    (+tiny), so an algorithm whose neighbours agree counts more. pred_close, up_prob and the
+    quantiles are w-weighted means; dispersion is √(Σ w·dispersion²); pred_close_mean is the
+    plain mean of the algorithms' own.
+    """
+    if not forecasts:
+        raise ValueError("ensemble needs at least one forecast")
+    var = np.array([f.dispersion**2 for f in forecasts])
+    w = 1.0 / (var + 1e-3 * float(var.mean()) + 1e-300)
+    w = w / w.sum()
+
+    def mix(field: str) -> float:
+        return float(w @ np.array([getattr(f, field) for f in forecasts]))
+
+    pred = mix("pred_close")
+    combined = Forecast(
+        pred_close=pred,
+        pred_close_mean=float(np.mean([f.pred_close_mean for f in forecasts])),
+        pred_move=(1.0 + pred) / (1.0 + x_now) - 1.0,
+        up_prob=mix("up_prob"),
+        q10=mix("q10"),
+        q50=mix("q50"),
+        q90=mix("q90"),
+        dispersion=float(np.sqrt(w @ var)),
+    )
+    return combined, w

@@ -44,6 +44,23 @@ class EngineSettings(_Section):
     shards: Annotated[int, Field(gt=0)] = 2
     partition: Literal["auto", "ticker", "day"] = "auto"
     pooled: bool = False
+    channels: dict[str, float] = Field(default_factory=lambda: {"price": 1.0})
+    dtw_band: Annotated[int, Field(ge=0)] = 10
+    motif_window: Annotated[int, Field(ge=1, le=390)] = 30
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels(cls, value: Any) -> Any:
+        from engine.channels import parse_channels  # noqa: PLC0415
+
+        return parse_channels(value)
+
+    @property
+    def params(self) -> Any:
+        """The algorithms' tunables."""
+        from engine.algorithms import Params  # noqa: PLC0415
+
+        return Params(dtw_band=self.dtw_band, motif_window=self.motif_window)
 
     @field_validator("algorithms", mode="before")
     @classmethod
@@ -55,12 +72,13 @@ class EngineSettings(_Section):
     @field_validator("algorithms")
     @classmethod
     def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from engine.algorithms import REGISTRY  # noqa: PLC0415 - avoid an import cycle at load
+        from engine.algorithms import KNOWN, REGISTRY  # noqa: PLC0415 - avoids an import cycle
 
-        unknown = [name for name in value if name not in REGISTRY]
-        if unknown or not value:
+        unknown = [name for name in value if name not in KNOWN]
+        if unknown or not any(name in REGISTRY for name in value):
             raise ValueError(
-                f"unknown algorithm(s) {unknown or value!r}; known: {', '.join(REGISTRY)}"
+                f"unknown algorithm(s) {unknown or value!r}; known: {', '.join(KNOWN)} "
+                "(ensemble needs at least one other)"
             )
         return value
 

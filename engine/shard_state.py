@@ -2,20 +2,23 @@
 
 Curves are held slot-major ([slots, days], one contiguous column per minute): the per-minute
 update walks that column once, which measured 3.4× faster than a strided day-major walk.
+Only the channels in use are kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.algorithms import Algorithm, RunningState, select
+from engine.algorithms import Algorithm, Params, RunningState, select
 from engine.history.curves import DayCurves
 from engine.topk import smallest_k
 
-Update = tuple[str, int, float]  # ticker, minute m (1-based), today's ratio at that minute
+# ticker, minute m (1-based), today's value per channel (in the shard's channel order)
+Update = tuple[str, int, tuple[float, ...]]
 
 
 class StateGap(RuntimeError):
@@ -28,29 +31,43 @@ class Candidates:
 
     scores: NDArray[np.float64]
     rows: NDArray[np.intp]
+    ends: NDArray[np.intp]  # slot where each match ends (m − 1 unless the algorithm is unaligned)
     tickers: list[str]
     dates: list[str]
-    y_now: NDArray[np.float32]
-    y_end: NDArray[np.float32]
+    y_now: NDArray[np.float32]  # price ratio at the match's end
+    y_end: NDArray[np.float32]  # price ratio as many minutes later as today has left (≤ close)
 
 
 @dataclass
 class _Query:
     lo: int
     hi: int
-    states: dict[type[RunningState], RunningState] = field(default_factory=dict)
+    states: dict[tuple[str, Hashable], RunningState] = field(default_factory=dict)
     m: int = 0
 
 
 class ShardState:
     """Holds one shard's days and answers each minute for every live query and algorithm."""
 
-    def __init__(self, curves: DayCurves, algorithms: list[str], k: int, pooled: bool) -> None:
+    def __init__(
+        self,
+        curves: DayCurves,
+        algorithms: list[str],
+        k: int,
+        pooled: bool,
+        params: Params = Params(),
+        channels: dict[str, float] | None = None,
+    ) -> None:
+        weights = channels or {"price": 1.0}
+        self.channels = list(weights)
+        self.weights = [weights[c] for c in self.channels]
         self.tickers = curves.tickers
         self.dates = curves.dates
-        self.cols = np.ascontiguousarray(curves.ratio.T)  # the only copy the shard keeps
-        self.algos: list[Algorithm] = select(algorithms)
-        self.kinds = list(dict.fromkeys(a.state for a in self.algos))
+        # the only copies the shard keeps: slot-major, channels in use (price for forecasts)
+        self.cols = {c: np.ascontiguousarray(curves.channel(c).T)
+                     for c in dict.fromkeys(["price", *self.channels])}  # fmt: skip
+        self.slots = int(curves.ratio.shape[1])
+        self.algos: list[Algorithm] = select(algorithms, params)
         self.k = k
         self.pooled = pooled
         self.ranges = curves.ticker_ranges()
@@ -59,61 +76,74 @@ class ShardState:
     @property
     def days(self) -> int:
         """History days held."""
-        return int(self.cols.shape[1])
+        return int(self.cols["price"].shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of curves held."""
+        return sum(int(c.nbytes) for c in self.cols.values())
 
     def _query(self, ticker: str) -> _Query:
         q = self.queries.get(ticker)
         if q is None:
             lo, hi = (0, self.days) if self.pooled else self.ranges.get(ticker, (0, 0))
-            q = _Query(lo, hi, {kind: kind.new(hi - lo) for kind in self.kinds})
+            q = _Query(lo, hi)
+            for c in self.channels:
+                for a in self.algos:
+                    q.states.setdefault((c, a.state_key()), a.new_state(hi - lo, self.slots))
             self.queries[ticker] = q
         return q
+
+    def _advance(self, q: _Query, values: tuple[float, ...]) -> None:
+        for (channel, _), state in q.states.items():
+            state.update(self.cols[channel][:, q.lo : q.hi], values[self.channels.index(channel)])
+        q.m += 1
 
     def step(self, updates: list[Update]) -> dict[str, dict[str, Candidates]]:
         """Advance each query by one minute and return every algorithm's top-k."""
         out: dict[str, dict[str, Candidates]] = {}
-        for ticker, m, x in updates:
+        for ticker, m, values in updates:
             q = self._query(ticker)
             if m != q.m + 1:
                 raise StateGap(f"{ticker}: shard at minute {q.m}, asked for minute {m}")
-            column = self.cols[m - 1, q.lo : q.hi]
-            for state in q.states.values():
-                state.update(column, x)
-            q.m = m
-            out[ticker] = {a.name: self._top(q, a, m) for a in self.algos}
+            self._advance(q, values)
+            out[ticker] = {a.name: self._top(q, a) for a in self.algos}
         return out
 
-    def _top(self, q: _Query, algo: Algorithm, m: int) -> Candidates:
+    def _top(self, q: _Query, algo: Algorithm) -> Candidates:
+        m = q.m
         if q.hi == q.lo:
-            e = np.zeros(0)
-            return Candidates(
-                e, np.zeros(0, np.intp), [], [], e.astype(np.float32), e.astype(np.float32)
-            )
-        scores = algo.ranked(q.states[algo.state])
+            e = np.zeros(0, np.intp)
+            f = np.zeros(0, np.float32)
+            return Candidates(np.zeros(0), e, e, [], [], f, f)
+        states = [q.states[(c, algo.state_key())] for c in self.channels]
+        scores, ends = algo.combine(states, self.weights)
         idx = smallest_k(scores, self.k)
         rows = idx + q.lo
+        end = ends[idx].astype(np.intp) if ends is not None else np.full(len(idx), m - 1, np.intp)
+        later = np.minimum(end + (self.slots - m), self.slots - 1)
+        price = self.cols["price"]
         return Candidates(
             scores=scores[idx],
             rows=rows,
+            ends=end,
             tickers=self.tickers[rows].tolist(),
             dates=self.dates[rows].tolist(),
-            y_now=self.cols[m - 1, rows],
-            y_end=self.cols[-1, rows],
+            y_now=price[end, rows],
+            y_end=price[later, rows],
         )
 
-    def restore(self, ticker: str, xs: list[float]) -> None:
+    def restore(self, ticker: str, values: list[tuple[float, ...]]) -> None:
         """Rebuild a query's state from today's minutes so far (after a restart)."""
         self.queries.pop(ticker, None)
-        for m, x in enumerate(xs, start=1):
-            q = self._query(ticker)
-            for state in q.states.values():
-                state.update(self.cols[m - 1, q.lo : q.hi], x)
-            q.m = m
+        q = self._query(ticker)
+        for v in values:
+            self._advance(q, v)
 
     def reset(self) -> None:
         """Forget every live query (a new session day)."""
         self.queries.clear()
 
     def curves_of(self, rows: list[int]) -> NDArray[np.float32]:
-        """Full day curves of the given rows (for charts), day-major."""
-        return np.ascontiguousarray(self.cols[:, rows].T)
+        """Full price curves of the given rows (for charts), day-major."""
+        return np.ascontiguousarray(self.cols["price"][:, rows].T)

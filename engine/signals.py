@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -29,7 +30,7 @@ class Signal:
     q50: float
     q90: float
     dispersion: float
-    neighbors: tuple[tuple[str, str, float], ...]
+    neighbors: tuple[tuple[str | float, ...], ...]  # (ticker, date[, slot], score), best first
     latency_ms: float = 0.0
     v: int = SCHEMA_VERSION
 
@@ -61,7 +62,7 @@ class Signal:
         """Parse the stream / hash form back (what consumers do)."""
         ints = {"minute", "algo_index", "bar_epoch_ms", "k", "v"}
         strs = {"ticker", "date", "slot", "algo"}
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, Any] = {}
         for key in cls.__slots__:
             raw = fields[key]
             if key == "neighbors":
@@ -72,7 +73,7 @@ class Signal:
                 kwargs[key] = raw
             else:
                 kwargs[key] = float(raw)
-        return cls(**kwargs)  # type: ignore[arg-type]
+        return cls(**kwargs)
 
 
 def epoch_ms(ts: datetime, zone: object) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -21,7 +23,7 @@ def smallest_k(scores: NDArray[np.float64], k: int) -> NDArray[np.intp]:
     return candidates[order[:k]]
 
 
-Neighbor = tuple[float, str, str, int]  # score, ticker, date, shard-local row (for curves)
+Neighbor = tuple[float, str, str, Any]  # score, ticker, date, whatever the caller carries along
 
 
 def merge(parts: list[list[Neighbor]], k: int) -> list[Neighbor]:

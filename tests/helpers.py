@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.algorithms import REGISTRY, Params
+from engine.algorithms.base import snap
+from engine.algorithms.motif import window_distances
 from engine.templates import SessionTemplate
 
 
@@ -52,3 +55,19 @@ def brute_topk(
         s = np.round(s / q) * q
     rows = sorted(zip(s.tolist(), keys, strict=True), key=lambda r: (r[0], r[1]))
     return [(t, dt, sc) for sc, (t, dt) in rows[:k]]
+
+
+def reference_ranked(name: str, params: Params, x: np.ndarray, hist: np.ndarray) -> np.ndarray:
+    """Single-process recompute from scratch, on the documented tie grid.
+
+    For motif: per window [offsets, days] (channels are mixed per window, then each day's
+    best window is taken); for the others, per day.
+    """
+    algo = REGISTRY[name](params)
+    if name == "motif":
+        d = window_distances(x, hist, params.motif_window)
+        return np.sqrt(snap(d**2, 1e-11 * min(len(x), params.motif_window)))
+    s = algo.recompute(x, hist)
+    if name == "znorm":
+        return np.sqrt(snap(s**2, 1e-11 * len(x)))
+    return snap(s, algo.tie_grid(len(x)))

@@ -1,29 +1,40 @@
 """The algorithm registry: filled here, in one place; its order fixes each algorithm's index.
 
-The index is part of a signal's Redis stream ID (`<bar epoch ms>-<index>`), so new
-algorithms are appended, never inserted.
+The index is part of a signal's Redis stream ID (`<minute epoch ms>-<index>`), so new
+algorithms are appended, never inserted. `ensemble` is not a scoring algorithm but a rule
+over the others' forecasts; it has the last index so it is published last in each minute.
 """
 
 from __future__ import annotations
 
-from engine.algorithms.base import Algorithm, RunningState
+from engine.algorithms.base import Algorithm, Params, RunningState
+from engine.algorithms.corr import Correlation
+from engine.algorithms.dtw import DynamicTimeWarping
+from engine.algorithms.motif import Motif
 from engine.algorithms.sq import SquaredDistance
 from engine.algorithms.sq_norm import ScaledSquaredDistance
 from engine.algorithms.var import DiffVariance
 from engine.algorithms.var_norm import ScaledDiffVariance
+from engine.algorithms.znorm import ZNormDistance
 
-REGISTRY: dict[str, Algorithm] = {
+REGISTRY: dict[str, type[Algorithm]] = {
     a.name: a
-    for a in (SquaredDistance(), DiffVariance(), ScaledSquaredDistance(), ScaledDiffVariance())
-}
-ALGO_INDEX: dict[str, int] = {name: i for i, name in enumerate(REGISTRY)}
+    for a in (
+        SquaredDistance, DiffVariance, ScaledSquaredDistance, ScaledDiffVariance,
+        Correlation, ZNormDistance, DynamicTimeWarping, Motif,
+    )
+}  # fmt: skip
+ENSEMBLE = "ensemble"
+ALGO_INDEX: dict[str, int] = {name: i for i, name in enumerate(REGISTRY)} | {ENSEMBLE: 63}
+KNOWN = (*REGISTRY, ENSEMBLE)
 
-__all__ = ["ALGO_INDEX", "REGISTRY", "Algorithm", "RunningState", "select"]
+__all__ = ["ALGO_INDEX", "ENSEMBLE", "KNOWN", "REGISTRY", "Algorithm", "Params", "RunningState",
+           "select"]  # fmt: skip
 
 
-def select(names: tuple[str, ...] | list[str]) -> list[Algorithm]:
-    """The named algorithms in registry order (the order signals are published in)."""
-    unknown = [n for n in names if n not in REGISTRY]
+def select(names: tuple[str, ...] | list[str], params: Params = Params()) -> list[Algorithm]:
+    """Instances of the named scoring algorithms in registry order (`ensemble` is not one)."""
+    unknown = [n for n in names if n not in KNOWN]
     if unknown:
-        raise ValueError(f"unknown algorithm(s) {unknown}; known: {', '.join(REGISTRY)}")
-    return [REGISTRY[n] for n in REGISTRY if n in names]
+        raise ValueError(f"unknown algorithm(s) {unknown}; known: {', '.join(KNOWN)}")
+    return [REGISTRY[n](params) for n in REGISTRY if n in names]

@@ -1,27 +1,29 @@
 """Running moments of (today, history day) pairs, shared by the moment-based metrics.
 
-Per day: Σd² and Welford's mean/M2 of d = x − y (numerically stable variance), and for the
-min–max metrics Σy', Σy'², Σx'y', min y, max y where ' means "minus the day's first value"
-(a shift that leaves min–max scaling unchanged and keeps the sums small, so that expanding
-Σ(xn − yn)² into moments loses no precision). One numba loop updates all of them.
+Per day, all updated by one numba loop over the minute's column:
+- Σd² and Welford's mean/M2 of d = x − y (a numerically stable variance of the difference);
+- Σy', Σy'², Σx'y', min y, max y, where ' means "minus the day's first value" (a shift that
+  leaves min–max scaling unchanged and keeps the sums small, so that expanding Σ(xn − yn)²
+  into moments loses no precision);
+- Welford's mean/M2 of y and co-moment C of (x, y), for the correlation metrics.
 """
 
 from __future__ import annotations
 
-from typing import Self
-
 import numpy as np
 from numba import njit
+from numpy.typing import NDArray
 
 from engine.algorithms.base import F32, F64, RunningState
 
 
 @njit(cache=True, nogil=True)
-def _update(
+def _update(  # pragma: no cover - compiled
     col: F32,
     x: float,
     m_new: int,
     xs: float,
+    dx: float,
     sdd: F64,
     mean_d: F64,
     m2_d: F64,
@@ -31,7 +33,10 @@ def _update(
     sxy: F64,
     ymin: F64,
     ymax: F64,
-) -> None:  # pragma: no cover - compiled
+    mean_y: F64,
+    m2_y: F64,
+    c_xy: F64,
+) -> None:
     inv = 1.0 / m_new
     first = m_new == 1
     for i in range(col.shape[0]):
@@ -53,44 +58,32 @@ def _update(
         sy[i] += ys
         syy[i] += ys * ys
         sxy[i] += xs * ys
+        # Welford co-moment: dx is x minus the *old* mean of x; y's mean moves here.
+        dy = ys - mean_y[i]
+        mean_y[i] += dy * inv
+        m2_y[i] += dy * (ys - mean_y[i])
+        c_xy[i] += dx * (ys - mean_y[i])
 
 
 class Moments(RunningState):
     """Running sums for one query against n history days (float64 accumulators)."""
 
     __slots__ = (
-        "m",
-        "m2_d",
-        "mean_d",
-        "sdd",
-        "sx",
-        "sxx",
-        "sxy",
-        "sy",
-        "syy",
-        "x0",
-        "xmax",
-        "xmin",
-        "y0",
-        "ymax",
-        "ymin",
-    )
+        "c_xy", "m", "m2_d", "m2_x", "m2_y", "mean_d", "mean_x", "mean_y", "sdd", "sx", "sxx",
+        "sxy", "sy", "syy", "x0", "xmax", "xmin", "y0", "ymax", "ymin",
+    )  # fmt: skip
 
     def __init__(self, n_days: int) -> None:
         self.m = 0
-        self.x0 = self.sx = self.sxx = 0.0
+        self.x0 = self.sx = self.sxx = self.mean_x = self.m2_x = 0.0
         self.xmin, self.xmax = np.inf, -np.inf
         z = np.zeros
         self.sdd, self.mean_d, self.m2_d = z(n_days), z(n_days), z(n_days)
         self.y0, self.sy, self.syy, self.sxy = z(n_days), z(n_days), z(n_days), z(n_days)
         self.ymin, self.ymax = z(n_days), z(n_days)
+        self.mean_y, self.m2_y, self.c_xy = z(n_days), z(n_days), z(n_days)
 
-    @classmethod
-    def new(cls, n_days: int) -> Self:
-        """Empty state for n days."""
-        return cls(n_days)
-
-    def update(self, column: F32, x: float) -> None:
+    def update(self, cols: NDArray[np.float32], x: float) -> None:
         """Add minute m+1 for every day in one pass."""
         self.m += 1
         if self.m == 1:
@@ -99,21 +92,13 @@ class Moments(RunningState):
         self.sx += xs
         self.sxx += xs * xs
         self.xmin, self.xmax = min(self.xmin, x), max(self.xmax, x)
+        dx = xs - self.mean_x
+        self.mean_x += dx / self.m
+        self.m2_x += dx * (xs - self.mean_x)
         _update(
-            column,
-            x,
-            self.m,
-            xs,
-            self.sdd,
-            self.mean_d,
-            self.m2_d,
-            self.y0,
-            self.sy,
-            self.syy,
-            self.sxy,
-            self.ymin,
-            self.ymax,
-        )
+            cols[self.m - 1], x, self.m, xs, dx, self.sdd, self.mean_d, self.m2_d, self.y0,
+            self.sy, self.syy, self.sxy, self.ymin, self.ymax, self.mean_y, self.m2_y, self.c_xy,
+        )  # fmt: skip
 
     def minmax_diff_sums(self) -> tuple[F64, F64]:
         """Σ(xn − yn) and Σ(xn − yn)² of the min–max scaled prefixes, from the moments.
@@ -129,14 +114,25 @@ class Moments(RunningState):
         c = a * (self.xmin - self.x0) - b * (self.ymin - self.y0)
         s1 = a * self.sx - b * self.sy - m * c
         s2 = (
-            a * a * self.sxx
-            + b * b * self.syy
-            + m * c * c
-            - 2.0 * a * b * self.sxy
-            - 2.0 * a * c * self.sx
-            + 2.0 * b * c * self.sy
-        )
+            a * a * self.sxx + b * b * self.syy + m * c * c
+            - 2.0 * a * b * self.sxy - 2.0 * a * c * self.sx + 2.0 * b * c * self.sy
+        )  # fmt: skip
         return s1, np.maximum(s2, 0.0)
+
+    def pearson(self) -> tuple[F64, NDArray[np.bool_]]:
+        """Pearson ρ of (x, y) per day (0 where either prefix is constant) and "y is constant"."""
+        y_const = self.ymax == self.ymin
+        if self.xmax == self.xmin:
+            return np.zeros_like(self.c_xy), y_const
+        denom = np.sqrt(self.m2_x * self.m2_y)
+        rho = np.divide(self.c_xy, denom, out=np.zeros_like(denom), where=~y_const & (denom > 0))
+        return np.clip(rho, -1.0, 1.0), y_const
+
+
+def prefix(x: F64, history: NDArray[np.floating]) -> tuple[F64, F64]:
+    """Today's prefix and the history's first m minutes, as float64."""
+    m = x.shape[0]
+    return np.asarray(x, np.float64), np.asarray(history[:, :m], np.float64)
 
 
 def minmax_scale(values: np.ndarray) -> F64:
@@ -153,3 +149,15 @@ def sample_variance(diff: F64) -> F64:
     if m < 2:
         return np.zeros(diff.shape[:-1])
     return np.asarray(diff.var(axis=-1, ddof=1), dtype=np.float64)
+
+
+def batch_pearson(x: F64, y: F64) -> tuple[F64, NDArray[np.bool_]]:
+    """Pearson ρ per row from scratch (0 where either is constant) and "row is constant"."""
+    y_const = y.max(axis=1) == y.min(axis=1)
+    if x.max() == x.min():
+        return np.zeros(y.shape[0]), y_const
+    xc = x - x.mean()
+    yc = y - y.mean(axis=1, keepdims=True)
+    denom = np.sqrt((xc @ xc) * np.einsum("ij,ij->i", yc, yc))
+    rho = np.divide(yc @ xc, denom, out=np.zeros_like(denom), where=~y_const & (denom > 0))
+    return np.clip(rho, -1.0, 1.0), y_const

@@ -6,15 +6,23 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.algorithms.base import F64, Algorithm, RunningState
-from engine.algorithms.moments import Moments
+from engine.algorithms.moments import Moments, prefix
 
 
 class SquaredDistance(Algorithm):
-    """Sum of squared differences of the raw ratio curves."""
+    """Sum of squared differences of the raw curves."""
 
     name = "sq"
-    state = Moments
     summary = "Σ(x−y)² on the prefix (the seed's ranking metric)"
+    cost = "O(1): one running sum"
+
+    def state_key(self) -> str:
+        """Shares the moments."""
+        return "moments"
+
+    def new_state(self, n_days: int, slots: int) -> Moments:
+        """Running moments."""
+        return Moments(n_days)
 
     def scores(self, st: RunningState) -> F64:
         """Σd² is kept as a running sum."""
@@ -23,5 +31,6 @@ class SquaredDistance(Algorithm):
 
     def recompute(self, x: F64, history: NDArray[np.floating]) -> F64:
         """Full recompute over the prefix."""
-        d = np.asarray(x, np.float64) - np.asarray(history, np.float64)
+        xp, yp = prefix(x, history)
+        d = xp - yp
         return np.einsum("ij,ij->i", d, d)

@@ -6,15 +6,23 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.algorithms.base import F64, Algorithm, RunningState
-from engine.algorithms.moments import Moments, minmax_scale
+from engine.algorithms.moments import Moments, minmax_scale, prefix
 
 
 class ScaledSquaredDistance(Algorithm):
     """Compares shapes on a common [0, 1] scale, so quiet and wild days can match."""
 
     name = "sq_norm"
-    state = Moments
     summary = "Σ(xn−yn)² of min–max scaled prefixes (constant prefix → 0)"
+    cost = "O(1): Σy′, Σy′², Σx′y′, running min/max"
+
+    def state_key(self) -> str:
+        """Shares the moments."""
+        return "moments"
+
+    def new_state(self, n_days: int, slots: int) -> Moments:
+        """Running moments."""
+        return Moments(n_days)
 
     def tie_grid(self, m: int) -> float:
         """Scaled terms are ≤ 1, so rounding noise is ≪ 1e-11·m: snap to that grid."""
@@ -27,5 +35,6 @@ class ScaledSquaredDistance(Algorithm):
 
     def recompute(self, x: F64, history: NDArray[np.floating]) -> F64:
         """Full recompute over the prefix."""
-        d = minmax_scale(x) - minmax_scale(history)
+        xp, yp = prefix(x, history)
+        d = minmax_scale(xp) - minmax_scale(yp)
         return np.einsum("ij,ij->i", d, d)

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.algorithms.base import F64, Algorithm, RunningState
-from engine.algorithms.moments import Moments, sample_variance
+from engine.algorithms.moments import Moments, prefix, sample_variance
 
 
 class DiffVariance(Algorithm):
@@ -16,8 +16,16 @@ class DiffVariance(Algorithm):
     """
 
     name = "var"
-    state = Moments
     summary = "sample variance (ddof=1) of (x−y); 0 at m = 1"
+    cost = "O(1): Welford mean/M2 of x−y"
+
+    def state_key(self) -> str:
+        """Shares the moments."""
+        return "moments"
+
+    def new_state(self, n_days: int, slots: int) -> Moments:
+        """Running moments."""
+        return Moments(n_days)
 
     def scores(self, st: RunningState) -> F64:
         """Welford's M2 / (m − 1)."""
@@ -28,4 +36,5 @@ class DiffVariance(Algorithm):
 
     def recompute(self, x: F64, history: NDArray[np.floating]) -> F64:
         """Full recompute over the prefix."""
-        return sample_variance(np.asarray(x, np.float64) - np.asarray(history, np.float64))
+        xp, yp = prefix(x, history)
+        return sample_variance(xp - yp)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.channels import money_flow, price_ratio, volume_share
+
 DAY_SCHEMA = (
     "ticker string, date string, status string, missing int, prev_close double, "
-    "last_close double, ratio array<float>, volume array<float>, amount array<float>"
+    "last_close double, ratio array<float>, volume_share array<float>, money_flow array<float>"
 )
 KEPT = "kept"
 TOO_MANY_MISSING = "too many missing slots"
@@ -18,8 +20,8 @@ def days_of_ticker(bars: pd.DataFrame, n_slots: int, max_missing: int) -> pd.Dat
     """Pivot one ticker's aligned bars to day curves.
 
     `bars` has ticker, date, slot, close, volume, amount (amount may be null). Short gaps are
-    forward-filled (a leading gap back-filled); prev_close is the previous day's last close
-    in the data, so the first day of a ticker has none and is marked, not kept.
+    forward-filled (a leading gap back-filled) with no volume; prev_close is the previous
+    day's last close in the data, so the first day of a ticker has none and is marked.
     """
     dates, di = np.unique(bars["date"].to_numpy(dtype=str), return_inverse=True)
     slot = bars["slot"].to_numpy(dtype=np.int64)
@@ -37,20 +39,19 @@ def days_of_ticker(bars: pd.DataFrame, n_slots: int, max_missing: int) -> pd.Dat
     amount = np.where(np.isnan(amount), close * volume, amount)
     last = close[:, -1]
     prev = np.concatenate([[np.nan], last[:-1]])
-    status = np.where(
-        missing > max_missing, TOO_MANY_MISSING, np.where(np.isnan(prev), FIRST_DAY, KEPT)
-    )
-    ratio = close / prev[:, None] - 1.0
-    return pd.DataFrame(
-        {
-            "ticker": bars["ticker"].iloc[0],
-            "date": dates,
-            "status": status,
-            "missing": missing.astype(np.int32),
-            "prev_close": prev,
-            "last_close": last,
-            "ratio": list(ratio.astype(np.float32)),
-            "volume": list(volume.astype(np.float32)),
-            "amount": list(amount.astype(np.float32)),
-        }
-    )
+    status = np.where(missing > max_missing, TOO_MANY_MISSING,
+                      np.where(np.isnan(prev), FIRST_DAY, KEPT))  # fmt: skip
+    has_prev = ~np.isnan(prev)
+    safe_prev = np.where(has_prev, prev, 1.0)
+    return pd.DataFrame({
+        "ticker": bars["ticker"].iloc[0],
+        "date": dates,
+        "status": status,
+        "missing": missing.astype(np.int32),
+        "prev_close": prev,
+        "last_close": last,
+        "ratio": list(np.where(has_prev[:, None], price_ratio(close, safe_prev), np.nan)
+                      .astype(np.float32)),
+        "volume_share": list(volume_share(volume).astype(np.float32)),
+        "money_flow": list(money_flow(close, safe_prev, amount).astype(np.float32)),
+    })  # fmt: skip

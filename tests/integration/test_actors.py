@@ -13,9 +13,12 @@ import redis
 
 from actors.coordinator import CoordinatorActor
 from actors.shard import ShardActor
+from engine.algorithms import KNOWN, REGISTRY, Params
+from engine.channels import money_flow, volume_share
+from engine.forecast import Forecast, ensemble
 from engine.signals import Signal
 from engine.templates import get_template
-from tests.helpers import brute_topk
+from tests.helpers import brute_topk, reference_ranked
 
 CN = get_template("cn")
 ALGOS = ["sq", "var", "sq_norm", "var_norm"]
@@ -23,18 +26,21 @@ SEED = 424242
 
 
 def _history(n_days: int, seed: int) -> tuple[list[Any], np.ndarray, list[tuple[str, str]]]:
-    """Random-walk day curves for two tickers, as Arrow blocks with a `shard` column."""
+    """Random-walk day curves (and volume/flow channels) for two tickers, as Arrow blocks."""
     rng = np.random.default_rng(seed)
     ratio = np.cumsum(rng.normal(0, 1e-3, (n_days, CN.slots)), axis=1).astype(np.float32)
     keys = sorted(
-        (
-            ("000300" if i % 3 else "600000"),
-            f"20{10 + i // 200:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+        dict.fromkeys(
+            (
+                "000300" if i % 3 else "600000",
+                f"20{10 + i // 200:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+            )
+            for i in range(n_days)
         )
-        for i in range(n_days)
     )
-    keys = sorted(dict.fromkeys(keys))
     ratio = ratio[: len(keys)]
+    vol = rng.lognormal(0, 0.5, ratio.shape)
+    flow = np.clip(np.cumsum(rng.normal(0, 0.1, ratio.shape), axis=1), -1, 1)
     table = pa.table(
         {
             "ticker": [k[0] for k in keys],
@@ -42,6 +48,8 @@ def _history(n_days: int, seed: int) -> tuple[list[Any], np.ndarray, list[tuple[
             "ratio": list(ratio),
             "prev_close": np.full(len(keys), 100.0),
             "shard": np.arange(len(keys)) % 2,
+            "volume_share": list((vol / np.cumsum(vol, axis=1)).astype(np.float32)),
+            "money_flow": list(flow.astype(np.float32)),
         }
     )
     half = len(keys) // 2
@@ -51,6 +59,7 @@ def _history(n_days: int, seed: int) -> tuple[list[Any], np.ndarray, list[tuple[
 def _bars(n: int, seed: int, prev_close: float = 100.0) -> list[dict[str, str]]:
     rng = np.random.default_rng(seed)
     closes = prev_close * (1 + np.cumsum(rng.normal(0, 1e-3, n)))
+    volumes = rng.integers(1, 100, n)
     return [
         {
             "ticker": "000300",
@@ -59,26 +68,30 @@ def _bars(n: int, seed: int, prev_close: float = 100.0) -> list[dict[str, str]]:
             "high": f"{c:.4f}",
             "low": f"{c:.4f}",
             "close": f"{c:.4f}",
-            "volume": "10",
+            "volume": str(v),
         }
-        for i, c in enumerate(closes)
+        for i, (c, v) in enumerate(zip(closes, volumes, strict=True))
     ]
 
 
-def _engine(refs: list[Any], url: str, shards: int = 2, k: int = 5) -> tuple[list[Any], Any]:
-    sh = [ShardActor.remote(i, refs, CN.slots, ALGOS, k, False) for i in range(shards)]  # type: ignore[attr-defined]
-    co = CoordinatorActor.remote(
-        sh,
-        algorithms=ALGOS,
-        k=k,
-        template="cn",
-        date="2024-04-26",  # type: ignore[attr-defined]
-        tickers=None,
+def _engine(
+    refs: list[Any],
+    url: str,
+    shards: int = 2,
+    k: int = 5,
+    algos: list[str] = ALGOS,
+    params: Params = Params(),
+    channels: dict[str, float] | None = None,
+) -> tuple[list[Any], Any]:
+    sh = [
+        ShardActor.remote(i, refs, CN.slots, algos, k, False, params, channels)  # type: ignore[attr-defined]
+        for i in range(shards)
+    ]
+    co = CoordinatorActor.remote(  # type: ignore[attr-defined]
+        sh, algorithms=algos, k=k, template="cn", date="2024-04-26", tickers=None,
         last_close={"000300": ("2024-04-25", 100.0), "600000": ("2024-04-25", 10.0)},
-        redis_url=url,
-        prefix="simsignal",
-        maxlen=10_000,
-    )
+        redis_url=url, prefix="simsignal", maxlen=10_000, channels=channels, params=params,
+    )  # fmt: skip
     return sh, co
 
 
@@ -161,3 +174,58 @@ def test_a_killed_shard_recovers_with_identical_signals(
     for key, sig in clean.items():
         assert faulted[key].neighbors == sig.neighbors, key
         assert faulted[key].pred_close == pytest.approx(sig.pred_close, rel=1e-12)
+
+
+def test_all_algorithms_and_channels_equal_recompute(
+    ray_cluster: None, redis_server: Any, redis_client: redis.Redis
+) -> None:
+    """Eight algorithms + ensemble, three weighted channels, two shards vs one process."""
+    refs, _, _ = _history(160, SEED + 3)
+    full = pa.concat_tables(ray.get(refs))
+    keys = list(zip(full["ticker"].to_pylist(), full["date"].to_pylist(), strict=True))
+    curves = {
+        c: np.stack(full[col].to_numpy(zero_copy_only=False))
+        for c, col in (("price", "ratio"), ("volume", "volume_share"), ("flow", "money_flow"))
+    }
+    weights = {"price": 1.0, "volume": 0.5, "flow": 0.25}
+    params = Params(dtw_band=3, motif_window=10)
+    _, co = _engine(refs, redis_server.url, algos=list(KNOWN), params=params, channels=weights)
+    bars = _bars(30, SEED + 4)
+    for raw in bars:
+        assert "rejected" not in ray.get(co.on_bar.remote(raw))
+    got = _published(redis_client)
+    assert len(got) == 30 * len(KNOWN)
+
+    closes = np.array([[float(b["close"]) for b in bars]])
+    vols = np.array([[float(b["volume"]) for b in bars]])
+    today = {
+        "price": closes[0] / 100.0 - 1,
+        "volume": volume_share(vols)[0],
+        "flow": money_flow(closes, np.array([100.0]), closes * vols)[0],
+    }
+    mine = [i for i, key in enumerate(keys) if key[0] == "000300"]
+    for m in range(1, 31):
+        made = []
+        for name in REGISTRY:
+            ref = sum(
+                w * reference_ranked(name, params, today[c][:m], curves[c][mine])
+                for c, w in weights.items()
+            )
+            if name == "motif":
+                ref = ref.min(axis=0)
+            want = sorted(zip(ref.tolist(), [keys[i] for i in mine], strict=True))[:5]
+            sig = got[(m, name)]
+            assert [tuple(n[:2]) for n in sig.neighbors] == [w[1] for w in want], (m, name)
+            np.testing.assert_allclose(
+                [n[-1] for n in sig.neighbors], [w[0] for w in want], rtol=1e-9, atol=1e-12,
+                err_msg=f"{name} m={m}",
+            )  # fmt: skip
+            if name == "motif":
+                assert all(len(n) == 4 and ":" in str(n[2]) for n in sig.neighbors)
+            made.append(Forecast(sig.pred_close, sig.pred_close_mean, sig.pred_move, sig.up_prob,
+                                 sig.q10, sig.q50, sig.q90, sig.dispersion))  # fmt: skip
+        combined, _ = ensemble(made, float(today["price"][m - 1]))
+        ens = got[(m, "ensemble")]
+        assert ens.pred_close == pytest.approx(combined.pred_close, rel=1e-12)
+        assert ens.up_prob == pytest.approx(combined.up_prob, rel=1e-12)
+        assert 0 < ens.k <= 5 * len(REGISTRY)

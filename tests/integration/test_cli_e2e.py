@@ -12,13 +12,16 @@ import pandas as pd
 import pytest
 import redis
 
+from engine.algorithms import Params
 from engine.signals import Signal
 from engine.synthetic import make_history, to_seed_format
 from engine.templates import get_template
-from tests.helpers import brute_topk, curves_from_bars
+from tests.helpers import brute_topk, curves_from_bars, reference_ranked
 
 CN = get_template("cn")
 ALGOS = ["sq", "var", "sq_norm", "var_norm"]
+ALL = ["sq", "var", "sq_norm", "var_norm", "corr", "znorm", "dtw", "motif", "ensemble"]
+ALL = ["sq", "var", "sq_norm", "var_norm", "corr", "znorm", "dtw", "motif", "ensemble"]
 
 
 def _simsignal(args: list[str], cwd: Path) -> str:
@@ -70,6 +73,8 @@ def test_run_on_seed_format_history_equals_brute_force(
             "10",
             "--shards",
             "2",
+            "--algorithms",
+            ",".join(ALL),
             "--redis-url",
             url,
             "--out",
@@ -87,19 +92,27 @@ def test_run_on_seed_format_history_equals_brute_force(
         (s.minute, s.algo): s
         for s in (Signal.from_fields(f) for _, f in redis_client.xrange("simsignal:signals:000001"))
     }
-    assert len(got) == 241 * len(ALGOS)
+    assert len(got) == 241 * len(ALL)
     for m in range(1, 242):
-        for algo in ALGOS:
+        for algo in ALGOS:  # the seed's four: an independent NumPy brute force
             want = brute_topk(algo, x[:m], hist[:, :m], keys, 10)
             sig = got[(m, algo)]
             assert [tuple(n[:2]) for n in sig.neighbors] == [w[:2] for w in want], (m, algo)
             np.testing.assert_allclose(
-                [n[2] for n in sig.neighbors],
-                [w[2] for w in want],
-                rtol=1e-9,
-                atol=1e-15,
+                [n[2] for n in sig.neighbors], [w[2] for w in want], rtol=1e-9, atol=1e-15,
                 err_msg=f"{m} {algo}",
-            )
+            )  # fmt: skip
+        for algo in ("corr", "znorm", "dtw", "motif"):  # batch recompute (itself checked vs naive)
+            ref = reference_ranked(algo, Params(), x[:m], hist)
+            ref = ref.min(axis=0) if algo == "motif" else ref
+            want2 = sorted(zip(ref.tolist(), keys, strict=True))[:10]
+            sig = got[(m, algo)]
+            assert [tuple(n[:2]) for n in sig.neighbors] == [w[1] for w in want2], (m, algo)
+            np.testing.assert_allclose(
+                [n[-1] for n in sig.neighbors], [w[0] for w in want2], rtol=1e-9, atol=1e-12,
+                err_msg=f"{m} {algo}",
+            )  # fmt: skip
+        assert got[(m, "ensemble")].k > 0
     assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
 
 

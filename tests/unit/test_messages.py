@@ -92,11 +92,13 @@ def test_gate_refuses_duplicates_late_and_foreign_bars() -> None:
 
 def test_today_curve_fills_gaps() -> None:
     today = TodayCurve("000300", prev_close=100.0)
-    assert today.advance(0, 101.0) == [(1, pytest.approx(0.01))]
-    new = today.advance(3, 99.0)
-    assert [m for m, _ in new] == [2, 3, 4]
+    [(m, x, values)] = today.advance(0, 101.0, volume=10)
+    assert (m, x, values) == (1, pytest.approx(0.01), (pytest.approx(0.01),))
+    new = today.advance(3, 99.0, volume=5)
+    assert [m for m, _, _ in new] == [2, 3, 4]
     assert new[0][1] == new[1][1] == pytest.approx(0.01)
     assert new[2][1] == pytest.approx(-0.01)
+    assert today.volumes == [10, 0, 0, 5]
 
 
 def _signal(**over: object) -> Signal:

@@ -1,0 +1,38 @@
+"""`corr`: 1 − Pearson correlation of the prefixes (0 correlation for a constant prefix)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.algorithms.base import F64, Algorithm, RunningState
+from engine.algorithms.moments import Moments, batch_pearson, prefix
+
+
+class Correlation(Algorithm):
+    """Matches the direction of moves, whatever their size and level; in [0, 2]."""
+
+    name = "corr"
+    summary = "1 − Pearson ρ of the prefixes (ρ = 0 when either is constant)"
+    cost = "O(1): Welford co-moment of (x, y)"
+
+    def state_key(self) -> str:
+        """Shares the moments."""
+        return "moments"
+
+    def new_state(self, n_days: int, slots: int) -> Moments:
+        """Running moments."""
+        return Moments(n_days)
+
+    def tie_grid(self, m: int) -> float:
+        """At m = 2 every ρ is ±1 or 0: snap the rounding noise away."""
+        return 1e-11
+
+    def scores(self, st: RunningState) -> F64:
+        """1 − C / √(M2x·M2y)."""
+        assert isinstance(st, Moments)
+        return 1.0 - st.pearson()[0]
+
+    def recompute(self, x: F64, history: NDArray[np.floating]) -> F64:
+        """Full recompute over the prefix."""
+        return 1.0 - batch_pearson(*prefix(x, history))[0]
