@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
 import time
 from collections import Counter
@@ -62,8 +64,12 @@ class Coordinator:
         channels: dict[str, float] | None = None,
         params: Params = Params(),
         chart_minute: int | None = None,
+        compiled_graph: bool = True,
     ) -> None:
         self.shards = shards
+        self.use_graph = compiled_graph
+        self.graph: Any = None
+        self.recompiles = 0
         self.algos: list[Algorithm] = select(algorithms, params)
         self.with_ensemble = ENSEMBLE in algorithms
         self.k = k
@@ -131,8 +137,56 @@ class Coordinator:
             today = self.today[ticker] = TodayCurve(ticker, prev, self.channels)
         return today
 
+    def compile(self) -> bool:
+        """Compile the per-minute fan-out as a Ray Compiled Graph (a tenth of a classic round).
+
+        One input (the minute's updates) read by every shard's `step`; the graph lives in this
+        actor, the only process allowed to execute it. Returns whether it is in use.
+        """
+        if not self.use_graph or not self.shards:
+            return False
+        from ray.dag import InputNode, MultiOutputNode  # noqa: PLC0415
+
+        with InputNode() as updates:
+            dag = MultiOutputNode([s.step.bind(updates) for s in self.shards])
+        self.graph = dag.experimental_compile()
+        self._warm_up()
+        return True
+
+    def _warm_up(self) -> None:
+        """Pay first-use costs now, not on the first live minute (measured: ~230 ms)."""
+        if self.graph is not None:
+            ray.get(list(self.graph.execute([])))  # the channels' first use
+        with contextlib.suppress(redis.RedisError):
+            self.client.script_load(self.publisher.script_source)
+        forecast(0.0, np.ones(2), np.zeros(2), np.zeros(2))
+        gc.freeze()  # start-up objects out of the collector's way: no 50 ms gen-2 pauses later
+
     def _broadcast(self, updates: list[Update]) -> Replies:
-        """Send the minute to every shard; heal a shard that lost its state.
+        """Send the minute to every shard, through the compiled graph when there is one.
+
+        If the graph fails (a shard died), it is torn down, the minute is redone on the classic
+        path, where lagging or restarted shards are restored from today's minutes, and the
+        graph is compiled again.
+        """
+        if self.graph is not None:
+            try:
+                return [ray.get(ref) for ref in self.graph.execute(updates)]
+            except Exception:
+                self._drop_graph()
+                replies = self._classic(updates)
+                self.recompiles += 1
+                self.compile()
+                return replies
+        return self._classic(updates)
+
+    def _drop_graph(self) -> None:
+        graph, self.graph = self.graph, None
+        with contextlib.suppress(Exception):
+            graph.teardown()
+
+    def _classic(self, updates: list[Update]) -> Replies:
+        """Classic actor calls; heal a shard that lost its state.
 
         A batch is stored once with ray.put and every shard reads that one object; a single
         bar's update (~100 bytes) goes inline, which measured 2.0 vs 3.7 ms p50 per round here.
@@ -257,8 +311,14 @@ class Coordinator:
             "pending": len(self.publisher.pending), "minutes": len(self.latencies_ms),
             "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
             "max_ms": float(lat.max()), "restarts": self.restarts,
+            "compiled_graph": self.graph is not None, "recompiles": self.recompiles,
             "latencies_ms": list(self.latencies_ms),
         }  # fmt: skip
+
+    def close(self) -> None:
+        """Tear the compiled graph down (before the shards go away)."""
+        if self.graph is not None:
+            self._drop_graph()
 
     def chart_data(self, ticker: str) -> dict[str, Any] | None:
         """The chart-minute snapshot with the neighbours' full curves, and today's full line."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class Session:
     coordinator: Any = None
     shard_info: list[dict[str, Any]] = field(default_factory=list)
     cold_start_s: float = 0.0
+    compiled: bool = False
 
     def start(
         self,
@@ -131,12 +133,16 @@ class Session:
                 channels=s.engine.channels,
                 params=s.engine.params,
                 chart_minute=chart_minute,
+                compiled_graph=s.engine.compiled_graph,
             )
-            ray.get(self.coordinator.stats.remote())
+            self.compiled = ray.get(self.coordinator.compile.remote())
         self.cold_start_s = time.perf_counter() - t0
 
     def close(self) -> None:
-        """Stop Spark, Ray and an embedded Redis (in that order)."""
+        """Stop the compiled graph, Spark, Ray and an embedded Redis (in that order)."""
+        if self.coordinator is not None:
+            with contextlib.suppress(Exception):
+                ray.get(self.coordinator.close.remote(), timeout=30)
         cluster.shutdown()
         if self.embedded is not None:
             self.embedded.stop()

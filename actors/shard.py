@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,8 @@ class ShardActor:
         curves = DayCurves.from_arrow(tables, slots, shard_id, tuple(weights))
         self.state = ShardState(curves, algorithms, k, pooled, params, weights)
         self.shard_id = shard_id
+        # In a compiled graph `step` runs on a background thread; the rest on the main one.
+        self._lock = threading.Lock()
         self._warm_up(slots, algorithms, params, weights)
 
     @staticmethod
@@ -46,25 +50,31 @@ class ShardActor:
         values = tuple(0.0 for _ in weights)
         for m in range(1, min(params.motif_window + 1, slots) + 1):  # motif: grow, then slide
             probe.step([("w", m, values)])
+        gc.freeze()  # the loaded days and compiled kernels stay out of gen-2 collections
 
     def info(self) -> dict[str, Any]:
         """Size and identity, for the summary."""
-        return {"shard": self.shard_id, "days": self.state.days,
-                "bytes": self.state.nbytes, "tickers": len(self.state.ranges)}  # fmt: skip
+        with self._lock:
+            return {"shard": self.shard_id, "days": self.state.days,
+                    "bytes": self.state.nbytes, "tickers": len(self.state.ranges)}  # fmt: skip
 
     def step(self, updates: list[Update]) -> dict[str, dict[str, Candidates]]:
         """One minute for every query in `updates` (the broadcast message)."""
-        return self.state.step(updates)
+        with self._lock:
+            return self.state.step(updates)
 
     def restore(self, ticker: str, values: list[tuple[float, ...]]) -> int:
         """Replay today's minutes to rebuild a query's state; returns the minute reached."""
-        self.state.restore(ticker, values)
+        with self._lock:
+            self.state.restore(ticker, values)
         return len(values)
 
     def curves_of(self, rows: list[int]) -> np.ndarray:
         """Price curves of the given rows."""
-        return self.state.curves_of(rows)
+        with self._lock:
+            return self.state.curves_of(rows)
 
     def reset(self) -> None:
         """Forget live queries."""
-        self.state.reset()
+        with self._lock:
+            self.state.reset()

@@ -113,7 +113,7 @@ def summary_table(stats: dict[str, Any], info: dict[str, str]) -> Table:
     if stats["pending"]:
         t.add_row("signals pending (Redis down)", str(stats["pending"]))
     t.add_row(
-        "tick-to-signal latency",
+        "latency (bar in → signal out)",
         f"p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms, "
         f"max {stats['max_ms']:.2f} ms over {stats['minutes']} minutes",
     )

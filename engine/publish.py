@@ -13,18 +13,28 @@ import redis
 from engine.keys import Keys
 from engine.signals import Signal
 
-# One round trip per signal batch and atomic per signal: add to the stream with the
-# deterministic ID; only when Redis accepted it (not a repeat) announce it and update
-# the latest hash. A repeat leaves exactly one entry, as the contract asks.
+# One script call per ticker and batch (one round trip for all of them): each signal is
+# added to the stream with its deterministic ID; only when Redis accepted it (not a repeat)
+# is it announced and written to the latest hash. A repeat leaves exactly one entry.
+# ARGV: maxlen, channel, then per signal: id, algo, json, n, n field/value strings.
 _PUBLISH_LUA = """
-local ok = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[1], unpack(ARGV, 6))
-if type(ok) == 'table' and ok.err then
-  if string.find(ok.err, 'equal or smaller', 1, true) then return 0 end
-  return redis.error_reply(ok.err)
+local i, added = 3, 0
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 3])
+  local ok = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[i],
+                         unpack(ARGV, i + 4, i + 3 + n))
+  if type(ok) == 'table' and ok.err then
+    if not string.find(ok.err, 'equal or smaller', 1, true) then
+      return redis.error_reply(ok.err)
+    end
+  else
+    redis.call('PUBLISH', ARGV[2], ARGV[i + 2])
+    redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
+    added = added + 1
+  end
+  i = i + 4 + n
 end
-redis.call('PUBLISH', ARGV[3], ARGV[5])
-redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
-return 1
+return added
 """
 
 
@@ -39,6 +49,7 @@ class SignalPublisher:
         self.published = 0
         self.repeats = 0
         self._script = client.register_script(_PUBLISH_LUA)
+        self.script_source = _PUBLISH_LUA
 
     def publish(self, signals: Iterable[Signal]) -> int:
         """Queue `signals` behind anything still pending and try to flush; returns new entries."""
@@ -50,21 +61,15 @@ class SignalPublisher:
         added = 0
         while self.pending:
             batch = list(self.pending)
-            pipe = self.client.pipeline(transaction=False)
-            for sig in batch:
+            by_ticker: dict[str, list[str | int]] = {}
+            for sig in batch:  # dicts keep insertion order: each ticker's signals stay in order
                 fields = [x for kv in sig.to_fields().items() for x in kv]
-                self._script(
-                    keys=[self.keys.signals(sig.ticker), self.keys.latest(sig.ticker)],
-                    args=[
-                        sig.stream_id,
-                        self.maxlen,
-                        self.keys.channel,
-                        sig.algo,
-                        sig.to_json(),
-                        *fields,
-                    ],
-                    client=pipe,
-                )
+                args = by_ticker.setdefault(sig.ticker, [self.maxlen, self.keys.channel])
+                args += [sig.stream_id, sig.algo, sig.to_json(), len(fields), *fields]
+            pipe = self.client.pipeline(transaction=False)
+            for ticker, args in by_ticker.items():
+                keys = [self.keys.signals(ticker), self.keys.latest(ticker)]
+                self._script(keys=keys, args=args, client=pipe)
             try:
                 results = pipe.execute()
             except (redis.ConnectionError, redis.TimeoutError):

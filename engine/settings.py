@@ -47,6 +47,7 @@ class EngineSettings(_Section):
     channels: dict[str, float] = Field(default_factory=lambda: {"price": 1.0})
     dtw_band: Annotated[int, Field(ge=0)] = 10
     motif_window: Annotated[int, Field(ge=1, le=390)] = 30
+    compiled_graph: bool = True
 
     @field_validator("channels", mode="before")
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,23 +39,23 @@ class Signal:
         """Deterministic ID: Redis refuses to add it twice, which makes publishing idempotent."""
         return f"{self.bar_epoch_ms}-{self.algo_index}"
 
+    def _plain(self) -> dict[str, Any]:
+        """Field → value except the neighbours, shallow (dataclasses.asdict deep-copies: slow)."""
+        return {key: getattr(self, key) for key in self.__slots__ if key != "neighbors"}
+
+    def _neighbors_json(self) -> str:
+        return json.dumps(self.neighbors, separators=(",", ":"))
+
     def to_fields(self) -> dict[str, str]:
         """Flat string fields for XADD / HSET."""
-        out: dict[str, str] = {}
-        for key, value in asdict(self).items():
-            if key == "neighbors":
-                out[key] = json.dumps([list(n) for n in value], separators=(",", ":"))
-            elif isinstance(value, float):
-                out[key] = repr(value)
-            else:
-                out[key] = str(value)
+        out = {k: repr(v) if isinstance(v, float) else str(v) for k, v in self._plain().items()}
+        out["neighbors"] = self._neighbors_json()
         return out
 
     def to_json(self) -> str:
         """The pub/sub payload: the same fields as one JSON object with native types."""
-        payload = asdict(self)
-        payload["neighbors"] = [list(n) for n in self.neighbors]
-        return json.dumps(payload, separators=(",", ":"))
+        head = json.dumps(self._plain(), separators=(",", ":"))
+        return f'{head[:-1]},"neighbors":{self._neighbors_json()}}}'
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> Signal:

@@ -97,4 +97,4 @@ class Algorithm(ABC):
 
 def snap(scores: F64, grid: float) -> F64:
     """Round scores to a grid so that equal values compare equal."""
-    return np.round(scores / grid) * grid if grid > 0 else scores
+    return np.rint(scores / grid) * grid if grid > 0 else scores

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, I64, Algorithm, RunningState, snap
+from engine.algorithms.base import F64, I64, Algorithm, RunningState
 from engine.algorithms.znorm import flat_lines
 
 
@@ -67,6 +67,32 @@ def _window_d2(  # pragma: no cover - compiled
             rho = (qt[o, d] - length * q_mu * mean_t) / (length * q_sd * np.sqrt(var))
             rho = min(max(rho, -1.0), 1.0)
             out[o, d] = max(2.0 * length * (1.0 - rho), 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _accumulate(total: F64, d2: F64, weight: float, grid: float) -> None:  # pragma: no cover
+    """Add weight · √(d2 on the grid) to `total` in place (one pass, no temporaries)."""
+    n_off, n_days = d2.shape
+    for o in range(n_off):
+        for d in range(n_days):
+            v = d2[o, d]
+            if grid > 0:
+                v = np.rint(v / grid) * grid
+            total[o, d] += weight * np.sqrt(v)
+
+
+@njit(cache=True, nogil=True)
+def _best_per_day(total: F64) -> tuple[F64, I64]:  # pragma: no cover - compiled
+    """Each day's smallest window value and its offset (the earliest on ties)."""
+    n_off, n_days = total.shape
+    best = np.full(n_days, np.inf)
+    where = np.zeros(n_days, np.int64)
+    for o in range(n_off):
+        for d in range(n_days):
+            if total[o, d] < best[d]:
+                best[d] = total[o, d]
+                where[d] = o
+    return best, where
 
 
 class WindowState(RunningState):
@@ -132,16 +158,14 @@ class Motif(Algorithm):
     def _best(
         self, states: list[RunningState], weights: list[float], snapped: bool
     ) -> tuple[F64, I64]:
-        total: F64 | None = None
+        first = states[0]
+        assert isinstance(first, WindowState)
+        total = np.zeros_like(first.d2)
         for st, w in zip(states, weights, strict=True):
             assert isinstance(st, WindowState)
-            d2 = snap(st.d2, 1e-11 * st.length) if snapped else st.d2
-            dist = w * np.sqrt(d2)
-            total = dist if total is None else total + dist
-        assert total is not None
-        best = np.argmin(total, axis=0)
-        length = states[0].length  # type: ignore[attr-defined]
-        return total[best, np.arange(total.shape[1])], best + length - 1
+            _accumulate(total, st.d2, float(w), 1e-11 * st.length if snapped else 0.0)
+        best, where = _best_per_day(total)
+        return best, where + first.length - 1
 
     def ranked(self, st: RunningState) -> F64:
         """Best window per day, on the grid of the squared distance."""

@@ -82,6 +82,7 @@ def _engine(
     algos: list[str] = ALGOS,
     params: Params = Params(),
     channels: dict[str, float] | None = None,
+    compiled: bool = True,
 ) -> tuple[list[Any], Any]:
     sh = [
         ShardActor.remote(i, refs, CN.slots, algos, k, False, params, channels)  # type: ignore[attr-defined]
@@ -91,7 +92,9 @@ def _engine(
         sh, algorithms=algos, k=k, template="cn", date="2024-04-26", tickers=None,
         last_close={"000300": ("2024-04-25", 100.0), "600000": ("2024-04-25", 10.0)},
         redis_url=url, prefix="simsignal", maxlen=10_000, channels=channels, params=params,
+        compiled_graph=compiled,
     )  # fmt: skip
+    assert ray.get(co.compile.remote()) is compiled
     return sh, co
 
 
@@ -151,25 +154,32 @@ def test_bad_bars_are_dead_lettered_and_the_engine_goes_on(
     assert minutes == [1, 2, 3, 4, 5]  # the gap at 09:32 was filled when 09:33 came
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled-graph", "classic"])
 def test_a_killed_shard_recovers_with_identical_signals(
-    ray_cluster: None, redis_server: Any, redis_client: redis.Redis
+    ray_cluster: None, redis_server: Any, redis_client: redis.Redis, compiled: bool
 ) -> None:
+    """The clean run uses the other path, so both paths also agree with each other."""
     refs, _, _ = _history(200, SEED + 7)
     bars = _bars(30, SEED + 8)
-    _, co = _engine(refs, redis_server.url)
+    _, co = _engine(refs, redis_server.url, compiled=not compiled)
     for raw in bars:
         ray.get(co.on_bar.remote(raw))
+    ray.get(co.close.remote())
     clean = _published(redis_client)
     redis_client.flushdb()
 
-    shards, co = _engine(refs, redis_server.url)
+    shards, co = _engine(refs, redis_server.url, compiled=compiled)
     for i, raw in enumerate(bars):
         if i == 12:
             ray.kill(shards[1], no_restart=False)
             time.sleep(0.5)
         ray.get(co.on_bar.remote(raw))
     faulted = _published(redis_client)
-    assert ray.get(co.stats.remote())["restarts"] >= 1
+    stats = ray.get(co.stats.remote())
+    assert stats["restarts"] >= 1
+    if compiled:  # the graph was rebuilt around the restarted shard and is in use again
+        assert stats["recompiles"] >= 1 and stats["compiled_graph"]
+    ray.get(co.close.remote())
     assert faulted.keys() == clean.keys()
     for key, sig in clean.items():
         assert faulted[key].neighbors == sig.neighbors, key
