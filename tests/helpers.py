@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -71,3 +73,12 @@ def reference_ranked(name: str, params: Params, x: np.ndarray, hist: np.ndarray)
     if name == "znorm":
         return np.sqrt(snap(s**2, 1e-11 * len(x)))
     return snap(s, algo.tie_grid(len(x)))
+
+
+def assert_neighbors(sig: Any, scores: np.ndarray, keys: list[tuple[str, str]], k: int,
+                     what: str) -> None:  # fmt: skip
+    """A signal's neighbours are the k best (score, ticker, date) of a reference, to 1e-9."""
+    want = sorted(zip(scores.tolist(), keys, strict=True))[:k]
+    assert [tuple(n[:2]) for n in sig.neighbors] == [w[1] for w in want], what
+    np.testing.assert_allclose([n[-1] for n in sig.neighbors], [w[0] for w in want],
+                               rtol=1e-9, atol=1e-12, err_msg=what)  # fmt: skip

@@ -5,24 +5,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, Algorithm, RunningState
-from engine.algorithms.moments import Moments, batch_pearson, prefix
+from engine.algorithms.base import F64, RunningState
+from engine.algorithms.moments import MomentAlgorithm, Moments, batch_pearson, prefix
 
 
-class Correlation(Algorithm):
+class Correlation(MomentAlgorithm):
     """Matches the direction of moves, whatever their size and level; in [0, 2]."""
 
     name = "corr"
     summary = "1 − Pearson ρ of the prefixes (ρ = 0 when either is constant)"
     cost = "O(1): Welford co-moment of (x, y)"
-
-    def state_key(self) -> str:
-        """Shares the moments."""
-        return "moments"
-
-    def new_state(self, n_days: int, slots: int) -> Moments:
-        """Running moments."""
-        return Moments(n_days)
 
     def tie_grid(self, m: int) -> float:
         """At m = 2 every ρ is ±1 or 0: snap the rounding noise away."""

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F32, F64, RunningState
+from engine.algorithms.base import F32, F64, Algorithm, RunningState
 
 
 @njit(cache=True, nogil=True)
@@ -127,6 +127,18 @@ class Moments(RunningState):
         denom = np.sqrt(self.m2_x * self.m2_y)
         rho = np.divide(self.c_xy, denom, out=np.zeros_like(denom), where=~y_const & (denom > 0))
         return np.clip(rho, -1.0, 1.0), y_const
+
+
+class MomentAlgorithm(Algorithm):
+    """An algorithm computed from the shared running moments (one pass for all of them)."""
+
+    def state_key(self) -> str:
+        """All moment algorithms share one `Moments` state."""
+        return "moments"
+
+    def new_state(self, n_days: int, slots: int) -> Moments:
+        """Running moments."""
+        return Moments(n_days)
 
 
 def prefix(x: F64, history: NDArray[np.floating]) -> tuple[F64, F64]:

@@ -5,24 +5,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, Algorithm, RunningState
-from engine.algorithms.moments import Moments, prefix
+from engine.algorithms.base import F64, RunningState
+from engine.algorithms.moments import MomentAlgorithm, Moments, prefix
 
 
-class SquaredDistance(Algorithm):
+class SquaredDistance(MomentAlgorithm):
     """Sum of squared differences of the raw curves."""
 
     name = "sq"
     summary = "Σ(x−y)² on the prefix (the seed's ranking metric)"
     cost = "O(1): one running sum"
-
-    def state_key(self) -> str:
-        """Shares the moments."""
-        return "moments"
-
-    def new_state(self, n_days: int, slots: int) -> Moments:
-        """Running moments."""
-        return Moments(n_days)
 
     def scores(self, st: RunningState) -> F64:
         """Σd² is kept as a running sum."""

@@ -5,24 +5,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, Algorithm, RunningState
-from engine.algorithms.moments import Moments, minmax_scale, prefix
+from engine.algorithms.base import F64, RunningState
+from engine.algorithms.moments import MomentAlgorithm, Moments, minmax_scale, prefix
 
 
-class ScaledSquaredDistance(Algorithm):
+class ScaledSquaredDistance(MomentAlgorithm):
     """Compares shapes on a common [0, 1] scale, so quiet and wild days can match."""
 
     name = "sq_norm"
     summary = "Σ(xn−yn)² of min–max scaled prefixes (constant prefix → 0)"
     cost = "O(1): Σy′, Σy′², Σx′y′, running min/max"
-
-    def state_key(self) -> str:
-        """Shares the moments."""
-        return "moments"
-
-    def new_state(self, n_days: int, slots: int) -> Moments:
-        """Running moments."""
-        return Moments(n_days)
 
     def tie_grid(self, m: int) -> float:
         """Scaled terms are ≤ 1, so rounding noise is ≪ 1e-11·m: snap to that grid."""

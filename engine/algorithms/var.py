@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, Algorithm, RunningState
-from engine.algorithms.moments import Moments, prefix, sample_variance
+from engine.algorithms.base import F64, RunningState
+from engine.algorithms.moments import MomentAlgorithm, Moments, prefix, sample_variance
 
 
-class DiffVariance(Algorithm):
+class DiffVariance(MomentAlgorithm):
     """Spread of the difference: ranks days whose shape matches, whatever their level.
 
     Needs m ≥ 2; at m = 1 every day scores 0 (one point has no spread), so ties decide.
@@ -18,14 +18,6 @@ class DiffVariance(Algorithm):
     name = "var"
     summary = "sample variance (ddof=1) of (x−y); 0 at m = 1"
     cost = "O(1): Welford mean/M2 of x−y"
-
-    def state_key(self) -> str:
-        """Shares the moments."""
-        return "moments"
-
-    def new_state(self, n_days: int, slots: int) -> Moments:
-        """Running moments."""
-        return Moments(n_days)
 
     def scores(self, st: RunningState) -> F64:
         """Welford's M2 / (m − 1)."""

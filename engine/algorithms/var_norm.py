@@ -5,24 +5,22 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, Algorithm, RunningState
-from engine.algorithms.moments import Moments, minmax_scale, prefix, sample_variance
+from engine.algorithms.base import F64, RunningState
+from engine.algorithms.moments import (
+    MomentAlgorithm,
+    Moments,
+    minmax_scale,
+    prefix,
+    sample_variance,
+)
 
 
-class ScaledDiffVariance(Algorithm):
+class ScaledDiffVariance(MomentAlgorithm):
     """Variance of the scaled difference; 0 at m = 1 like `var`."""
 
     name = "var_norm"
     summary = "sample variance (ddof=1) of (xn−yn), min–max scaled; 0 at m = 1"
     cost = "O(1): as sq_norm"
-
-    def state_key(self) -> str:
-        """Shares the moments."""
-        return "moments"
-
-    def new_state(self, n_days: int, slots: int) -> Moments:
-        """Running moments."""
-        return Moments(n_days)
 
     def tie_grid(self, m: int) -> float:
         """Scaled terms are ≤ 1, so rounding noise is ≪ 1e-11·m: snap to that grid."""

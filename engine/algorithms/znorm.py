@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, Algorithm, RunningState, snap
-from engine.algorithms.moments import Moments, batch_pearson, prefix
+from engine.algorithms.base import F64, RunningState, snap
+from engine.algorithms.moments import MomentAlgorithm, Moments, batch_pearson, prefix
 
 
 def flat_lines(d2: F64, length: int, q_const: bool, t_const: NDArray[np.bool_]) -> F64:
@@ -21,20 +21,12 @@ def _distance(m: int, rho: F64, x_const: bool, y_const: NDArray[np.bool_]) -> F6
     return np.sqrt(flat_lines(np.maximum(2.0 * m * (1.0 - rho), 0.0), m, x_const, y_const))
 
 
-class ZNormDistance(Algorithm):
+class ZNormDistance(MomentAlgorithm):
     """Shape distance after removing each prefix's mean and scale."""
 
     name = "znorm"
     summary = "‖zx − zy‖ of the z-normalised prefixes (σ with ddof=0; flat lines as STUMPY)"
     cost = "O(1): as corr"
-
-    def state_key(self) -> str:
-        """Shares the moments."""
-        return "moments"
-
-    def new_state(self, n_days: int, slots: int) -> Moments:
-        """Running moments."""
-        return Moments(n_days)
 
     def ranked(self, st: RunningState) -> F64:
         """Snap the squared distance (√ would magnify noise near a perfect match), then √."""

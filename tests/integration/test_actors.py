@@ -18,7 +18,7 @@ from engine.channels import money_flow, volume_share
 from engine.forecast import Forecast, ensemble
 from engine.signals import Signal
 from engine.templates import get_template
-from tests.helpers import brute_topk, reference_ranked
+from tests.helpers import assert_neighbors, brute_topk, reference_ranked
 
 CN = get_template("cn")
 ALGOS = ["sq", "var", "sq_norm", "var_norm"]
@@ -223,13 +223,8 @@ def test_all_algorithms_and_channels_equal_recompute(
             )
             if name == "motif":
                 ref = ref.min(axis=0)
-            want = sorted(zip(ref.tolist(), [keys[i] for i in mine], strict=True))[:5]
             sig = got[(m, name)]
-            assert [tuple(n[:2]) for n in sig.neighbors] == [w[1] for w in want], (m, name)
-            np.testing.assert_allclose(
-                [n[-1] for n in sig.neighbors], [w[0] for w in want], rtol=1e-9, atol=1e-12,
-                err_msg=f"{name} m={m}",
-            )  # fmt: skip
+            assert_neighbors(sig, ref, [keys[i] for i in mine], 5, f"{name} m={m}")
             if name == "motif":
                 assert all(len(n) == 4 and ":" in str(n[2]) for n in sig.neighbors)
             made.append(Forecast(sig.pred_close, sig.pred_close_mean, sig.pred_move, sig.up_prob,

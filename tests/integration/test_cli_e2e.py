@@ -16,7 +16,7 @@ from engine.algorithms import Params
 from engine.signals import Signal
 from engine.synthetic import make_history, to_seed_format
 from engine.templates import get_template
-from tests.helpers import brute_topk, curves_from_bars, reference_ranked
+from tests.helpers import assert_neighbors, brute_topk, curves_from_bars, reference_ranked
 
 CN = get_template("cn")
 ALGOS = ["sq", "var", "sq_norm", "var_norm"]
@@ -105,13 +105,7 @@ def test_run_on_seed_format_history_equals_brute_force(
         for algo in ("corr", "znorm", "dtw", "motif"):  # batch recompute (itself checked vs naive)
             ref = reference_ranked(algo, Params(), x[:m], hist)
             ref = ref.min(axis=0) if algo == "motif" else ref
-            want2 = sorted(zip(ref.tolist(), keys, strict=True))[:10]
-            sig = got[(m, algo)]
-            assert [tuple(n[:2]) for n in sig.neighbors] == [w[1] for w in want2], (m, algo)
-            np.testing.assert_allclose(
-                [n[-1] for n in sig.neighbors], [w[0] for w in want2], rtol=1e-9, atol=1e-12,
-                err_msg=f"{m} {algo}",
-            )  # fmt: skip
+            assert_neighbors(got[(m, algo)], ref, keys, 10, f"{algo} m={m}")
         assert got[(m, "ensemble")].k > 0
     assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
 
