@@ -125,6 +125,10 @@ def _replay_and_report(
             "algorithms": ", ".join(settings.engine.algorithms) + f"  (k = {settings.engine.k})",
             "cold start": f"{session.cold_start_s:.1f} s "
             "(Ray + Spark up, history loaded and sharded)",
+            "shards": f"{len(session.shard_info)} holding "
+            f"{sum(i['days'] for i in session.shard_info):,} days, "
+            f"{sum(i['bytes'] for i in session.shard_info) / 2**20:.1f} MiB of float32 curves"
+            + ("; per-minute fan-out: Ray Compiled Graph" if session.compiled else ""),
             "replay": f"{len(rows)} bars in {replay_s:.1f} s",
             "chart": str(chart_path)
             if chart_path
