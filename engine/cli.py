@@ -107,6 +107,7 @@ def _replay_and_report(
             for raw in paced(iter(rows), speed):
                 view.add(ray.get(session.coordinator.on_bar.remote(raw)))
         replay_s = time.perf_counter() - replay0
+        _drain(session.coordinator)
         stats = ray.get(session.coordinator.stats.remote())
         chart = ray.get(session.coordinator.chart_data.remote(live_ticker))
         out.mkdir(parents=True, exist_ok=True)
@@ -147,6 +148,21 @@ def _replay_and_report(
         (out / "summary.json").write_text(json.dumps(report, indent=2))
     finally:
         session.close()
+
+
+def _drain(coordinator: Any, seconds: float = 30.0) -> None:
+    """Signals buffered while Redis was down are retried before shutting down, for a while."""
+    import ray  # noqa: PLC0415
+
+    deadline = time.monotonic() + seconds
+    pending = ray.get(coordinator.flush.remote())
+    if pending:
+        with console.status(f"Redis is unreachable: {pending} signal(s) buffered, retrying…"):
+            while pending and time.monotonic() < deadline:
+                time.sleep(1.0)
+                pending = ray.get(coordinator.flush.remote())
+    if pending:
+        console.print(f"[red]{pending} signal(s) could not be published: Redis stayed unreachable")
 
 
 @app.command()
