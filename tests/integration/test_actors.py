@@ -234,3 +234,31 @@ def test_all_algorithms_and_channels_equal_recompute(
         assert ens.pred_close == pytest.approx(combined.pred_close, rel=1e-12)
         assert ens.up_prob == pytest.approx(combined.up_prob, rel=1e-12)
         assert 0 < ens.k <= 5 * len(REGISTRY)
+
+
+def test_redis_outage_buffers_signals_in_order(ray_cluster: None) -> None:
+    """Redis down for three minutes: their signals are kept and published, in order, once."""
+    from engine.redis_server import RedisServer, free_port
+
+    port = free_port()
+    server = RedisServer(port=port)
+    refs, _, _ = _history(80, SEED + 9)
+    bars = _bars(10, SEED + 10)
+    _, co = _engine(refs, server.url)
+    try:
+        for raw in bars[:4]:
+            ray.get(co.on_bar.remote(raw))
+        server.stop()
+        for raw in bars[4:7]:
+            assert "rejected" not in ray.get(co.on_bar.remote(raw))
+        assert ray.get(co.stats.remote())["pending"] == 3 * len(ALGOS)
+        server = RedisServer(port=port)  # back, empty (no persistence in tests)
+        for raw in bars[7:]:
+            ray.get(co.on_bar.remote(raw))
+        assert ray.get(co.flush.remote()) == 0
+        client = redis.Redis(port=port, decode_responses=True)
+        got = [Signal.from_fields(f) for _, f in client.xrange("simsignal:signals:000300")]
+        assert [(s.minute, s.algo) for s in got] == [(m, a) for m in range(5, 11) for a in ALGOS]
+    finally:
+        ray.get(co.close.remote())
+        server.stop()
