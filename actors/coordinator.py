@@ -158,7 +158,7 @@ class Coordinator:
         if self.graph is not None:
             ray.get(list(self.graph.execute([])))  # the channels' first use
         with contextlib.suppress(redis.RedisError):
-            self.client.script_load(self.publisher.script_source)
+            self.publisher.preload()
         forecast(0.0, np.ones(2), np.zeros(2), np.zeros(2))
         gc.freeze()  # start-up objects out of the collector's way: no 50 ms gen-2 pauses later
 

@@ -72,13 +72,13 @@ def _replay_and_report(
     settings: Settings,
     history: list[str],
     replay: Path,
-    date: str,
+    date: str | None,
     tickers: list[str] | None,
     speed: float,
     out: Path,
     chart_minute: int | None,
 ) -> None:
-    """Shared by demo and run: start, replay one day, chart, summary."""
+    """Shared by demo and run: start, replay one day (default date: its first bar's), chart."""
     import ray  # noqa: PLC0415
 
     from actors.session import Session, masked  # noqa: PLC0415
@@ -90,6 +90,9 @@ def _replay_and_report(
     template = get_template(settings.history.template)
     chart_minute = chart_minute or template.slots // 2
     rows = list(replay_rows(replay))  # read (and check the columns) before the cluster starts
+    if not rows:
+        raise typer.BadParameter(f"{replay} has no bars", param_hint="--replay")
+    date = date or rows[0]["ts"][:10]
     wall0 = time.perf_counter()
     session = Session(settings, console)
     try:
@@ -241,13 +244,7 @@ def run(
     if feed == "replay":
         if replay is None:
             raise typer.BadParameter("--feed replay needs --replay PATH", param_hint="--replay")
-        from engine.feeds import replay_rows  # noqa: PLC0415
-
-        first = next(iter(replay_rows(replay)), None)
-        day = date or (first["ts"][:10] if first else None)
-        if day is None:
-            raise typer.BadParameter(f"{replay} has no bars", param_hint="--replay")
-        _replay_and_report(settings, paths, replay, day, ticker, speed, out, chart_minute)
+        _replay_and_report(settings, paths, replay, date, ticker, speed, out, chart_minute)
     elif feed == "redis":
         _follow_redis(settings, paths, date or time.strftime("%Y-%m-%d"), ticker)
     else:
@@ -260,7 +257,7 @@ def _follow_redis(
     """Wait on the bar streams until SIGINT/SIGTERM, then shut down cleanly."""
     import ray  # noqa: PLC0415
 
-    from actors.session import Session  # noqa: PLC0415
+    from actors.session import Session, masked  # noqa: PLC0415
     from engine.live_view import summary_table  # noqa: PLC0415
 
     session = Session(settings, console)
@@ -285,7 +282,7 @@ def _follow_redis(
         console.print(
             summary_table(
                 ray.get(session.coordinator.stats.remote()),
-                {"redis": session.redis_url, "date": date},
+                {"redis": masked(session.redis_url), "date": date},
             )
         )
     finally:
