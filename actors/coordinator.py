@@ -13,19 +13,19 @@ from typing import Any
 
 import numpy as np
 import ray
-import redis
 from ray.exceptions import RayActorError, RayTaskError
 
-from engine.algorithms import ALGO_INDEX, ENSEMBLE, Algorithm, Params, select
-from engine.bars import BadBar, BarGate, parse_bar
-from engine.forecast import Forecast, ensemble, forecast, similarity_weights
-from engine.keys import Keys
-from engine.publish import SignalPublisher, dead_letter
-from engine.shard_state import Candidates, Update
-from engine.signals import Signal, epoch_ms
-from engine.templates import get_template
-from engine.today import TodayCurve
-from engine.topk import merge
+from simsignal.engine.algorithms import ALGO_INDEX, ENSEMBLE, Algorithm, Params, select
+from simsignal.engine.bars import BadBar, BarGate, parse_bar
+from simsignal.engine.forecast import Forecast, ensemble, forecast, similarity_weights
+from simsignal.engine.keys import Keys
+from simsignal.engine.publish import SignalPublisher, dead_letter
+from simsignal.engine.redis_store import RedisError, RedisStore, Unavailable
+from simsignal.engine.shard_state import Candidates, Update
+from simsignal.engine.signals import Signal, epoch_ms
+from simsignal.engine.templates import get_template
+from simsignal.engine.today import TodayCurve
+from simsignal.engine.topk import merge
 
 Replies = list[dict[str, dict[str, Candidates]]]
 INLINE_UPDATES = 64  # above this many (ticker, minute) updates, broadcast through one ray.put
@@ -59,6 +59,8 @@ class Coordinator:
         tickers: list[str] | None,
         last_close: dict[str, tuple[str, float]],
         redis_url: str,
+        usable: set[str] | None = None,
+        max_gap_days: int = 4,
         prefix: str,
         maxlen: int,
         channels: dict[str, float] | None = None,
@@ -77,17 +79,19 @@ class Coordinator:
         self.date = date
         self.channels = tuple(channels or {"price": 1.0})
         self.last_close = last_close
+        self.usable = usable  # tickers with kept history days (None: pooled, any will do)
+        self.max_gap_days = max_gap_days
         known = set(tickers) if tickers else set(last_close)
         self.gate = BarGate(self.template, date, known)
         self.keys = Keys(prefix)
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
-        self.publisher = SignalPublisher(self.client, self.keys, maxlen)
+        self.store = RedisStore.connect(redis_url)
+        self.publisher = SignalPublisher(self.store, self.keys, maxlen)
         self.today: dict[str, TodayCurve] = {}
         self.latencies_ms: list[float] = []
         self.rejected: dict[str, int] = {}
         self.accepted = 0
         self.restarts = 0
-        self.chart_minute = chart_minute
+        self.chart_minute = chart_minute or self.template.slots // 2
         self.snapshot: dict[str, Any] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the actor is threaded (stop() must reach the feed loop)
@@ -101,12 +105,16 @@ class Coordinator:
 
     def _on_bar(self, raw: dict[str, str], source: str, t0: float) -> dict[str, Any]:
         try:
-            bar = parse_bar(raw)
+            bar = parse_bar(raw, self.template.zone)
+            if self.usable is not None and bar.ticker in self.last_close.keys() - self.usable:
+                raise BadBar(
+                    "ticker", bar.ticker, "has no usable history day (see the load report)"
+                )
             slot = self.gate.admit(bar)
             today = self._today_of(bar.ticker, bar.prev_close)
         except BadBar as bad:
             self.rejected[bad.reason] = self.rejected.get(bad.reason, 0) + 1
-            dead_letter(self.client, self.keys, source, bad.field, bad.value, bad.reason, raw)
+            dead_letter(self.store, self.keys, source, bad.field, bad.value, bad.reason, raw)
             return {"rejected": str(bad)}
         self.accepted += 1
         row: dict[str, Any] = {}
@@ -116,6 +124,8 @@ class Coordinator:
             self.publisher.publish(signals)
             latency = (time.perf_counter() - t0) * 1e3
             self.latencies_ms.append(latency)
+            if not signals:
+                continue
             first = signals[0]
             row = {"minute": m, "slot": first.slot, "close": bar.close, "x": x,
                    "pred_close": first.pred_close, "up_prob": first.up_prob, "algo": first.algo,
@@ -131,7 +141,17 @@ class Coordinator:
     def _today_of(self, ticker: str, prev_close: float | None) -> TodayCurve:
         today = self.today.get(ticker)
         if today is None:
-            prev = prev_close or self.last_close.get(ticker, ("", 0.0))[1]
+            last_date, prev = self.last_close.get(ticker, ("", 0.0))
+            if prev_close is None and last_date:
+                skipped = int(np.busday_count(last_date, self.date)) - 1
+                if skipped > self.max_gap_days:
+                    raise BadBar(
+                        "prev_close", None,
+                        f"none sent, and {ticker}'s last history close is from {last_date}, "
+                        f"{skipped} business days missing before {self.date} "
+                        f"(> max_gap_days {self.max_gap_days})",
+                    )  # fmt: skip
+            prev = prev_close or prev
             if not prev:
                 raise BadBar("prev_close", prev_close, f"no previous close for {ticker} in history")
             today = self.today[ticker] = TodayCurve(ticker, prev, self.channels)
@@ -157,7 +177,7 @@ class Coordinator:
         """Pay first-use costs now, not on the first live minute (measured: ~230 ms)."""
         if self.graph is not None:
             ray.get(list(self.graph.execute([])))  # the channels' first use
-        with contextlib.suppress(redis.RedisError):
+        with contextlib.suppress(RedisError):
             self.publisher.preload()
         forecast(0.0, np.ones(2), np.zeros(2), np.zeros(2))
         gc.freeze()  # start-up objects out of the collector's way: no 50 ms gen-2 pauses later
@@ -280,17 +300,15 @@ class Coordinator:
         handled = 0
         while not self._stop.is_set():
             try:
-                batches = self.client.xread(streams, block=block_ms)
-            except (redis.ConnectionError, redis.TimeoutError):
+                entries = self.store.read(streams, block_ms=block_ms, count=1000)
+            except Unavailable:
                 time.sleep(0.5)
                 self.publisher.flush()
                 continue
-            for stream, entries in batches or []:
-                for entry_id, fields in entries:
-                    streams[stream.decode()] = entry_id.decode()
-                    raw = {k.decode(): v.decode() for k, v in fields.items()}
-                    self.on_bar(raw, source=stream.decode())
-                    handled += 1
+            for entry in entries:
+                streams[entry.stream] = entry.id
+                self.on_bar(entry.fields, source=entry.stream)
+                handled += 1
         return handled
 
     def stop(self) -> None:
@@ -344,4 +362,7 @@ def _votes(
     return tuple((t, d, 1.0 - votes[(t, d)] / n) for t, d in order[:k])
 
 
-CoordinatorActor = ray.remote(num_cpus=0, max_concurrency=4)(Coordinator)  # type: ignore[call-overload]
+# Typed as Any: the actor handle's methods are Ray's, whatever its release's hints say.
+_remote: Any = ray.remote  # its overloads do not list every actor option
+_as_actor = _remote(num_cpus=0, max_concurrency=4)
+CoordinatorActor: Any = _as_actor(Coordinator)

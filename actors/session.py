@@ -12,13 +12,13 @@ from urllib.parse import urlsplit, urlunsplit
 import ray
 from rich.console import Console
 
-from actors.coordinator import CoordinatorActor
-from actors.shard import ShardActor
-from engine import cluster
-from engine.history.loader import LoadedHistory, load_history
-from engine.redis_server import RedisServer, answers
-from engine.settings import DEFAULT_REDIS_URL, Settings
-from engine.templates import get_template
+from simsignal.actors.coordinator import CoordinatorActor
+from simsignal.actors.shard import ShardActor
+from simsignal.engine import cluster
+from simsignal.engine.history.loader import LoadedHistory, load_history
+from simsignal.engine.redis_server import RedisServer
+from simsignal.engine.redis_store import answers
+from simsignal.engine.settings import DEFAULT_REDIS_URL, Settings
 
 
 def masked(url: str) -> str:
@@ -75,7 +75,6 @@ class Session:
         """Bring everything up and load history strictly before `date`."""
         t0 = time.perf_counter()
         s, say = self.settings, self.console.print
-        template = get_template(s.history.template)
         url = s.redis.url.get_secret_value() if s.redis.url else None
         self.redis_url, self.embedded = resolve_redis(url, say)
         warnings.filterwarnings("ignore", message=".*sql_ctx.*")
@@ -93,20 +92,23 @@ class Session:
             self.history = load_history(
                 spark,
                 history_paths,
-                template,
+                s.history.template,
                 s.engine.shards,
                 max_missing=s.history.max_missing_slots,
+                max_gap_days=s.history.max_gap_days,
                 before_date=date,
                 partition=s.engine.partition,
+                tickers=None if s.engine.pooled else tickers,
                 step=step,
             )
             cluster.release_spark()
             if self.history.report.days_kept == 0:
                 raise ValueError(f"no usable history days before {date} in {history_paths}")
+            template = self.history.template
             status.update("starting shard actors…")
             algos = list(s.engine.algorithms)
             self.shards = [
-                ShardActor.remote(  # type: ignore[attr-defined]
+                ShardActor.remote(
                     i,
                     self.history.refs,
                     template.slots,
@@ -127,6 +129,8 @@ class Session:
                 date=date,
                 tickers=tickers,
                 last_close=self.history.last_close,
+                usable=None if s.engine.pooled else self.history.usable,
+                max_gap_days=s.history.max_gap_days,
                 redis_url=self.redis_url,
                 prefix=s.redis.prefix,
                 maxlen=s.redis.maxlen,

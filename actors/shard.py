@@ -9,13 +9,12 @@ from typing import Any
 import numpy as np
 import ray
 
-from engine.algorithms import Params
-from engine.history.curves import DayCurves
-from engine.shard_state import Candidates, ShardState, Update
+from simsignal.engine.algorithms import Params
+from simsignal.engine.history.curves import DayCurves
+from simsignal.engine.shard_state import Candidates, ShardState, Update
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
-class ShardActor:
+class Shard:
     """Loads its rows from the object store at start (and again after a restart)."""
 
     def __init__(
@@ -78,3 +77,9 @@ class ShardActor:
         """Forget live queries."""
         with self._lock:
             self.state.reset()
+
+
+# Typed as Any: the actor handle's methods are Ray's, whatever its release's hints say.
+_remote: Any = ray.remote  # its overloads do not list every actor option
+_as_actor = _remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
+ShardActor: Any = _as_actor(Shard)

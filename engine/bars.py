@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
-from engine.templates import SessionTemplate
+from simsignal.engine.templates import SessionTemplate
 
 BAR_FIELDS = ("ticker", "ts", "open", "high", "low", "close", "volume")
 
@@ -88,7 +88,24 @@ def decode_fields(raw: dict[str, str]) -> dict[str, str]:
     return raw
 
 
-def parse_bar(raw: dict[str, str]) -> Bar:
+def local_time(ts_raw: str, zone: tzinfo | None) -> datetime:
+    """A bar time as naive exchange-local wall time.
+
+    Naive times are exchange-local already; times with a UTC offset (`-04:00`, `Z`) are
+    converted to `zone`, the template's exchange zone.
+    """
+    try:
+        ts = datetime.fromisoformat(ts_raw)
+    except ValueError:
+        raise BadBar("ts", ts_raw, "not an ISO 8601 time (YYYY-MM-DDTHH:MM:SS[±HH:MM|Z])") from None
+    if ts.tzinfo is None:
+        return ts
+    if zone is None:
+        raise BadBar("ts", ts_raw, "has a UTC offset but no exchange time zone is known")
+    return ts.astimezone(zone).replace(tzinfo=None)
+
+
+def parse_bar(raw: dict[str, str], zone: tzinfo | None = None) -> Bar:
     """Parse raw string fields into a Bar, or raise BadBar naming the first bad field."""
     fields = decode_fields(raw)
     ticker = (fields.get("ticker") or "").strip()
@@ -97,12 +114,7 @@ def parse_bar(raw: dict[str, str]) -> Bar:
     ts_raw = fields.get("ts")
     if not ts_raw:
         raise BadBar("ts", ts_raw, "missing field")
-    try:
-        ts = datetime.fromisoformat(ts_raw)
-    except ValueError:
-        raise BadBar("ts", ts_raw, "not an ISO 8601 time (YYYY-MM-DDTHH:MM:SS)") from None
-    if ts.tzinfo is not None:
-        raise BadBar("ts", ts_raw, "must be exchange-local time without a UTC offset")
+    ts = local_time(ts_raw, zone)
     values = {n: _number(fields, n, positive=n != "volume") for n in BAR_FIELDS[2:]}
     bar = Bar(
         ticker=ticker,

@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from engine.forecast import forecast_path
-from engine.templates import SessionTemplate
+from simsignal.engine.forecast import forecast_path
+from simsignal.engine.templates import SessionTemplate
 
 
 def draw_similarity(

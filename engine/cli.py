@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal as signals_
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from engine.settings import Settings, load_settings
+from simsignal.engine.settings import Settings, load_settings
 
 app = typer.Typer(
     add_completion=False,
@@ -42,7 +44,32 @@ ChartOpt = Annotated[
     int | None,
     typer.Option("--chart-minute", help="minute of the chart snapshot (default: mid-session)"),
 ]
-OutOpt = Annotated[Path, typer.Option("--out", help="where similarity.png and summary.json go")]
+OutOpt = Annotated[
+    Path, typer.Option("--out", help="where similarity.png, summary.json and logs/ go")
+]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option("--verbose", help="show Ray's, Spark's and Java's logs (default: out/logs/)"),
+]
+TemplateOpt = Annotated[
+    str | None, typer.Option("--template", help="cn | us | auto (the one the bars fit)")
+]
+MissingOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-missing",
+        help="drop days missing more minute slots than this (default 12); shorter gaps are "
+        "forward-filled",
+    ),
+]
+GapOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-gap-days",
+        help="drop a day whose previous trading day is more than this many business days back "
+        "(default 4)",
+    ),
+]
 
 
 def _settings(
@@ -56,13 +83,15 @@ def _settings(
     channels: str | None = None,
     dtw_band: int | None = None,
     motif_window: int | None = None,
+    max_missing: int | None = None,
+    max_gap_days: int | None = None,
 ) -> Settings:
     engine = {"algorithms": algorithms, "k": k, "shards": shards, "channels": channels,
               "dtw_band": dtw_band, "motif_window": motif_window}  # fmt: skip
+    history = {"template": template, "max_missing_slots": max_missing,
+               "max_gap_days": max_gap_days}  # fmt: skip
     try:
-        return load_settings(
-            config, redis={"url": redis_url}, engine=engine, history={"template": template}
-        )
+        return load_settings(config, redis={"url": redis_url}, engine=engine, history=history)
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]configuration error:[/] {err}")
         raise typer.Exit(2) from None
@@ -77,80 +106,114 @@ def _replay_and_report(
     speed: float,
     out: Path,
     chart_minute: int | None,
+    verbose: bool = False,
 ) -> None:
     """Shared by demo and run: start, replay one day (default date: its first bar's), chart."""
+    import dataclasses  # noqa: PLC0415
+
     import ray  # noqa: PLC0415
 
-    from actors.session import Session, masked  # noqa: PLC0415
-    from engine.chart import draw_similarity  # noqa: PLC0415
-    from engine.feeds import paced, replay_rows  # noqa: PLC0415
-    from engine.live_view import LiveTable, load_table, summary_table  # noqa: PLC0415
-    from engine.templates import get_template  # noqa: PLC0415
+    from simsignal.actors.session import Session, masked  # noqa: PLC0415
+    from simsignal.engine.chart import draw_similarity  # noqa: PLC0415
+    from simsignal.engine.feeds import paced, replay_rows  # noqa: PLC0415
+    from simsignal.engine.live_view import (  # noqa: PLC0415
+        LiveTable,
+        load_table,
+        summary_table,
+        ticker_table,
+    )
 
-    template = get_template(settings.history.template)
-    chart_minute = chart_minute or template.slots // 2
     rows = list(replay_rows(replay))  # read (and check the columns) before the cluster starts
     if not rows:
         raise typer.BadParameter(f"{replay} has no bars", param_hint="--replay")
-    date = date or rows[0]["ts"][:10]
+    date = date or _first_date(rows, settings.history.template)
     wall0 = time.perf_counter()
     session = Session(settings, console)
+    logs = None if verbose else out / "logs" / "engine.log"
+    with _engine_output(logs):
+        try:
+            session.start(history, date, tickers, chart_minute=chart_minute)
+            assert session.history is not None
+            template = session.history.template
+            console.print(load_table(session.history.report))
+            console.print(ticker_table(session.history.report))
+            console.print(
+                f"[green]✓[/] ready for the first bar: cold start {session.cold_start_s:.1f}s, "
+                f"{len(session.shards)} shard(s) holding "
+                f"{sum(i['days'] for i in session.shard_info):,} days"
+            )
+            live_ticker = tickers[0] if tickers else (rows[0].get("ticker", "?") if rows else "?")
+            replay0 = time.perf_counter()
+            with LiveTable(console, live_ticker) as view:
+                for raw in paced(iter(rows), speed):
+                    view.add(ray.get(session.coordinator.on_bar.remote(raw)))
+            replay_s = time.perf_counter() - replay0
+            _drain(session.coordinator)
+            stats = ray.get(session.coordinator.stats.remote())
+            chart = ray.get(session.coordinator.chart_data.remote(live_ticker))
+            out.mkdir(parents=True, exist_ok=True)
+            chart_path = (
+                draw_similarity(chart, template, live_ticker, date, out / "similarity.png")
+                if chart
+                else None
+            )
+            prefix = settings.redis.prefix
+            info = {
+                "redis": masked(session.redis_url)
+                + ("  (embedded: stops with this run)" if session.embedded else ""),
+                "keys": f"{prefix}:signals:{live_ticker} (stream), "
+                f"{prefix}:latest:{live_ticker} (hash), {prefix}:signals (pub/sub), "
+                f"{prefix}:deadletter",
+                "algorithms": ", ".join(settings.engine.algorithms)
+                + f"  (k = {settings.engine.k})",
+                "cold start": f"{session.cold_start_s:.1f} s "
+                "(Ray + Spark up, history loaded and sharded)",
+                "shards": f"{len(session.shard_info)} holding "
+                f"{sum(i['days'] for i in session.shard_info):,} days, "
+                f"{sum(i['bytes'] for i in session.shard_info) / 2**20:.1f} MiB of float32 curves"
+                + ("; per-minute fan-out: Ray Compiled Graph" if session.compiled else ""),
+                "replay": f"{len(rows)} bars in {replay_s:.1f} s",
+                "chart": str(chart_path)
+                if chart_path
+                else "(no snapshot: fewer minutes than --chart-minute)",
+                "wall time": f"{time.perf_counter() - wall0:.1f} s",
+            }
+            console.print(summary_table(stats, info))
+            report = {k: v for k, v in stats.items() if k != "latencies_ms"}
+            report.update(
+                cold_start_s=session.cold_start_s,
+                wall_s=time.perf_counter() - wall0,
+                date=date,
+                ticker=live_ticker,
+                redis_url=masked(session.redis_url),
+            )
+            report["load"] = dataclasses.asdict(session.history.report)
+            (out / "summary.json").write_text(json.dumps(report, indent=2))
+        finally:
+            session.close()
+
+
+def _first_date(rows: list[dict[str, str]], template: str) -> str:
+    """The session date of a replay file: its first bar's, in exchange-local time."""
+    from simsignal.engine.bars import BadBar, local_time  # noqa: PLC0415
+    from simsignal.engine.templates import TEMPLATES  # noqa: PLC0415
+
+    zone = TEMPLATES[template].zone if template in TEMPLATES else None
     try:
-        session.start(history, date, tickers, chart_minute=chart_minute)
-        assert session.history is not None
-        console.print(load_table(session.history.report))
-        console.print(
-            f"[green]✓[/] ready for the first bar: cold start {session.cold_start_s:.1f}s, "
-            f"{len(session.shards)} shard(s) holding "
-            f"{sum(i['days'] for i in session.shard_info):,} days"
-        )
-        live_ticker = tickers[0] if tickers else (rows[0].get("ticker", "?") if rows else "?")
-        replay0 = time.perf_counter()
-        with LiveTable(console, live_ticker) as view:
-            for raw in paced(iter(rows), speed):
-                view.add(ray.get(session.coordinator.on_bar.remote(raw)))
-        replay_s = time.perf_counter() - replay0
-        _drain(session.coordinator)
-        stats = ray.get(session.coordinator.stats.remote())
-        chart = ray.get(session.coordinator.chart_data.remote(live_ticker))
-        out.mkdir(parents=True, exist_ok=True)
-        chart_path = (
-            draw_similarity(chart, template, live_ticker, date, out / "similarity.png")
-            if chart
-            else None
-        )
-        prefix = settings.redis.prefix
-        info = {
-            "redis": masked(session.redis_url)
-            + ("  (embedded: stops with this run)" if session.embedded else ""),
-            "keys": f"{prefix}:signals:{live_ticker} (stream), "
-            f"{prefix}:latest:{live_ticker} (hash), {prefix}:signals (pub/sub), "
-            f"{prefix}:deadletter",
-            "algorithms": ", ".join(settings.engine.algorithms) + f"  (k = {settings.engine.k})",
-            "cold start": f"{session.cold_start_s:.1f} s "
-            "(Ray + Spark up, history loaded and sharded)",
-            "shards": f"{len(session.shard_info)} holding "
-            f"{sum(i['days'] for i in session.shard_info):,} days, "
-            f"{sum(i['bytes'] for i in session.shard_info) / 2**20:.1f} MiB of float32 curves"
-            + ("; per-minute fan-out: Ray Compiled Graph" if session.compiled else ""),
-            "replay": f"{len(rows)} bars in {replay_s:.1f} s",
-            "chart": str(chart_path)
-            if chart_path
-            else "(no snapshot: fewer minutes than --chart-minute)",
-            "wall time": f"{time.perf_counter() - wall0:.1f} s",
-        }
-        console.print(summary_table(stats, info))
-        report = {k: v for k, v in stats.items() if k != "latencies_ms"}
-        report.update(
-            cold_start_s=session.cold_start_s,
-            wall_s=time.perf_counter() - wall0,
-            date=date,
-            ticker=live_ticker,
-            redis_url=masked(session.redis_url),
-        )
-        (out / "summary.json").write_text(json.dumps(report, indent=2))
-    finally:
-        session.close()
+        return local_time(rows[0].get("ts", ""), zone).date().isoformat()
+    except BadBar:
+        return rows[0].get("ts", "")[:10]
+
+
+@contextlib.contextmanager
+def _engine_output(logs: Path | None) -> Iterator[None]:
+    """Ray's, Spark's and the JVMs' output to `logs` (None: on the console)."""
+    from simsignal.engine.engine_logs import stderr_to  # noqa: PLC0415
+
+    if logs is not None:
+        console.print(f"Ray, Spark and Java logs: {logs} (--verbose shows them here)")
+    with stderr_to(logs):
+        yield
 
 
 def _drain(coordinator: Any, seconds: float = 30.0) -> None:
@@ -183,22 +246,27 @@ def demo(
     motif_window: WindowOpt = None,
     chart_minute: ChartOpt = None,
     config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Synthetic index history → RayDP → shards; replay the held-back day; chart and summary."""
-    from engine.synthetic import write_demo_data  # noqa: PLC0415
-    from engine.templates import get_template  # noqa: PLC0415
+    from simsignal.engine.synthetic import write_demo_data  # noqa: PLC0415
+    from simsignal.engine.templates import get_template  # noqa: PLC0415
 
     settings = _settings(
         config, redis_url=redis_url, algorithms=algorithms, k=k, shards=shards,
         channels=channels, dtw_band=dtw_band, motif_window=motif_window,
     )  # fmt: skip
-    template = get_template(settings.history.template)
+    template = get_template(
+        "cn" if settings.history.template == "auto" else settings.history.template
+    )
     with console.status(
         f"making {years:g} years of synthetic {template.name} minute bars (cached)…"
     ):
         history, replay, date = write_demo_data(data, template, years)
     console.print(f"[green]✓[/] synthetic history {history} (replay day {date}: {replay})")
-    _replay_and_report(settings, [str(history)], replay, date, None, speed, out, chart_minute)
+    _replay_and_report(
+        settings, [str(history)], replay, date, None, speed, out, chart_minute, verbose
+    )
 
 
 @app.command()
@@ -215,7 +283,9 @@ def run(
         str | None, typer.Option(help="session date YYYY-MM-DD; history is what came before")
     ] = None,
     ticker: Annotated[list[str] | None, typer.Option(help="only this ticker (repeatable)")] = None,
-    template: Annotated[str | None, typer.Option(help="cn | us")] = None,
+    template: TemplateOpt = None,
+    max_missing: MissingOpt = None,
+    max_gap_days: GapOpt = None,
     speed: SpeedOpt = 0.0,
     algorithms: AlgoOpt = None,
     k: KOpt = None,
@@ -227,6 +297,7 @@ def run(
     chart_minute: ChartOpt = None,
     out: OutOpt = Path("out"),
     config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Load history before --date; replay a day (--feed replay) or follow Redis (--feed redis)."""
     settings = _settings(
@@ -239,14 +310,18 @@ def run(
         channels=channels,
         dtw_band=dtw_band,
         motif_window=motif_window,
+        max_missing=max_missing,
+        max_gap_days=max_gap_days,
     )
     paths = [*history, *(more_history or [])]
     if feed == "replay":
         if replay is None:
             raise typer.BadParameter("--feed replay needs --replay PATH", param_hint="--replay")
-        _replay_and_report(settings, paths, replay, date, ticker, speed, out, chart_minute)
+        _replay_and_report(settings, paths, replay, date, ticker, speed, out, chart_minute, verbose)
     elif feed == "redis":
-        _follow_redis(settings, paths, date or time.strftime("%Y-%m-%d"), ticker)
+        logs = None if verbose else out / "logs" / "engine.log"
+        with _engine_output(logs):
+            _follow_redis(settings, paths, date or time.strftime("%Y-%m-%d"), ticker)
     else:
         raise typer.BadParameter(f"{feed!r}: use replay or redis", param_hint="--feed")
 
@@ -257,8 +332,8 @@ def _follow_redis(
     """Wait on the bar streams until SIGINT/SIGTERM, then shut down cleanly."""
     import ray  # noqa: PLC0415
 
-    from actors.session import Session, masked  # noqa: PLC0415
-    from engine.live_view import summary_table  # noqa: PLC0415
+    from simsignal.actors.session import Session, masked  # noqa: PLC0415
+    from simsignal.engine.live_view import summary_table  # noqa: PLC0415
 
     session = Session(settings, console)
     try:
@@ -298,25 +373,46 @@ def subscribe(
     from_start: Annotated[bool, typer.Option(help="read the stream from its first entry")] = False,
 ) -> None:
     """Print signals of one ticker as they arrive in its Redis stream."""
-    import redis  # noqa: PLC0415
-
-    from engine.keys import Keys  # noqa: PLC0415
-    from engine.settings import DEFAULT_REDIS_URL  # noqa: PLC0415
+    from simsignal.actors.session import masked  # noqa: PLC0415
+    from simsignal.engine.keys import Keys  # noqa: PLC0415
+    from simsignal.engine.redis_store import RedisStore, Unavailable  # noqa: PLC0415
+    from simsignal.engine.settings import DEFAULT_REDIS_URL  # noqa: PLC0415
 
     settings = _settings(config, redis_url=redis_url)
     url = settings.redis.url.get_secret_value() if settings.redis.url else DEFAULT_REDIS_URL
-    client = redis.Redis.from_url(url, decode_responses=True)
+    store = RedisStore.connect(url)
     stream = Keys(settings.redis.prefix).signals(ticker)
+    console.print(
+        f"reading {stream} at {masked(url)} "
+        f"({'from the first entry' if from_start else 'new signals only'}"
+        f"{f', stopping after {count}' if count else ''}; Ctrl-C to stop)",
+        highlight=False,
+    )
     last, seen = ("0-0" if from_start else "$"), 0
     while count == 0 or seen < count:
-        for _, entries in client.xread({stream: last}, block=1000) or []:
-            for entry_id, f in entries:
-                last, seen = entry_id, seen + 1
-                console.print(
-                    f"{f['date']} {f['slot']} m={f['minute']:>3} {f['algo']:<8} "
-                    f"pred_close {float(f['pred_close']):+.3%} up {float(f['up_prob']):.0%} "
-                    f"latency {f['latency_ms']} ms"
-                )
+        try:
+            entries = store.read({stream: last}, block_ms=1000, count=(count - seen) or None)
+        except Unavailable as err:
+            console.print(f"[red]Redis at {masked(url)} is unreachable:[/] {err}")
+            raise typer.Exit(1) from None
+        for entry in entries:
+            f = entry.fields
+            last, seen = entry.id, seen + 1
+            console.print(
+                f"{f.get('date')} {f.get('slot')} m={f.get('minute', '?'):>3} "
+                f"{f.get('algo', '?'):<8} pred_close {_pct(f.get('pred_close'))} "
+                f"up {_pct(f.get('up_prob'), signed=False)} latency {f.get('latency_ms')} ms",
+                highlight=False,
+                markup=False,
+            )
+
+
+def _pct(raw: str | None, signed: bool = True) -> str:
+    """A ratio field as a percentage, or the raw text when it is not a number."""
+    try:
+        return f"{float(raw or ''):{'+' if signed else ''}.3%}"
+    except ValueError:
+        return repr(raw)
 
 
 if __name__ == "__main__":

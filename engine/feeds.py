@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.history.formats import SEED, detect_format
+from simsignal.engine.history.formats import SEED, detect_format
 
 
 def replay_rows(path: Path) -> Iterator[dict[str, str]]:

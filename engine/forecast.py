@@ -15,7 +15,7 @@ class Forecast:
     pred_close: float  # similarity-weighted mean of the neighbours' closes, continued from now
     pred_close_mean: float  # the seed's form: plain mean of the neighbours' own close ratios
     pred_move: float  # pred_close relative to now: (1 + pred_close) / (1 + x_now) − 1
-    up_prob: float  # weighted share of neighbours that rose from this minute to the close
+    up_prob: float  # weighted share of neighbours that rose from now to the close (ties: half)
     q10: float
     q50: float
     q90: float
@@ -43,6 +43,16 @@ def continued_closes(
     return (1.0 + x_now) * (1.0 + y_end64) / (1.0 + y_now64) - 1.0
 
 
+def rose(y_now: NDArray[np.floating], y_end: NDArray[np.floating]) -> NDArray[np.float64]:
+    """1 for a neighbour that rose from now to its close, 0 if it fell, ½ if unchanged.
+
+    Why ½: unchanged prices are common near the close (and every neighbour is unchanged at
+    the last minute); counting them as "not up" pulled up_prob towards 0 there.
+    """
+    now, end = np.asarray(y_now, np.float64), np.asarray(y_end, np.float64)
+    return np.where(end > now, 1.0, np.where(end == now, 0.5, 0.0))
+
+
 def forecast(
     x_now: float,
     scores: NDArray[np.float64],
@@ -60,7 +70,7 @@ def forecast(
         pred_close=pred,
         pred_close_mean=float(np.mean(np.asarray(y_end, np.float64))),
         pred_move=(1.0 + pred) / (1.0 + x_now) - 1.0,
-        up_prob=float(w @ (np.asarray(y_end, np.float64) > np.asarray(y_now, np.float64))),
+        up_prob=float(w @ rose(y_now, y_end)),
         q10=float(q10),
         q50=float(q50),
         q90=float(q90),

@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from engine.history.loader import LoadReport
+from simsignal.engine.history.loader import LoadReport
 
 
 class LiveTable:
@@ -77,20 +77,49 @@ def load_table(report: LoadReport) -> Table:
     """What the history load did."""
     t = Table(title="history load", show_header=False)
     t.add_row("files", str(report.files))
+    t.add_row("session template", report.template)
     t.add_row("rows read", f"{report.rows_read:,}")
     for reason, n in sorted(report.rows_dropped.items()):
         t.add_row("  rows dropped", f"{n:,}  ({reason})")
     if report.rows_out_of_order:
         t.add_row("  rows out of time order", f"{report.rows_out_of_order:,}  (sorted, kept)")
-    t.add_row("tickers", str(report.tickers))
+    t.add_row("tickers with days", str(report.tickers))
     t.add_row("days kept", f"{report.days_kept:,}")
     for reason, n in sorted(report.days_dropped.items()):
-        t.add_row("  days dropped", f"{n:,}  ({reason})")
+        who = [f"{tk} {r.days_dropped[reason]}" for tk, r in sorted(report.per_ticker.items())
+               if reason in r.days_dropped]  # fmt: skip
+        t.add_row("  days dropped", f"{n:,}  ({reason}: {_few(who)})")
     t.add_row(
         "days per shard", ", ".join(f"{k}: {v:,}" for k, v in sorted(report.rows_per_shard.items()))
     )
     t.add_row("seconds", f"{report.seconds:.1f}")
+    empty = report.tickers_without_days
+    if empty:
+        t.add_row(
+            Text("warning", style="bold yellow"),
+            Text(f"{len(empty)} ticker(s) with no usable day, their bars will be refused: "
+                 f"{_few(empty)}", style="yellow"),
+        )  # fmt: skip
     return t
+
+
+def ticker_table(report: LoadReport, most: int = 20) -> Table:
+    """Per ticker: rows kept, days kept and days dropped by reason (the largest first)."""
+    t = Table(title="history per ticker")
+    for col in ("ticker", "rows kept", "days kept", "days dropped (reason)"):
+        t.add_column(col, justify="left" if col.startswith(("ticker", "days dropped")) else "right")
+    ranked = sorted(report.per_ticker.items(), key=lambda kv: (kv[1].days_kept, kv[0]))
+    for ticker, r in ranked[:most]:
+        dropped = "; ".join(f"{n} {why}" for why, n in sorted(r.days_dropped.items()))
+        t.add_row(ticker, f"{r.rows_kept:,}", f"{r.days_kept:,}", dropped or "-",
+                  style="yellow" if r.days_kept == 0 else None)  # fmt: skip
+    if len(ranked) > most:
+        t.caption = f"{len(ranked) - most} more in summary.json (fewest days first)"
+    return t
+
+
+def _few(names: list[str], most: int = 6) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def summary_table(stats: dict[str, Any], info: dict[str, str]) -> Table:

@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import redis
+from simsignal.engine.redis_store import RedisStore
 
 
 def free_port() -> int:
@@ -72,22 +72,26 @@ class RedisServer:
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.binary} exited with code {self.proc.returncode}")
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
+        store = RedisStore.connect(self.url, timeout=0.5, connect_timeout=0.2)
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.binary} exited with code {self.proc.returncode}")
+                if store.ping():
+                    return
                 time.sleep(0.05)
+        finally:
+            store.close()
         self.stop()
         raise TimeoutError(f"{self.binary} did not answer on port {self.port} within {timeout}s")
 
     def version(self) -> str:
         """The server's version string."""
-        info = redis.Redis(port=self.port).info("server")
-        return str(info["redis_version"])
+        store = RedisStore.connect(self.url)
+        try:
+            return store.server_version()
+        finally:
+            store.close()
 
     def stop(self) -> None:
         """Terminate the server and wait for it."""
@@ -98,11 +102,3 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def answers(url: str, timeout: float = 0.5) -> bool:
-    """True when a Redis server answers PING at `url`."""
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=timeout).ping())
-    except (redis.RedisError, OSError):
-        return False

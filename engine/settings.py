@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -13,7 +14,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+# The packaged defaults (a real file both in the checkout and in an installed wheel).
+DEFAULT_CONFIG = Path(str(files("simsignal.config").joinpath("default.toml")))
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -32,8 +34,9 @@ class RedisSettings(_Section):
 class HistorySettings(_Section):
     """How raw bars become day curves."""
 
-    template: Literal["cn", "us"] = "cn"
+    template: Literal["cn", "us", "auto"] = "cn"
     max_missing_slots: Annotated[int, Field(ge=0)] = 12
+    max_gap_days: Annotated[int, Field(ge=0)] = 4
 
 
 class EngineSettings(_Section):
@@ -52,14 +55,14 @@ class EngineSettings(_Section):
     @field_validator("channels", mode="before")
     @classmethod
     def _channels(cls, value: Any) -> Any:
-        from engine.channels import parse_channels  # noqa: PLC0415
+        from simsignal.engine.channels import parse_channels  # noqa: PLC0415
 
         return parse_channels(value)
 
     @property
     def params(self) -> Any:
         """The algorithms' tunables."""
-        from engine.algorithms import Params  # noqa: PLC0415
+        from simsignal.engine.algorithms import Params  # noqa: PLC0415
 
         return Params(dtw_band=self.dtw_band, motif_window=self.motif_window)
 
@@ -73,7 +76,7 @@ class EngineSettings(_Section):
     @field_validator("algorithms")
     @classmethod
     def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from engine.algorithms import KNOWN, REGISTRY  # noqa: PLC0415 - avoids an import cycle
+        from simsignal.engine.algorithms import KNOWN, REGISTRY  # noqa: PLC0415 - avoids an import cycle
 
         unknown = [name for name in value if name not in KNOWN]
         if unknown or not any(name in REGISTRY for name in value):

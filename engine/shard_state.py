@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.algorithms import Algorithm, Params, RunningState, select
-from engine.history.curves import DayCurves
-from engine.topk import smallest_k
+from simsignal.engine.algorithms import Algorithm, Params, RunningState, select
+from simsignal.engine.history.curves import DayCurves
+from simsignal.engine.topk import smallest_k
 
 # ticker, minute m (1-based), today's value per channel (in the shard's channel order)
 Update = tuple[str, int, tuple[float, ...]]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.templates import SessionTemplate
+from simsignal.engine.templates import SessionTemplate
 
 DAYS_PER_YEAR = 243
 

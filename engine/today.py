@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.channels import money_flow, price_ratio, volume_share
+from simsignal.engine.channels import money_flow, price_ratio, volume_share
 
 
 @dataclass

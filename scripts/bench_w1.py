@@ -27,18 +27,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import ray
-import redis
 import typer
 
-from actors.coordinator import CoordinatorActor
-from actors.shard import ShardActor
-from engine import cluster
-from engine.algorithms import KNOWN, REGISTRY, Params, select
-from engine.history.curves import DayCurves
-from engine.redis_server import RedisServer
-from engine.shard_state import ShardState
-from engine.synthetic import make_history
-from engine.templates import get_template
+from simsignal.actors.coordinator import CoordinatorActor
+from simsignal.actors.shard import ShardActor
+from simsignal.engine import cluster
+from simsignal.engine.algorithms import KNOWN, REGISTRY, Params, select
+from simsignal.engine.history.curves import DayCurves
+from simsignal.engine.redis_server import RedisServer
+from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.shard_state import ShardState
+from simsignal.engine.synthetic import make_history
+from simsignal.engine.templates import get_template
 
 SEED_FOUR = ["sq", "var", "sq_norm", "var_norm"]
 
@@ -141,8 +141,8 @@ def _rounds(curves: DayCurves, rows: list[dict[str, str]], prev_close: float, sh
         date = rows[0]["ts"][:10]
 
         def engine(algos: list[str], prefix: str, compiled: bool) -> tuple[list[Any], Any]:
-            sh = [ShardActor.remote(i, refs, 241, algos, k, False) for i in range(shards)]  # type: ignore[attr-defined]
-            co = CoordinatorActor.remote(sh, algorithms=algos, k=k, template="cn", date=date,  # type: ignore[attr-defined]
+            sh = [ShardActor.remote(i, refs, 241, algos, k, False) for i in range(shards)]
+            co = CoordinatorActor.remote(sh, algorithms=algos, k=k, template="cn", date=date,
                                          tickers=None, last_close=last, redis_url=server.url,
                                          prefix=prefix, maxlen=100_000,
                                          compiled_graph=compiled)  # fmt: skip
@@ -161,18 +161,19 @@ def _rounds(curves: DayCurves, rows: list[dict[str, str]], prev_close: float, sh
                 ray.kill(s)
 
         _, co = engine(SEED_FOUR, "bench", True)
-        client = redis.Redis.from_url(server.url)
+        store = RedisStore.connect(server.url)
         loop = co.run_redis_feed.remote(["000300"], 50)
         times = []
-        last = "0-0"
+        position = "0-0"
         for r in rows:
             t = time.perf_counter()
-            client.xadd("bench:bars:000300", r)  # type: ignore[arg-type]
+            store.add("bench:bars:000300", r)
             seen = 0
             while seen < len(SEED_FOUR):  # block on the signal stream: no busy polling
-                for _, entries in client.xread({"bench:signals:000300": last}, block=2000) or []:
+                entries = store.read({"bench:signals:000300": position}, block_ms=2000)
+                if entries:
                     seen += len(entries)
-                    last = entries[-1][0]
+                    position = entries[-1].id
             times.append((time.perf_counter() - t) * 1e3)
         co.stop.remote()
         ray.get(loop)

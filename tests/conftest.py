@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from engine.redis_server import RedisServer
+from simsignal.engine.redis_server import RedisServer
+from simsignal.engine.redis_store import RedisStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SEED_DATA = SHARED / "data" / "seed"
@@ -27,9 +27,9 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """A client on a freshly flushed database."""
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+def store(redis_server: RedisServer) -> Iterator[RedisStore]:
+    """The engine's own Redis adapter on a freshly flushed database."""
+    client = RedisStore.connect(redis_server.url)
     client.flushdb()
     yield client
     client.close()
@@ -38,7 +38,7 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
     """One local Ray for the whole run, with the JVM options RayDP needs."""
-    from engine import cluster
+    from simsignal.engine import cluster
 
     cluster.ensure_java()
     cluster.start_ray(num_cpus=2)
@@ -49,7 +49,7 @@ def ray_cluster() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def spark(ray_cluster: None) -> Any:
     """Spark on the session's Ray via RayDP (kept up: loader tests share it)."""
-    from engine import cluster
+    from simsignal.engine import cluster
 
     return cluster.start_spark(executor_memory="1g")
 

@@ -7,10 +7,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.algorithms import REGISTRY, Params
-from engine.algorithms.base import snap
-from engine.algorithms.motif import window_distances
-from engine.templates import SessionTemplate
+from simsignal.engine.algorithms import REGISTRY, Params
+from simsignal.engine.algorithms.base import snap
+from simsignal.engine.algorithms.motif import window_distances
+from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.signals import Signal
+from simsignal.engine.templates import SessionTemplate
 
 
 def curves_from_bars(bars: pd.DataFrame, template: SessionTemplate) -> pd.DataFrame:
@@ -80,5 +82,15 @@ def assert_neighbors(sig: Any, scores: np.ndarray, keys: list[tuple[str, str]], 
     """A signal's neighbours are the k best (score, ticker, date) of a reference, to 1e-9."""
     want = sorted(zip(scores.tolist(), keys, strict=True))[:k]
     assert [tuple(n[:2]) for n in sig.neighbors] == [w[1] for w in want], what
-    np.testing.assert_allclose([n[-1] for n in sig.neighbors], [w[0] for w in want],
+    np.testing.assert_allclose([float(n[-1]) for n in sig.neighbors], [w[0] for w in want],
                                rtol=1e-9, atol=1e-12, err_msg=what)  # fmt: skip
+
+
+def signals_in(store: RedisStore, ticker: str, prefix: str = "simsignal") -> list[Signal]:
+    """A ticker's signal stream, parsed, in stream order."""
+    return [Signal.from_fields(e.fields) for e in store.entries(f"{prefix}:signals:{ticker}")]
+
+
+def published(store: RedisStore, ticker: str) -> dict[tuple[int, str], Signal]:
+    """A ticker's signals keyed by (minute, algo)."""
+    return {(s.minute, s.algo): s for s in signals_in(store, ticker)}

@@ -7,15 +7,15 @@ over the others' forecasts; it has the last index so it is published last in eac
 
 from __future__ import annotations
 
-from engine.algorithms.base import Algorithm, Params, RunningState
-from engine.algorithms.corr import Correlation
-from engine.algorithms.dtw import DynamicTimeWarping
-from engine.algorithms.motif import Motif
-from engine.algorithms.sq import SquaredDistance
-from engine.algorithms.sq_norm import ScaledSquaredDistance
-from engine.algorithms.var import DiffVariance
-from engine.algorithms.var_norm import ScaledDiffVariance
-from engine.algorithms.znorm import ZNormDistance
+from simsignal.engine.algorithms.base import Algorithm, Params, RunningState
+from simsignal.engine.algorithms.corr import Correlation
+from simsignal.engine.algorithms.dtw import DynamicTimeWarping
+from simsignal.engine.algorithms.motif import Motif
+from simsignal.engine.algorithms.sq import SquaredDistance
+from simsignal.engine.algorithms.sq_norm import ScaledSquaredDistance
+from simsignal.engine.algorithms.var import DiffVariance
+from simsignal.engine.algorithms.var_norm import ScaledDiffVariance
+from simsignal.engine.algorithms.znorm import ZNormDistance
 
 REGISTRY: dict[str, type[Algorithm]] = {
     a.name: a

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, I64, Algorithm, RunningState
+from simsignal.engine.algorithms.base import F64, I64, Algorithm, RunningState
 
 
 @njit(cache=True, nogil=True)

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F32, F64, Algorithm, RunningState
+from simsignal.engine.algorithms.base import F32, F64, Algorithm, RunningState
 
 
 @njit(cache=True, nogil=True)

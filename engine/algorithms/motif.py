@@ -15,8 +15,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, I64, Algorithm, RunningState
-from engine.algorithms.znorm import flat_lines
+from simsignal.engine.algorithms.base import F64, I64, Algorithm, RunningState
+from simsignal.engine.algorithms.znorm import flat_lines
 
 
 @njit(cache=True, nogil=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, RunningState
-from engine.algorithms.moments import MomentAlgorithm, Moments, minmax_scale, prefix
+from simsignal.engine.algorithms.base import F64, RunningState
+from simsignal.engine.algorithms.moments import MomentAlgorithm, Moments, minmax_scale, prefix
 
 
 class ScaledSquaredDistance(MomentAlgorithm):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, RunningState
-from engine.algorithms.moments import MomentAlgorithm, Moments, prefix, sample_variance
+from simsignal.engine.algorithms.base import F64, RunningState
+from simsignal.engine.algorithms.moments import MomentAlgorithm, Moments, prefix, sample_variance
 
 
 class DiffVariance(MomentAlgorithm):

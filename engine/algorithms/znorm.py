@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.algorithms.base import F64, RunningState, snap
-from engine.algorithms.moments import MomentAlgorithm, Moments, batch_pearson, prefix
+from simsignal.engine.algorithms.base import F64, RunningState, snap
+from simsignal.engine.algorithms.moments import MomentAlgorithm, Moments, batch_pearson, prefix
 
 
 def flat_lines(d2: F64, length: int, q_const: bool, t_const: NDArray[np.bool_]) -> F64:

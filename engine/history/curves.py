@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from engine.channels import COLUMNS
+from simsignal.engine.channels import COLUMNS
 
 F32 = NDArray[np.float32]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.channels import money_flow, price_ratio, volume_share
+from simsignal.engine.channels import money_flow, price_ratio, volume_share
 
 DAY_SCHEMA = (
     "ticker string, date string, status string, missing int, prev_close double, "
@@ -16,12 +16,21 @@ TOO_MANY_MISSING = "too many missing slots"
 FIRST_DAY = "first day (no previous close)"
 
 
-def days_of_ticker(bars: pd.DataFrame, n_slots: int, max_missing: int) -> pd.DataFrame:
+def after_hole(max_gap_days: int) -> str:
+    """The drop reason of a day whose previous trading day in the data is too far back."""
+    return f"after a calendar hole (> {max_gap_days} business days missing before it)"
+
+
+def days_of_ticker(
+    bars: pd.DataFrame, n_slots: int, max_missing: int, max_gap_days: int = 4
+) -> pd.DataFrame:
     """Pivot one ticker's aligned bars to day curves.
 
     `bars` has ticker, date, slot, close, volume, amount (amount may be null). Short gaps are
     forward-filled (a leading gap back-filled) with no volume; prev_close is the previous
-    day's last close in the data, so the first day of a ticker has none and is marked.
+    day's last close in the data, so the first day of a ticker has none and is marked. A day
+    whose previous day in the data lies more than `max_gap_days` business days back (a hole
+    in the vendor's calendar) is marked too: its "overnight" move spans weeks.
     """
     dates, di = np.unique(bars["date"].to_numpy(dtype=str), return_inverse=True)
     slot = bars["slot"].to_numpy(dtype=np.int64)
@@ -39,8 +48,13 @@ def days_of_ticker(bars: pd.DataFrame, n_slots: int, max_missing: int) -> pd.Dat
     amount = np.where(np.isnan(amount), close * volume, amount)
     last = close[:, -1]
     prev = np.concatenate([[np.nan], last[:-1]])
-    status = np.where(missing > max_missing, TOO_MANY_MISSING,
-                      np.where(np.isnan(prev), FIRST_DAY, KEPT))  # fmt: skip
+    day = dates.astype("datetime64[D]")
+    skipped = np.concatenate([[0], np.busday_count(day[:-1], day[1:]) - 1])
+    status = np.select(
+        [missing > max_missing, np.isnan(prev), skipped > max_gap_days],
+        [TOO_MANY_MISSING, FIRST_DAY, after_hole(max_gap_days)],
+        KEPT,
+    )
     has_prev = ~np.isnan(prev)
     safe_prev = np.where(has_prev, prev, 1.0)
     return pd.DataFrame({

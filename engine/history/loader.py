@@ -9,27 +9,45 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from engine.history.days import DAY_SCHEMA, KEPT, days_of_ticker
-from engine.history.formats import SEED, BarFormat, detect_format, expand_paths, header_of
-from engine.templates import SessionTemplate
+from simsignal.engine.history.days import DAY_SCHEMA, KEPT, days_of_ticker
+from simsignal.engine.history.formats import SEED, BarFormat, detect_format, expand_paths, header_of
+from simsignal.engine.history.template_fit import TemplateFit, choose
+from simsignal.engine.templates import TEMPLATES, SessionTemplate
 
 OK = "ok"
 Step = Callable[[str], None]
 
 
 @dataclass
+class TickerReport:
+    """One ticker's part of the load."""
+
+    rows_kept: int = 0
+    days_kept: int = 0
+    days_dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class LoadReport:
-    """What loading did, for the summary table and the tests."""
+    """What loading did, for the summary table, `summary.json` and the tests."""
 
     files: int = 0
+    template: str = ""
+    template_fit: list[str] = field(default_factory=list)
     rows_read: int = 0
     rows_dropped: dict[str, int] = field(default_factory=dict)
     rows_out_of_order: int = 0
     days_kept: int = 0
     days_dropped: dict[str, int] = field(default_factory=dict)
     tickers: int = 0
+    per_ticker: dict[str, TickerReport] = field(default_factory=dict)
     rows_per_shard: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def tickers_without_days(self) -> list[str]:
+        """Tickers with history rows but no usable day: their live bars are refused."""
+        return sorted(t for t, r in self.per_ticker.items() if r.days_kept == 0)
 
 
 @dataclass
@@ -39,7 +57,17 @@ class LoadedHistory:
     refs: list[Any]
     report: LoadReport
     last_close: dict[str, tuple[str, float]]  # ticker → (date, close) of its last history day
-    slots: int
+    template: SessionTemplate
+
+    @property
+    def slots(self) -> int:
+        """Minute slots of the session template the curves are aligned to."""
+        return self.template.slots
+
+    @property
+    def usable(self) -> set[str]:
+        """Tickers with at least one kept day."""
+        return {t for t, r in self.report.per_ticker.items() if r.days_kept}
 
 
 def _canonical(spark: Any, files: list[Path], fmt: BarFormat) -> Any:
@@ -87,27 +115,10 @@ def _bad_reason() -> Any:
     )
 
 
-def load_history(
-    spark: Any,
-    paths: list[str],
-    template: SessionTemplate,
-    shards: int,
-    *,
-    max_missing: int,
-    before_date: str | None = None,
-    partition: str = "auto",
-    step: Step = lambda _: None,
-) -> LoadedHistory:
-    """Load bar files into day curves in Ray's object store, sharded, with a report."""
-    import ray  # noqa: PLC0415
-    from pyspark.sql import Window  # noqa: PLC0415
+def _read_bars(spark: Any, files: list[Path], tickers: list[str] | None) -> Any:
+    """All files as one canonical frame (times parsed in the session's time zone)."""
     from pyspark.sql import functions as F  # noqa: PLC0415
 
-    t0 = time.perf_counter()
-    report = LoadReport()
-    files = expand_paths(paths)
-    report.files = len(files)
-    step(f"reading {len(files)} file(s)")
     groups: dict[tuple[str, ...], list[Path]] = {}
     for f in files:
         groups.setdefault((f.suffix.lower(), *header_of(f)), []).append(f)
@@ -117,11 +128,85 @@ def load_history(
     bars = frames[0]
     for other in frames[1:]:
         bars = bars.unionByName(other)
-    bars = bars.withColumn("_row", F.monotonically_increasing_id())
+    if tickers:
+        bars = bars.filter(F.col("ticker").isin(list(tickers)))
+    return bars
+
+
+def _minute_counts(spark: Any, files: list[Path], tickers: list[str] | None,
+                   before_date: str | None) -> dict[int, int]:  # fmt: skip
+    """Bars per minute of day, in the session time zone set on `spark`."""
+    from pyspark.sql import functions as F  # noqa: PLC0415
+
+    bars = _read_bars(spark, files, tickers).filter(F.col("ts").isNotNull())
+    if before_date:
+        bars = bars.filter(F.date_format("ts", "yyyy-MM-dd") < before_date)
+    rows = bars.groupBy((F.hour("ts") * 60 + F.minute("ts")).alias("m")).count().collect()
+    return {int(r["m"]): int(r["count"]) for r in rows}
+
+
+def _pick_template(
+    spark: Any, files: list[Path], tickers: list[str] | None, before_date: str | None,
+    template: str,
+) -> tuple[SessionTemplate, list[TemplateFit]]:  # fmt: skip
+    """Check `template` against the bars (or find the one that fits, for `auto`)."""
+    counts = {}
+    for name, candidate in TEMPLATES.items():
+        spark.conf.set("spark.sql.session.timeZone", candidate.timezone)
+        counts[name] = _minute_counts(spark, files, tickers, before_date)
+    chosen, fits = choose(counts, template)
+    spark.conf.set("spark.sql.session.timeZone", chosen.timezone)
+    return chosen, fits
+
+
+def _shard_of_ticker(days: dict[str, int], shards: int) -> dict[str, int]:
+    """Tickers to shards balanced by days (largest first onto the lightest shard)."""
+    load = [0] * shards
+    out: dict[str, int] = {}
+    for ticker, n in sorted(days.items(), key=lambda kv: (-kv[1], kv[0])):
+        shard = min(range(shards), key=lambda i: (load[i], i))
+        out[ticker] = shard
+        load[shard] += n
+    return out
+
+
+def load_history(
+    spark: Any,
+    paths: list[str],
+    template: str,
+    shards: int,
+    *,
+    max_missing: int,
+    max_gap_days: int = 4,
+    before_date: str | None = None,
+    partition: str = "auto",
+    tickers: list[str] | None = None,
+    step: Step = lambda _: None,
+) -> LoadedHistory:
+    """Load bar files into day curves in Ray's object store, sharded, with a report.
+
+    `template` is a template name or `auto`; either way it is checked against the bars'
+    minutes first. Times with a UTC offset are converted to the template's exchange zone,
+    naive ones are taken as exchange-local. `tickers` limits the load to those tickers.
+    """
+    import ray  # noqa: PLC0415
+    from pyspark.sql import Window  # noqa: PLC0415
+    from pyspark.sql import functions as F  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    report = LoadReport()
+    files = expand_paths(paths)
+    report.files = len(files)
+    step(f"checking the session template against {len(files)} file(s)")
+    chosen, fits = _pick_template(spark, files, tickers, before_date, template)
+    report.template = chosen.name
+    report.template_fit = [f.describe() for f in fits]
+    step(f"reading {len(files)} file(s) ({chosen.name} session, {chosen.timezone})")
+    bars = _read_bars(spark, files, tickers).withColumn("_row", F.monotonically_increasing_id())
 
     step("cleaning and aligning bars to the session template")
     slot_df = spark.createDataFrame(
-        [(m, i) for i, m in enumerate(template.minutes)], "minute_of_day int, slot int"
+        [(m, i) for i, m in enumerate(chosen.minutes)], "minute_of_day int, slot int"
     )
     values = ["ticker", "ts", "open", "high", "low", "close", "volume", "amount"]
     reason = _bad_reason()
@@ -141,22 +226,28 @@ def load_history(
         F.when(F.col("_bad").isNotNull(), F.col("_bad"))
         .when(F.col("_exact") > 1, "exact duplicate")
         .when(F.col("_dup") > 1, "conflicting duplicate minute (kept the first in file order)")
-        .when(F.col("slot").isNull(), f"outside the {template.name} session")
+        .when(F.col("slot").isNull(), f"outside the {chosen.name} session")
     )
     if before_date:
         status = status.when(F.col("date") >= before_date, f"on or after {before_date}")
     bars = bars.withColumn("status", status.otherwise(OK)).cache()
     counts = (
-        bars.groupBy("status")
+        bars.groupBy("ticker", "status")
         .agg(F.count("*").alias("n"), F.sum(F.col("_late").cast("int")).alias("late"))
         .collect()
     )
     report.rows_read = sum(r["n"] for r in counts)
-    report.rows_dropped = {r["status"]: r["n"] for r in counts if r["status"] != OK}
-    report.rows_out_of_order = sum(r["late"] or 0 for r in counts if r["status"] == OK)
+    for r in counts:
+        if r["status"] == OK:
+            report.rows_out_of_order += r["late"] or 0
+            report.per_ticker.setdefault(r["ticker"] or "", TickerReport()).rows_kept += r["n"]
+        else:
+            report.rows_dropped[r["status"]] = report.rows_dropped.get(r["status"], 0) + r["n"]
 
     step("pivoting to day curves (prev_close, ratio)")
-    fn = partial(days_of_ticker, n_slots=template.slots, max_missing=max_missing)
+    fn = partial(
+        days_of_ticker, n_slots=chosen.slots, max_missing=max_missing, max_gap_days=max_gap_days
+    )
     days = (
         bars.filter(F.col("status") == OK)
         .select("ticker", "date", "slot", "close", "volume", "amount")
@@ -164,21 +255,30 @@ def load_history(
         .applyInPandas(fn, DAY_SCHEMA)
         .cache()
     )
-    day_counts = days.groupBy("status").count().collect()
-    report.days_kept = sum(r["count"] for r in day_counts if r["status"] == KEPT)
-    report.days_dropped = {r["status"]: r["count"] for r in day_counts if r["status"] != KEPT}
+    for r in days.groupBy("ticker", "status").count().collect():
+        per = report.per_ticker.setdefault(r["ticker"], TickerReport())
+        if r["status"] == KEPT:
+            per.days_kept += r["count"]
+        else:
+            per.days_dropped[r["status"]] = per.days_dropped.get(r["status"], 0) + r["count"]
+            report.days_dropped[r["status"]] = report.days_dropped.get(r["status"], 0) + r["count"]
+    report.days_kept = sum(r.days_kept for r in report.per_ticker.values())
     latest = days.groupBy("ticker").agg(F.max_by(F.struct("date", "last_close"), "date").alias("x"))
     last_close = {r["ticker"]: (r["x"]["date"], r["x"]["last_close"]) for r in latest.collect()}
-    report.tickers = len(last_close)
+    kept_days = {t: r.days_kept for t, r in report.per_ticker.items() if r.days_kept}
+    report.tickers = len(kept_days)
 
-    by_day = partition == "day" or (partition == "auto" and report.tickers < shards)
-    key = F.hash("ticker", "date") if by_day else F.hash("ticker")
-    kept = (
-        days.filter(F.col("status") == KEPT)
-        .drop("status", "missing", "last_close")
-        .withColumn("shard", F.pmod(key, F.lit(shards)))
-        .repartition(shards, "shard")
-    )
+    kept = days.filter(F.col("status") == KEPT).drop("status", "missing", "last_close")
+    if partition == "day" or (partition == "auto" and len(kept_days) < shards):
+        # Few tickers: deal the days out in turn, so every shard gets its share.
+        order = Window.orderBy("ticker", "date")
+        kept = kept.withColumn("shard", F.pmod(F.row_number().over(order) - 1, F.lit(shards)))
+    else:
+        owner = spark.createDataFrame(
+            list(_shard_of_ticker(kept_days, shards).items()), "ticker string, shard int"
+        )
+        kept = kept.join(F.broadcast(owner), "ticker")
+    kept = kept.repartition(shards, "shard")
     report.rows_per_shard = {
         r["shard"]: r["count"] for r in kept.groupBy("shard").count().collect()
     }
@@ -187,4 +287,4 @@ def load_history(
     bars.unpersist()
     days.unpersist()
     report.seconds = time.perf_counter() - t0
-    return LoadedHistory(refs=refs, report=report, last_close=last_close, slots=template.slots)
+    return LoadedHistory(refs=refs, report=report, last_close=last_close, template=chosen)

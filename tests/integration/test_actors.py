@@ -9,16 +9,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import ray
-import redis
 
-from actors.coordinator import CoordinatorActor
-from actors.shard import ShardActor
-from engine.algorithms import KNOWN, REGISTRY, Params
-from engine.channels import money_flow, volume_share
-from engine.forecast import Forecast, ensemble
-from engine.signals import Signal
-from engine.templates import get_template
-from tests.helpers import assert_neighbors, brute_topk, reference_ranked
+from simsignal.actors.coordinator import CoordinatorActor
+from simsignal.actors.shard import ShardActor
+from simsignal.engine.algorithms import KNOWN, REGISTRY, Params
+from simsignal.engine.channels import money_flow, volume_share
+from simsignal.engine.forecast import Forecast, ensemble
+from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.templates import get_template
+from tests.helpers import assert_neighbors, brute_topk, published, reference_ranked, signals_in
 
 CN = get_template("cn")
 ALGOS = ["sq", "var", "sq_norm", "var_norm"]
@@ -85,10 +84,10 @@ def _engine(
     compiled: bool = True,
 ) -> tuple[list[Any], Any]:
     sh = [
-        ShardActor.remote(i, refs, CN.slots, algos, k, False, params, channels)  # type: ignore[attr-defined]
+        ShardActor.remote(i, refs, CN.slots, algos, k, False, params, channels)
         for i in range(shards)
     ]
-    co = CoordinatorActor.remote(  # type: ignore[attr-defined]
+    co = CoordinatorActor.remote(
         sh, algorithms=algos, k=k, template="cn", date="2024-04-26", tickers=None,
         last_close={"000300": ("2024-04-25", 100.0), "600000": ("2024-04-25", 10.0)},
         redis_url=url, prefix="simsignal", maxlen=10_000, channels=channels, params=params,
@@ -98,23 +97,14 @@ def _engine(
     return sh, co
 
 
-def _published(client: redis.Redis) -> dict[tuple[int, str], Signal]:
-    return {
-        (s.minute, s.algo): s
-        for s in (Signal.from_fields(f) for _, f in client.xrange("simsignal:signals:000300"))
-    }
-
-
-def test_signals_equal_brute_force(
-    ray_cluster: None, redis_server: Any, redis_client: redis.Redis
-) -> None:
+def test_signals_equal_brute_force(ray_cluster: None, redis_server: Any, store: RedisStore) -> None:
     refs, ratio, keys = _history(300, SEED)
     _, co = _engine(refs, redis_server.url)
     bars = _bars(60, SEED + 1)
     for raw in bars:
         row = ray.get(co.on_bar.remote(raw))
         assert "rejected" not in row
-    got = _published(redis_client)
+    got = published(store, "000300")
     assert len(got) == 60 * len(ALGOS)
     mine = [i for i, k in enumerate(keys) if k[0] == "000300"]
     xs = np.array([float(b["close"]) for b in bars]) / 100.0 - 1
@@ -124,13 +114,16 @@ def test_signals_equal_brute_force(
             sig = got[(m, algo)]
             assert [tuple(n[:2]) for n in sig.neighbors] == [w[:2] for w in want], (m, algo)
             np.testing.assert_allclose(
-                [n[2] for n in sig.neighbors], [w[2] for w in want], rtol=1e-9, atol=1e-15
+                [float(n[2]) for n in sig.neighbors],
+                [float(w[2]) for w in want],
+                rtol=1e-9,
+                atol=1e-15,
             )
             assert sig.k == 5 and sig.slot == CN.label(m - 1)
 
 
 def test_bad_bars_are_dead_lettered_and_the_engine_goes_on(
-    ray_cluster: None, redis_server: Any, redis_client: redis.Redis
+    ray_cluster: None, redis_server: Any, store: RedisStore
 ) -> None:
     refs, _, _ = _history(60, SEED)
     _, co = _engine(refs, redis_server.url)
@@ -149,14 +142,14 @@ def test_bad_bars_are_dead_lettered_and_the_engine_goes_on(
     assert "duplicate minute" in rejected[4] and "out of order" in rejected[5]
     stats = ray.get(co.stats.remote())
     assert stats["accepted"] == 4 and sum(stats["rejected"].values()) == 6
-    assert redis_client.xlen("simsignal:deadletter") == 6
-    minutes = sorted({s.minute for s in _published(redis_client).values()})
+    assert store.length("simsignal:deadletter") == 6
+    minutes = sorted({s.minute for s in published(store, "000300").values()})
     assert minutes == [1, 2, 3, 4, 5]  # the gap at 09:32 was filled when 09:33 came
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled-graph", "classic"])
 def test_a_killed_shard_recovers_with_identical_signals(
-    ray_cluster: None, redis_server: Any, redis_client: redis.Redis, compiled: bool
+    ray_cluster: None, redis_server: Any, store: RedisStore, compiled: bool
 ) -> None:
     """The clean run uses the other path, so both paths also agree with each other."""
     refs, _, _ = _history(200, SEED + 7)
@@ -165,8 +158,8 @@ def test_a_killed_shard_recovers_with_identical_signals(
     for raw in bars:
         ray.get(co.on_bar.remote(raw))
     ray.get(co.close.remote())
-    clean = _published(redis_client)
-    redis_client.flushdb()
+    clean = published(store, "000300")
+    store.flushdb()
 
     shards, co = _engine(refs, redis_server.url, compiled=compiled)
     for i, raw in enumerate(bars):
@@ -174,7 +167,7 @@ def test_a_killed_shard_recovers_with_identical_signals(
             ray.kill(shards[1], no_restart=False)
             time.sleep(0.5)
         ray.get(co.on_bar.remote(raw))
-    faulted = _published(redis_client)
+    faulted = published(store, "000300")
     stats = ray.get(co.stats.remote())
     assert stats["restarts"] >= 1
     if compiled:  # the graph was rebuilt around the restarted shard and is in use again
@@ -187,7 +180,7 @@ def test_a_killed_shard_recovers_with_identical_signals(
 
 
 def test_all_algorithms_and_channels_equal_recompute(
-    ray_cluster: None, redis_server: Any, redis_client: redis.Redis
+    ray_cluster: None, redis_server: Any, store: RedisStore
 ) -> None:
     """Eight algorithms + ensemble, three weighted channels, two shards vs one process."""
     refs, _, _ = _history(160, SEED + 3)
@@ -203,7 +196,7 @@ def test_all_algorithms_and_channels_equal_recompute(
     bars = _bars(30, SEED + 4)
     for raw in bars:
         assert "rejected" not in ray.get(co.on_bar.remote(raw))
-    got = _published(redis_client)
+    got = published(store, "000300")
     assert len(got) == 30 * len(KNOWN)
 
     closes = np.array([[float(b["close"]) for b in bars]])
@@ -217,9 +210,12 @@ def test_all_algorithms_and_channels_equal_recompute(
     for m in range(1, 31):
         made = []
         for name in REGISTRY:
-            ref = sum(
-                w * reference_ranked(name, params, today[c][:m], curves[c][mine])
-                for c, w in weights.items()
+            ref = np.sum(
+                [
+                    w * reference_ranked(name, params, today[c][:m], curves[c][mine])
+                    for c, w in weights.items()
+                ],
+                axis=0,
             )
             if name == "motif":
                 ref = ref.min(axis=0)
@@ -238,7 +234,7 @@ def test_all_algorithms_and_channels_equal_recompute(
 
 def test_redis_outage_buffers_signals_in_order(ray_cluster: None) -> None:
     """Redis down for three minutes: their signals are kept and published, in order, once."""
-    from engine.redis_server import RedisServer, free_port
+    from simsignal.engine.redis_server import RedisServer, free_port
 
     port = free_port()
     server = RedisServer(port=port)
@@ -256,8 +252,7 @@ def test_redis_outage_buffers_signals_in_order(ray_cluster: None) -> None:
         for raw in bars[7:]:
             ray.get(co.on_bar.remote(raw))
         assert ray.get(co.flush.remote()) == 0
-        client = redis.Redis(port=port, decode_responses=True)
-        got = [Signal.from_fields(f) for _, f in client.xrange("simsignal:signals:000300")]
+        got = signals_in(RedisStore.connect(server.url), "000300")
         assert [(s.minute, s.algo) for s in got] == [(m, a) for m in range(5, 11) for a in ALGOS]
     finally:
         ray.get(co.close.remote())

@@ -10,13 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import redis
 
-from engine.algorithms import Params
-from engine.signals import Signal
-from engine.synthetic import make_history, to_seed_format
-from engine.templates import get_template
-from tests.helpers import assert_neighbors, brute_topk, curves_from_bars, reference_ranked
+from simsignal.engine.algorithms import Params
+from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.synthetic import make_history, to_seed_format
+from simsignal.engine.templates import get_template
+from tests.helpers import (
+    assert_neighbors,
+    brute_topk,
+    curves_from_bars,
+    published,
+    reference_ranked,
+)
 
 CN = get_template("cn")
 ALGOS = ["sq", "var", "sq_norm", "var_norm"]
@@ -27,7 +32,7 @@ ALL = ["sq", "var", "sq_norm", "var_norm", "corr", "znorm", "dtw", "motif", "ens
 def _simsignal(args: list[str], cwd: Path) -> str:
     env = {**os.environ, "COLUMNS": "120"}
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "simsignal.engine.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -41,7 +46,7 @@ def _simsignal(args: list[str], cwd: Path) -> str:
 
 @pytest.mark.slow
 def test_run_on_seed_format_history_equals_brute_force(
-    redis_server: object, redis_client: redis.Redis, seed_data: Path, tmp_path: Path
+    redis_server: object, store: RedisStore, seed_data: Path, tmp_path: Path
 ) -> None:
     """Seed-layout per-day files of 000001 before 2016-07-01, then the real day replayed."""
     bars = make_history(CN, years=120 / 243, ticker="000001", start="2016-01-04", seed=11)
@@ -88,10 +93,7 @@ def test_run_on_seed_format_history_equals_brute_force(
     keys = [(str(t), str(d)) for t, d in curves.index]
     hist = curves.to_numpy()
     x = real["closePrice"].to_numpy() / bars["close"].iloc[-1] - 1.0
-    got = {
-        (s.minute, s.algo): s
-        for s in (Signal.from_fields(f) for _, f in redis_client.xrange("simsignal:signals:000001"))
-    }
+    got = published(store, "000001")
     assert len(got) == 241 * len(ALL)
     for m in range(1, 242):
         for algo in ALGOS:  # the seed's four: an independent NumPy brute force
@@ -99,7 +101,7 @@ def test_run_on_seed_format_history_equals_brute_force(
             sig = got[(m, algo)]
             assert [tuple(n[:2]) for n in sig.neighbors] == [w[:2] for w in want], (m, algo)
             np.testing.assert_allclose(
-                [n[2] for n in sig.neighbors], [w[2] for w in want], rtol=1e-9, atol=1e-15,
+                [float(n[2]) for n in sig.neighbors], [w[2] for w in want], rtol=1e-9, atol=1e-15,
                 err_msg=f"{m} {algo}",
             )  # fmt: skip
         for algo in ("corr", "znorm", "dtw", "motif"):  # batch recompute (itself checked vs naive)
@@ -112,25 +114,25 @@ def test_run_on_seed_format_history_equals_brute_force(
 
 @pytest.mark.slow
 def test_demo_publishes_every_minute_of_every_algorithm(
-    redis_server: object, redis_client: redis.Redis, tmp_path: Path
+    redis_server: object, store: RedisStore, tmp_path: Path
 ) -> None:
     url = redis_server.url  # type: ignore[attr-defined]
     out = _simsignal(["demo", "--redis-url", url], tmp_path)
-    entries = redis_client.xrange("simsignal:signals:000300")
-    pairs = {(f["minute"], f["algo"]) for _, f in entries}
+    entries = store.entries("simsignal:signals:000300")
+    pairs = {(e.fields["minute"], e.fields["algo"]) for e in entries}
     assert len(entries) == len(pairs) == 241 * len(ALGOS)
-    assert redis_client.hlen("simsignal:latest:000300") == len(ALGOS)
+    assert len(store.hash("simsignal:latest:000300")) == len(ALGOS)
     assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
     assert (tmp_path / "data").is_dir()
     assert "p99" in out
     # Run again: the cached data is reused and the same signals are not added twice.
     _simsignal(["demo", "--redis-url", url], tmp_path)
-    assert redis_client.xlen("simsignal:signals:000300") == 241 * len(ALGOS)
+    assert store.length("simsignal:signals:000300") == 241 * len(ALGOS)
 
 
 @pytest.mark.slow
 def test_run_feed_redis_follows_the_stream_until_sigint(
-    redis_server: object, redis_client: redis.Redis, tmp_path: Path
+    redis_server: object, store: RedisStore, tmp_path: Path
 ) -> None:
     """Bars XADDed to simsignal:bars:{ticker} become signals; SIGINT shuts down cleanly."""
     import signal
@@ -145,7 +147,7 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
         [
             sys.executable,
             "-m",
-            "engine.cli",
+            "simsignal.engine.cli",
             "run",
             "--history",
             str(tmp_path / "h.parquet"),
@@ -177,13 +179,13 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
                 "close": str(r.close),
                 "volume": str(r.volume),
             }
-            redis_client.xadd("simsignal:bars:000300", fields)  # type: ignore[arg-type]
+            store.add("simsignal:bars:000300", fields)
             if i == 5:
-                redis_client.xadd("simsignal:bars:000300", {"json": "{garbage"})
-                redis_client.xadd("simsignal:bars:000300", fields)  # type: ignore[arg-type]
+                store.add("simsignal:bars:000300", {"json": "{garbage"})
+                store.add("simsignal:bars:000300", fields)
         deadline = time.monotonic() + 240
         want = len(live) * len(ALGOS)
-        while redis_client.xlen("simsignal:signals:000300") < want:
+        while store.length("simsignal:signals:000300") < want:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             assert time.monotonic() < deadline, "signals did not arrive in time"
             time.sleep(0.2)
@@ -194,5 +196,5 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
             proc.kill()
     assert proc.returncode == 0, out[-3000:]
     assert f"stopped after {len(live) + 2} bars" in out
-    assert redis_client.xlen("simsignal:signals:000300") == want
-    assert redis_client.xlen("simsignal:deadletter") == 2
+    assert store.length("simsignal:signals:000300") == want
+    assert store.length("simsignal:deadletter") == 2

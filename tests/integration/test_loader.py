@@ -10,18 +10,18 @@ import pandas as pd
 import pytest
 import ray
 
-from engine.history.curves import DayCurves
-from engine.history.formats import MissingColumnError
-from engine.history.loader import load_history
-from engine.synthetic import make_history, to_seed_format
-from engine.templates import get_template
+from simsignal.engine.history.curves import DayCurves
+from simsignal.engine.history.formats import MissingColumnError
+from simsignal.engine.history.loader import load_history
+from simsignal.engine.synthetic import make_history, to_seed_format
+from simsignal.engine.templates import get_template
 from tests.helpers import curves_from_bars
 
 CN = get_template("cn")
 
 
 def _load(spark: Any, paths: list[str], **kw: Any) -> tuple[Any, DayCurves]:
-    res = load_history(spark, paths, CN, 2, max_missing=kw.pop("max_missing", 12), **kw)
+    res = load_history(spark, paths, "cn", 2, max_missing=kw.pop("max_missing", 12), **kw)
     curves = (
         DayCurves.from_arrow(ray.get(res.refs), CN.slots) if res.refs else DayCurves.empty(CN.slots)
     )
@@ -75,6 +75,7 @@ def test_plain_ohlcv_with_dirty_rows(spark: Any, tmp_path: Path) -> None:
         expected = want.loc[key].to_numpy()
         if key == ("000300", "2015-01-06"):  # the NaN minute took its neighbour's close
             slot = CN.slot_of(pd.Timestamp(clean.loc[nan_row, "datetime"]))
+            assert slot is not None
             expected = expected.copy()
             expected[slot] = expected[slot - 1]
         np.testing.assert_array_equal(curves.ratio[i], expected, err_msg=str(key))

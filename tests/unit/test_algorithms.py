@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from engine.algorithms import REGISTRY, Algorithm, Params
+from simsignal.engine.algorithms import REGISTRY, Algorithm, Params
 from tests.naive import naive_scores
 
 SEED = 20161101
@@ -43,7 +44,7 @@ def check_every_minute(x: np.ndarray, hist32: np.ndarray, params: Params = PARAM
     cols = np.ascontiguousarray(hist32.T)  # slot-major, as the shards store it
     n, slots = hist32.shape
     algos: list[Algorithm] = [cls(params) for cls in REGISTRY.values()]
-    states = {}
+    states: dict[object, Any] = {}
     for a in algos:
         states.setdefault(a.state_key(), a.new_state(n, slots))
     for m in range(1, x.shape[0] + 1):

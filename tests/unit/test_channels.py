@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.channels import money_flow, parse_channels, volume_share
-from engine.forecast import Forecast, ensemble
-from engine.history.days import days_of_ticker
-from engine.synthetic import make_history
-from engine.templates import get_template
-from engine.today import TodayCurve
+from simsignal.engine.channels import money_flow, parse_channels, volume_share
+from simsignal.engine.forecast import Forecast, ensemble
+from simsignal.engine.history.days import days_of_ticker
+from simsignal.engine.synthetic import make_history
+from simsignal.engine.templates import get_template
+from simsignal.engine.today import TodayCurve
 
 
 def test_volume_share_and_money_flow_by_hand() -> None:

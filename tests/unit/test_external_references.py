@@ -8,10 +8,10 @@ import stumpy
 from dtaidistance import dtw as dtai
 from tslearn.metrics import dtw as tslearn_dtw
 
-from engine.algorithms import Params
-from engine.algorithms.dtw import DynamicTimeWarping, topk_lb_keogh
-from engine.algorithms.motif import Motif, window_distances
-from engine.topk import smallest_k
+from simsignal.engine.algorithms import Params
+from simsignal.engine.algorithms.dtw import DynamicTimeWarping, topk_lb_keogh
+from simsignal.engine.algorithms.motif import Motif, window_distances
+from simsignal.engine.topk import smallest_k
 
 SEED = 7_000_001
 

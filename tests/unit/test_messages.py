@@ -6,10 +6,10 @@ from datetime import datetime
 
 import pytest
 
-from engine.bars import BadBar, BarGate, parse_bar
-from engine.signals import Signal, epoch_ms
-from engine.templates import TEMPLATES, get_template
-from engine.today import TodayCurve
+from simsignal.engine.bars import BadBar, BarGate, parse_bar
+from simsignal.engine.signals import Signal, epoch_ms
+from simsignal.engine.templates import TEMPLATES, get_template
+from simsignal.engine.today import TodayCurve
 
 GOOD = {
     "ticker": "000300",
@@ -38,7 +38,7 @@ def test_templates_have_the_documented_slots() -> None:
         ({"close": "-1"}, "close", "must be > 0"),
         ({"volume": "abc"}, "volume", "not a number"),
         ({"ts": "26/04/2024 09:30"}, "ts", "not an ISO 8601"),
-        ({"ts": "2024-04-26T09:30:00+08:00"}, "ts", "without a UTC offset"),
+        ({"ts": "2024-04-26T09:30:00+08:00"}, "ts", "no exchange time zone"),
         ({"ticker": ""}, "ticker", "missing field"),
         ({"high": "9"}, "high", "below low"),
     ],
@@ -49,6 +49,22 @@ def test_bad_fields_are_named(change: dict[str, str], field: str, reason: str) -
     assert err.value.field == field
     assert reason in err.value.reason
     assert repr(change[field]) in str(err.value) or field == "high"
+
+
+@pytest.mark.parametrize(
+    ("ts", "template", "local"),
+    [
+        ("2025-06-23 09:30:00-04:00", "us", "2025-06-23 09:30:00"),  # as pandas writes it
+        ("2025-06-23T13:31:00Z", "us", "2025-06-23 09:31:00"),  # UTC, EDT is UTC-4
+        ("2025-01-06T14:45:00+00:00", "us", "2025-01-06 09:45:00"),  # EST is UTC-5
+        ("2024-04-26T01:30:00Z", "cn", "2024-04-26 09:30:00"),  # Shanghai is UTC+8
+        ("2024-04-26T09:30:00", "us", "2024-04-26 09:30:00"),  # naive: already local
+    ],
+)
+def test_offsets_become_exchange_local_time(ts: str, template: str, local: str) -> None:
+    zone = get_template(template).zone
+    bar = parse_bar({**GOOD, "ts": ts}, zone)
+    assert bar.ts == datetime.fromisoformat(local) and bar.ts.tzinfo is None
 
 
 def test_missing_column_and_garbage_json() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.forecast import continued_closes, forecast, similarity_weights
-from engine.settings import DEFAULT_CONFIG, Settings, load_settings
-from engine.topk import merge, smallest_k
+from simsignal.engine.forecast import continued_closes, forecast, similarity_weights
+from simsignal.engine.settings import DEFAULT_CONFIG, Settings, load_settings
+from simsignal.engine.topk import merge, smallest_k
 from tests.naive import naive_topk
 
 

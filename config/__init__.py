@@ -1,0 +1,1 @@
+"""Packaged defaults: `default.toml` ships inside the wheel as `simsignal.config`."""

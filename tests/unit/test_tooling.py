@@ -1,0 +1,82 @@
+"""The lock, the linters' pins and the import layers stay consistent (no services needed)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    text = lock.read_text()
+    pins = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s\\;]+)", text, flags=re.M))
+    return {name.lower().replace("_", "-"): version for name, version in pins.items()}
+
+
+def test_every_locked_requirement_is_hashed() -> None:
+    for lock in ("main.txt", "dev.txt"):
+        blocks = re.split(r"\n(?=[A-Za-z0-9_.\-]+==)", (ROOT / "requirements" / lock).read_text())
+        pinned = [b for b in blocks if re.match(r"[A-Za-z0-9_.\-]+==", b)]
+        assert pinned, lock
+        assert all("--hash=sha256:" in b for b in pinned), lock
+
+
+def test_lock_satisfies_the_ranges_in_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    main, dev = _pins(ROOT / "requirements/main.txt"), _pins(ROOT / "requirements/dev.txt")
+    for spec, lock in [(r, main) for r in project["dependencies"]] + [
+        (r, dev) for r in project["optional-dependencies"]["dev"]
+    ]:
+        req = Requirement(spec)
+        name = req.name.lower().replace("_", "-")
+        assert name in lock, f"{name} is not in the lock"
+        assert req.specifier.contains(lock[name], prereleases=True), (spec, lock[name])
+    assert {k: v for k, v in main.items() if k in dev} == {k: dev[k] for k in main}, (
+        "requirements/main.txt and dev.txt pin different versions: run scripts/lock.sh"
+    )
+
+
+def test_pre_commit_uses_the_locked_linters() -> None:
+    dev = _pins(ROOT / "requirements/dev.txt")
+    config = (ROOT / ".pre-commit-config.yaml").read_text()
+    assert f"rev: v{dev['ruff']}" in config
+    assert f"mypy=={dev['mypy']}" in config
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'"ruff=={dev["ruff"]}"' in pyproject and f'"mypy=={dev["mypy"]}"' in pyproject
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_code_imports_only_the_distinct_package_names() -> None:
+    """`engine` and `actors` are folders; their import names live under `simsignal`."""
+    folders = ("engine/**/*.py", "actors/*.py", "tests/**/*.py", "scripts/*.py")
+    for path in [p for pattern in folders for p in ROOT.glob(pattern)]:
+        bad = {n for n in _imports(path) if n.split(".")[0] in {"engine", "actors", "config"}}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_the_maths_never_imports_the_runtime_or_io() -> None:
+    """Layers: pure maths and messages < I/O adapters < Ray actors < the app."""
+    pure = [*ROOT.glob("engine/algorithms/*.py")] + [
+        ROOT / "engine" / f"{m}.py"
+        for m in ("bars", "channels", "forecast", "signals", "templates", "today", "topk",
+                  "shard_state", "keys")
+    ]  # fmt: skip
+    for path in pure:
+        roots = {n.split(".")[0] for n in _imports(path)}
+        assert not roots & {"ray", "redis", "pyspark", "raydp", "rich", "typer"}, path.name
+        assert not any(n.startswith("simsignal.actors") for n in _imports(path)), path.name
