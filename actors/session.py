@@ -15,7 +15,9 @@ from rich.console import Console
 from simsignal.actors.coordinator import CoordinatorActor
 from simsignal.actors.shard import ShardActor
 from simsignal.engine import cluster
+from simsignal.engine.history.formats import expand_paths, sample_times
 from simsignal.engine.history.loader import LoadedHistory, load_history
+from simsignal.engine.history.template_fit import choose_for
 from simsignal.engine.redis_server import RedisServer
 from simsignal.engine.redis_store import answers
 from simsignal.engine.settings import DEFAULT_REDIS_URL, Settings
@@ -75,6 +77,11 @@ class Session:
         """Bring everything up and load history strictly before `date`."""
         t0 = time.perf_counter()
         s, say = self.settings, self.console.print
+        wanted = None if s.engine.pooled else tickers
+        files = expand_paths(history_paths)  # a wrong path or template fails before Ray starts
+        template, fits = choose_for(sample_times(files, wanted), s.history.template)
+        say(f"[green]✓[/] {len(files)} history file(s); session template {template.name} "
+            f"({next(f for f in fits if f.name == template.name).describe()})")  # fmt: skip
         url = s.redis.url.get_secret_value() if s.redis.url else None
         self.redis_url, self.embedded = resolve_redis(url, say)
         warnings.filterwarnings("ignore", message=".*sql_ctx.*")
@@ -91,20 +98,20 @@ class Session:
 
             self.history = load_history(
                 spark,
-                history_paths,
-                s.history.template,
+                [str(f) for f in files],
+                template,
                 s.engine.shards,
                 max_missing=s.history.max_missing_slots,
                 max_gap_days=s.history.max_gap_days,
                 before_date=date,
                 partition=s.engine.partition,
-                tickers=None if s.engine.pooled else tickers,
+                tickers=wanted,
                 step=step,
             )
+            self.history.report.template_fit = [f.describe() for f in fits]
             cluster.release_spark()
             if self.history.report.days_kept == 0:
                 raise ValueError(f"no usable history days before {date} in {history_paths}")
-            template = self.history.template
             status.update("starting shard actors…")
             algos = list(s.engine.algorithms)
             self.shards = [

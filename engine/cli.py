@@ -208,12 +208,18 @@ def _first_date(rows: list[dict[str, str]], template: str) -> str:
 @contextlib.contextmanager
 def _engine_output(logs: Path | None) -> Iterator[None]:
     """Ray's, Spark's and the JVMs' output to `logs` (None: on the console)."""
-    from simsignal.engine.engine_logs import stderr_to  # noqa: PLC0415
+    from simsignal.engine.engine_logs import engine_output_to  # noqa: PLC0415
+    from simsignal.engine.history.formats import MissingColumnError  # noqa: PLC0415
+    from simsignal.engine.history.template_fit import TemplateMismatchError  # noqa: PLC0415
 
     if logs is not None:
         console.print(f"Ray, Spark and Java logs: {logs} (--verbose shows them here)")
-    with stderr_to(logs):
-        yield
+    try:
+        with engine_output_to(logs):
+            yield
+    except (TemplateMismatchError, MissingColumnError, FileNotFoundError) as err:
+        console.print(f"[red]history error:[/] {err}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _drain(coordinator: Any, seconds: float = 30.0) -> None:
@@ -387,6 +393,7 @@ def subscribe(
         f"({'from the first entry' if from_start else 'new signals only'}"
         f"{f', stopping after {count}' if count else ''}; Ctrl-C to stop)",
         highlight=False,
+        soft_wrap=True,
     )
     last, seen = ("0-0" if from_start else "$"), 0
     while count == 0 or seen < count:

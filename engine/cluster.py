@@ -107,6 +107,7 @@ def start_spark(app_name: str = "simsignal", executor_memory: str = "2g") -> Any
             "spark.driver.extraJavaOptions": opens,
             "spark.sql.session.timeZone": "UTC",  # bar times are exchange-local wall times
             "spark.ui.enabled": "false",
+            "spark.ray.actor.resource.cpu": "0",
             "spark.ui.showConsoleProgress": "false",
             "spark.sql.shuffle.partitions": "8",
             "spark.sql.execution.arrow.pyspark.enabled": "true",

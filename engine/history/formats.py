@@ -6,6 +6,8 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 
 
@@ -91,3 +93,44 @@ def header_of(path: Path) -> list[str]:
     with path.open(encoding="utf-8-sig") as fh:
         line = fh.readline().rstrip("\r\n")
     return [c.strip().strip('"') for c in line.split(",")]
+
+
+def sample_times(files: list[Path], tickers: list[str] | None = None,
+                 rows: int = 200_000) -> list[str]:  # fmt: skip
+    """Bar times (as written) from up to 50 files spread over the list, about `rows` in all.
+
+    Read in the driver with pandas/pyarrow, before Spark starts, so that a wrong session
+    template fails in seconds: the times' minutes of day tell which session they follow.
+    """
+    picked = (
+        files
+        if len(files) <= 50
+        else [files[i] for i in np.linspace(0, len(files) - 1, 50).astype(int)]
+    )
+    per_file = max(1_000, rows // len(picked))
+    out: list[str] = []
+    for path in picked:
+        fmt = detect_format(header_of(path), str(path))
+        cols = [
+            fmt.required[c]
+            for c in (("ticker", "date", "time") if fmt is SEED else ("ticker", "datetime"))
+        ]
+        if path.suffix.lower() == ".parquet":
+            frame = pq.read_table(path, columns=cols).slice(0, per_file).to_pandas()
+        else:
+            frame = pd.read_csv(path, usecols=cols, dtype=str, nrows=per_file, encoding="utf-8-sig")
+        if tickers:
+            codes = frame[cols[0]].astype(str).str.strip()
+            if fmt is SEED:
+                codes = codes.str.zfill(6)
+            frame = frame[codes.isin(tickers)]
+        if fmt is SEED:
+            times = (
+                frame[cols[1]].astype(str).str.strip()
+                + " "
+                + frame[cols[2]].astype(str).str.strip()
+            )
+        else:
+            times = frame[cols[1]].astype(str)
+        out += times.tolist()
+    return out

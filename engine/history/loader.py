@@ -11,8 +11,7 @@ from typing import Any
 
 from simsignal.engine.history.days import DAY_SCHEMA, KEPT, days_of_ticker
 from simsignal.engine.history.formats import SEED, BarFormat, detect_format, expand_paths, header_of
-from simsignal.engine.history.template_fit import TemplateFit, choose
-from simsignal.engine.templates import TEMPLATES, SessionTemplate
+from simsignal.engine.templates import SessionTemplate
 
 OK = "ok"
 Step = Callable[[str], None]
@@ -133,32 +132,6 @@ def _read_bars(spark: Any, files: list[Path], tickers: list[str] | None) -> Any:
     return bars
 
 
-def _minute_counts(spark: Any, files: list[Path], tickers: list[str] | None,
-                   before_date: str | None) -> dict[int, int]:  # fmt: skip
-    """Bars per minute of day, in the session time zone set on `spark`."""
-    from pyspark.sql import functions as F  # noqa: PLC0415
-
-    bars = _read_bars(spark, files, tickers).filter(F.col("ts").isNotNull())
-    if before_date:
-        bars = bars.filter(F.date_format("ts", "yyyy-MM-dd") < before_date)
-    rows = bars.groupBy((F.hour("ts") * 60 + F.minute("ts")).alias("m")).count().collect()
-    return {int(r["m"]): int(r["count"]) for r in rows}
-
-
-def _pick_template(
-    spark: Any, files: list[Path], tickers: list[str] | None, before_date: str | None,
-    template: str,
-) -> tuple[SessionTemplate, list[TemplateFit]]:  # fmt: skip
-    """Check `template` against the bars (or find the one that fits, for `auto`)."""
-    counts = {}
-    for name, candidate in TEMPLATES.items():
-        spark.conf.set("spark.sql.session.timeZone", candidate.timezone)
-        counts[name] = _minute_counts(spark, files, tickers, before_date)
-    chosen, fits = choose(counts, template)
-    spark.conf.set("spark.sql.session.timeZone", chosen.timezone)
-    return chosen, fits
-
-
 def _shard_of_ticker(days: dict[str, int], shards: int) -> dict[str, int]:
     """Tickers to shards balanced by days (largest first onto the lightest shard)."""
     load = [0] * shards
@@ -173,7 +146,7 @@ def _shard_of_ticker(days: dict[str, int], shards: int) -> dict[str, int]:
 def load_history(
     spark: Any,
     paths: list[str],
-    template: str,
+    template: SessionTemplate,
     shards: int,
     *,
     max_missing: int,
@@ -185,9 +158,9 @@ def load_history(
 ) -> LoadedHistory:
     """Load bar files into day curves in Ray's object store, sharded, with a report.
 
-    `template` is a template name or `auto`; either way it is checked against the bars'
-    minutes first. Times with a UTC offset are converted to the template's exchange zone,
-    naive ones are taken as exchange-local. `tickers` limits the load to those tickers.
+    Times with a UTC offset are converted to the template's exchange zone (Spark's session
+    zone is set to it); naive ones are taken as exchange-local. `tickers` limits the load.
+    Check the template first (`template_fit.choose_for`): this function trusts it.
     """
     import ray  # noqa: PLC0415
     from pyspark.sql import Window  # noqa: PLC0415
@@ -197,10 +170,9 @@ def load_history(
     report = LoadReport()
     files = expand_paths(paths)
     report.files = len(files)
-    step(f"checking the session template against {len(files)} file(s)")
-    chosen, fits = _pick_template(spark, files, tickers, before_date, template)
+    chosen = template
     report.template = chosen.name
-    report.template_fit = [f.describe() for f in fits]
+    spark.conf.set("spark.sql.session.timeZone", chosen.timezone)
     step(f"reading {len(files)} file(s) ({chosen.name} session, {chosen.timezone})")
     bars = _read_bars(spark, files, tickers).withColumn("_row", F.monotonically_increasing_id())
 

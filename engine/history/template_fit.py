@@ -8,8 +8,11 @@ almost none in its break (cn's lunch), and nearly every one of its minutes has b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
 
 from simsignal.engine.templates import TEMPLATES, SessionTemplate
 
@@ -64,6 +67,28 @@ def fit(counts: Mapping[int, int], template: SessionTemplate) -> TemplateFit:
         gap / total if total else 0.0,
         seen / len(session),
     )
+
+
+_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def minute_counts(times: Sequence[str], zone: str) -> dict[int, int]:
+    """Bars per minute of day in `zone`: naive times as they are, offset times converted."""
+    text = pd.Series(list(times), dtype="string").str.strip().str.replace("T", " ", regex=False)
+    aware = text.str.contains(_OFFSET, regex=True, na=False)
+    naive = pd.to_datetime(text[~aware], errors="coerce", format="ISO8601")
+    local = pd.to_datetime(text[aware], errors="coerce", format="ISO8601", utc=True)
+    minutes = [
+        (t.dt.hour * 60 + t.dt.minute).dropna().to_numpy(dtype=np.int64)
+        for t in (naive, local.dt.tz_convert(zone))
+    ]
+    values, counts = np.unique(np.concatenate(minutes), return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist(), strict=True))
+
+
+def choose_for(times: Sequence[str], wanted: str) -> tuple[SessionTemplate, list[TemplateFit]]:
+    """`choose` on bar times (strings as in the files)."""
+    return choose({n: minute_counts(times, t.timezone) for n, t in TEMPLATES.items()}, wanted)
 
 
 def choose(

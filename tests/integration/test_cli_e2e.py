@@ -26,7 +26,9 @@ from tests.helpers import (
 CN = get_template("cn")
 ALGOS = ["sq", "var", "sq_norm", "var_norm"]
 ALL = ["sq", "var", "sq_norm", "var_norm", "corr", "znorm", "dtw", "motif", "ensemble"]
-ALL = ["sq", "var", "sq_norm", "var_norm", "corr", "znorm", "dtw", "motif", "ensemble"]
+# What a newcomer used to see from Ray, Spark and the JVMs; now in out/logs/engine.log.
+NOISE = ("WARN", "StatusConsoleListener", "RejectedExecutionException", "Dataset job will hang",
+         "core_worker", "Traceback")  # fmt: skip
 
 
 def _simsignal(args: list[str], cwd: Path) -> str:
@@ -41,6 +43,9 @@ def _simsignal(args: list[str], cwd: Path) -> str:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    if args[0] in ("run", "demo"):
+        for noise in NOISE:
+            assert noise not in proc.stdout + proc.stderr, (noise, proc.stdout, proc.stderr)
     return proc.stdout
 
 
@@ -49,7 +54,7 @@ def test_run_on_seed_format_history_equals_brute_force(
     redis_server: object, store: RedisStore, seed_data: Path, tmp_path: Path
 ) -> None:
     """Seed-layout per-day files of 000001 before 2016-07-01, then the real day replayed."""
-    bars = make_history(CN, years=120 / 243, ticker="000001", start="2016-01-04", seed=11)
+    bars = make_history(CN, years=135 / 243, ticker="000001", start="2016-01-04", seed=11)
     real = pd.read_csv(seed_data / "000001-20160702.csv", dtype={"ticker": str})
     bars = bars[bars["datetime"] < "2016-07-01"]
     scale = real["closePrice"].iloc[0] / bars["close"].iloc[-1]  # same level as the real index
@@ -198,3 +203,23 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
     assert f"stopped after {len(live) + 2} bars" in out
     assert store.length("simsignal:signals:000300") == want
     assert store.length("simsignal:deadletter") == 2
+
+
+def test_subscribe_stops_at_count_and_says_what_it_reads(
+    redis_server: object, store: RedisStore, tmp_path: Path
+) -> None:
+    from simsignal.engine.keys import Keys
+    from simsignal.engine.publish import SignalPublisher
+    from tests.unit.test_messages import _signal
+
+    sigs = [_signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m) for m in range(1, 21)]
+    assert SignalPublisher(store, Keys(), 1000).publish(sigs) == 20
+    url = redis_server.url  # type: ignore[attr-defined]
+    out = _simsignal(
+        ["subscribe", "000300", "--from-start", "--count", "8", "--redis-url", url], tmp_path
+    )
+    lines = out.strip().splitlines()
+    assert lines[0].startswith(f"reading simsignal:signals:000300 at {url}")
+    assert "stopping after 8" in lines[0]
+    assert len(lines) == 1 + 8 and all(" m=" in line for line in lines[1:])
+    assert [int(line.split("m=")[1].split()[0]) for line in lines[1:]] == list(range(1, 9))

@@ -21,7 +21,7 @@ CN = get_template("cn")
 
 
 def _load(spark: Any, paths: list[str], **kw: Any) -> tuple[Any, DayCurves]:
-    res = load_history(spark, paths, "cn", 2, max_missing=kw.pop("max_missing", 12), **kw)
+    res = load_history(spark, paths, CN, 2, max_missing=kw.pop("max_missing", 12), **kw)
     curves = (
         DayCurves.from_arrow(ray.get(res.refs), CN.slots) if res.refs else DayCurves.empty(CN.slots)
     )

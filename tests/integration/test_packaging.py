@@ -1,0 +1,48 @@
+"""The wheel a user installs: one distinct import package, defaults inside, the demo runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from simsignal.engine.redis_store import RedisStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_wheel_runs_the_demo_from_another_directory(
+    redis_server: object, store: RedisStore, tmp_path: Path
+) -> None:
+    dist, target, work = tmp_path / "dist", tmp_path / "site", tmp_path / "elsewhere"
+    work.mkdir()
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(dist), str(ROOT)], check=True)
+    [wheel] = dist.glob("simsignal-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {
+        "simsignal",
+        wheel.name.split("-py3")[0] + ".dist-info",
+    }
+    assert "simsignal/config/default.toml" in names and "simsignal/engine/cli.py" in names
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+
+    env = {**os.environ, "PYTHONPATH": str(target), "COLUMNS": "120"}
+    where = subprocess.run(
+        [sys.executable, "-c", "import simsignal.engine.settings as s; print(s.DEFAULT_CONFIG)"],
+        cwd=work, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert where.startswith(str(target)) and Path(where).is_file()
+    url = redis_server.url  # type: ignore[attr-defined]
+    proc = subprocess.run(
+        [str(target / "bin" / "simsignal"), "demo", "--years", "0.5", "--redis-url", url],
+        cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert store.length("simsignal:signals:000300") == 241 * 4
+    assert (work / "out" / "summary.json").is_file() and (work / "data").is_dir()
