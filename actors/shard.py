@@ -57,8 +57,8 @@ class Shard:
             return {"shard": self.shard_id, "days": self.state.days,
                     "bytes": self.state.nbytes, "tickers": len(self.state.ranges)}  # fmt: skip
 
-    def step(self, updates: list[Update]) -> dict[str, dict[str, Candidates]]:
-        """One minute for every query in `updates` (the broadcast message)."""
+    def step(self, updates: list[Update]) -> list[dict[str, Candidates]]:
+        """One minute for every query in `updates` (the broadcast message), answers aligned."""
         with self._lock:
             return self.state.step(updates)
 

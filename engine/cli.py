@@ -115,7 +115,7 @@ def _replay_and_report(
 
     from simsignal.actors.session import Session, masked  # noqa: PLC0415
     from simsignal.engine.chart import draw_similarity  # noqa: PLC0415
-    from simsignal.engine.feeds import paced, replay_rows  # noqa: PLC0415
+    from simsignal.engine.feeds import minute_batches, paced, replay_rows  # noqa: PLC0415
     from simsignal.engine.live_view import (  # noqa: PLC0415
         LiveTable,
         load_table,
@@ -145,8 +145,11 @@ def _replay_and_report(
             live_ticker = tickers[0] if tickers else (rows[0].get("ticker", "?") if rows else "?")
             replay0 = time.perf_counter()
             with LiveTable(console, live_ticker) as view:
-                for raw in paced(iter(rows), speed):
-                    view.add(ray.get(session.coordinator.on_bar.remote(raw)))
+                for batch in minute_batches(paced(iter(rows), speed)):  # one fan-out a minute
+                    replies = ray.get(session.coordinator.on_bars.remote(batch))
+                    for raw, row in zip(batch, replies, strict=True):
+                        if raw.get("ticker") == live_ticker or "rejected" in row:
+                            view.add(row)
             replay_s = time.perf_counter() - replay0
             _drain(session.coordinator)
             stats = ray.get(session.coordinator.stats.remote())
@@ -339,7 +342,9 @@ def _follow_redis(
     import ray  # noqa: PLC0415
 
     from simsignal.actors.session import Session, masked  # noqa: PLC0415
+    from simsignal.engine.keys import Keys  # noqa: PLC0415
     from simsignal.engine.live_view import summary_table  # noqa: PLC0415
+    from simsignal.engine.redis_store import RedisStore  # noqa: PLC0415
 
     session = Session(settings, console)
     try:
@@ -358,7 +363,12 @@ def _follow_redis(
 
         signals_.signal(signals_.SIGINT, stop)
         signals_.signal(signals_.SIGTERM, stop)
+        status = RedisStore.connect(session.redis_url)
+        engine_key = Keys(settings.redis.prefix).engine
+        status.set_hash(engine_key, {**session.status(), "state": "ready", "date": date})
         handled = ray.get(loop)
+        status.set_hash(engine_key, {"state": "stopped", "bars_handled": handled})
+        status.close()
         console.print(f"stopped after {handled} bars")
         console.print(
             summary_table(
@@ -368,6 +378,50 @@ def _follow_redis(
         )
     finally:
         session.close()
+
+
+@app.command()
+def bench(
+    workload: Annotated[
+        str, typer.Option(help="w1 (one index) | w2 (a market) | w3 (pooled)")
+    ] = "w2",
+    tickers: Annotated[int | None, typer.Option(help="tickers (default: w1 1, w2/w3 500)")] = None,
+    years: Annotated[float, typer.Option(help="years of history per ticker")] = 10.0,
+    minutes: Annotated[int, typer.Option(help="minutes of the live day to replay")] = 241,
+    shards: ShardsOpt = None,
+    all_algorithms: Annotated[
+        bool, typer.Option("--all-algorithms", help="a second run with every algorithm")
+    ] = False,
+    data: Annotated[Path, typer.Option(help="cache for the generated workloads")] = Path(
+        "data/bench"
+    ),
+    out: Annotated[Path, typer.Option(help="JSON, plot and engine logs")] = Path("out/bench"),
+    doc: Annotated[
+        Path | None, typer.Option(help="update this Markdown file (e.g. docs/benchmarks.md)")
+    ] = None,
+) -> None:
+    """Measure the engine as a user runs it, from a separate client through real Redis."""
+    import sys  # noqa: PLC0415
+
+    from simsignal.engine.benchmark.run import bench as run_bench  # noqa: PLC0415
+    from simsignal.engine.benchmark.workloads import Workload  # noqa: PLC0415
+
+    if workload not in ("w1", "w2", "w3"):
+        raise typer.BadParameter(f"{workload!r}: use w1, w2 or w3", param_hint="--workload")
+    n = tickers or (1 if workload == "w1" else 500)
+    result = run_bench(
+        Workload(workload, n, years), data=data, out=out, doc=doc, minutes=minutes,
+        shards=shards or 2, all_algorithms=all_algorithms, say=console.print,
+        command="simsignal " + " ".join(sys.argv[1:]),
+    )  # fmt: skip
+    for label, r in result["runs"].items():
+        console.print(
+            f"{label}: minute batch p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+            f"max {r['max_ms']:.1f} ms; cold start {r['cold_start_s']:.1f} s; "
+            f"loader {r['bars_per_s']:,.0f} bars/s; idle {r['idle_cores']:.2f} cores"
+        )
+    console.print(f"wrote {out}/bench-{result['workload']['key']}.json and .png"
+                  + (f", updated {doc}" if doc else ""))  # fmt: skip
 
 
 @app.command()

@@ -60,3 +60,15 @@ def paced(rows: Iterator[dict[str, str]], speed: float) -> Iterator[dict[str, st
         if delay > 0:
             time.sleep(delay)
         yield row
+
+
+def minute_batches(rows: Iterator[dict[str, str]]) -> Iterator[list[dict[str, str]]]:
+    """Consecutive rows with the same time as one batch: a market's minute, one fan-out."""
+    batch: list[dict[str, str]] = []
+    for row in rows:
+        if batch and row.get("ts") != batch[0].get("ts"):
+            yield batch
+            batch = []
+        batch.append(row)
+    if batch:
+        yield batch

@@ -32,3 +32,8 @@ class Keys:
     def deadletter(self) -> str:
         """Stream of rejected input with the reason."""
         return f"{self.prefix}:deadletter"
+
+    @property
+    def engine(self) -> str:
+        """Hash: the running engine's state and start-up figures (health, benchmarks)."""
+        return f"{self.prefix}:engine"

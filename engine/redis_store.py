@@ -143,11 +143,15 @@ class RedisStore:
             self._client.xadd(stream, dict(fields), maxlen=maxlen, approximate=maxlen is not None)
         )
 
-    def add_many(self, stream: str, rows: Sequence[Mapping[str, str]]) -> None:
-        """XADD several entries in one round trip (producers, tests, benchmarks)."""
+    def set_hash(self, key: str, fields: Mapping[str, str | int | float]) -> None:
+        """HSET several fields."""
+        self._client.hset(key, mapping=dict(fields))
+
+    def add_to_streams(self, rows: Sequence[tuple[str, Mapping[str, str]]]) -> None:
+        """XADD an entry to each of several streams, in one round trip (producers, benches)."""
         pipe = self._client.pipeline(transaction=False)
-        for row in rows:
-            pipe.xadd(stream, dict(row))
+        for stream, fields in rows:
+            pipe.xadd(stream, dict(fields))
         pipe.execute()
 
     def hash(self, key: str) -> Fields:

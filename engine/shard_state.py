@@ -99,15 +99,19 @@ class ShardState:
             state.update(self.cols[channel][:, q.lo : q.hi], values[self.channels.index(channel)])
         q.m += 1
 
-    def step(self, updates: list[Update]) -> dict[str, dict[str, Candidates]]:
-        """Advance each query by one minute and return every algorithm's top-k."""
-        out: dict[str, dict[str, Candidates]] = {}
+    def step(self, updates: list[Update]) -> list[dict[str, Candidates]]:
+        """Advance each query by one minute; every algorithm's top-k, aligned with `updates`.
+
+        A batch may hold several tickers and several minutes of one ticker (a gap filled):
+        each update's answer is taken right after its own minute.
+        """
+        out: list[dict[str, Candidates]] = []
         for ticker, m, values in updates:
             q = self._query(ticker)
             if m != q.m + 1:
                 raise StateGap(f"{ticker}: shard at minute {q.m}, asked for minute {m}")
             self._advance(q, values)
-            out[ticker] = {a.name: self._top(q, a) for a in self.algos}
+            out.append({a.name: self._top(q, a) for a in self.algos})
         return out
 
     def _top(self, q: _Query, algo: Algorithm) -> Candidates:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
 
@@ -21,13 +19,3 @@ def smallest_k(scores: NDArray[np.float64], k: int) -> NDArray[np.intp]:
     candidates = np.flatnonzero(scores <= kth)  # all ties at the boundary, in index order
     order = np.argsort(scores[candidates], kind="stable")
     return candidates[order[:k]]
-
-
-Neighbor = tuple[float, str, str, Any]  # score, ticker, date, whatever the caller carries along
-
-
-def merge(parts: list[list[Neighbor]], k: int) -> list[Neighbor]:
-    """Merge per-shard top-k lists into the global top-k by (score, ticker, date)."""
-    rows = [row for part in parts for row in part]
-    rows.sort(key=lambda r: (r[0], r[1], r[2]))
-    return rows[:k]

@@ -29,11 +29,12 @@ import pyarrow as pa
 import ray
 import typer
 
-from simsignal.actors.coordinator import CoordinatorActor
+from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
 from simsignal.engine import cluster
 from simsignal.engine.algorithms import KNOWN, REGISTRY, Params, select
 from simsignal.engine.history.curves import DayCurves
+from simsignal.engine.pipeline.minute import PipelineConfig
 from simsignal.engine.redis_server import RedisServer
 from simsignal.engine.redis_store import RedisStore
 from simsignal.engine.shard_state import ShardState
@@ -137,15 +138,16 @@ def _rounds(curves: DayCurves, rows: list[dict[str, str]], prev_close: float, sh
                           "ratio": list(curves.ratio), "prev_close": curves.prev_close,
                           "shard": np.arange(len(curves)) % shards})  # fmt: skip
         refs = [ray.put(table)]
-        last = {"000300": ("x", prev_close)}
         date = rows[0]["ts"][:10]
+        last = {"000300": (str(curves.dates[-1]), prev_close)}
 
         def engine(algos: list[str], prefix: str, compiled: bool) -> tuple[list[Any], Any]:
             sh = [ShardActor.remote(i, refs, 241, algos, k, False) for i in range(shards)]
-            co = CoordinatorActor.remote(sh, algorithms=algos, k=k, template="cn", date=date,
-                                         tickers=None, last_close=last, redis_url=server.url,
-                                         prefix=prefix, maxlen=100_000,
-                                         compiled_graph=compiled)  # fmt: skip
+            pipeline = PipelineConfig(algorithms=tuple(algos), k=k, template="cn", date=date,
+                                      last_close=last)  # fmt: skip
+            config = CoordinatorConfig(pipeline, redis_url=server.url, prefix=prefix,
+                                       compiled_graph=compiled)  # fmt: skip
+            co = CoordinatorActor.remote(sh, config)
             ray.get(co.compile.remote())
             return sh, co
 

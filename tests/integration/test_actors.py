@@ -10,11 +10,12 @@ import pyarrow as pa
 import pytest
 import ray
 
-from simsignal.actors.coordinator import CoordinatorActor
+from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
 from simsignal.engine.algorithms import KNOWN, REGISTRY, Params
 from simsignal.engine.channels import money_flow, volume_share
 from simsignal.engine.forecast import Forecast, ensemble
+from simsignal.engine.pipeline.minute import PipelineConfig
 from simsignal.engine.redis_store import RedisStore
 from simsignal.engine.templates import get_template
 from tests.helpers import assert_neighbors, brute_topk, published, reference_ranked, signals_in
@@ -87,12 +88,14 @@ def _engine(
         ShardActor.remote(i, refs, CN.slots, algos, k, False, params, channels)
         for i in range(shards)
     ]
-    co = CoordinatorActor.remote(
-        sh, algorithms=algos, k=k, template="cn", date="2024-04-26", tickers=None,
+    pipeline = PipelineConfig(
+        algorithms=tuple(algos), k=k, template="cn", date="2024-04-26",
         last_close={"000300": ("2024-04-25", 100.0), "600000": ("2024-04-25", 10.0)},
-        redis_url=url, prefix="simsignal", maxlen=10_000, channels=channels, params=params,
-        compiled_graph=compiled,
+        channels=tuple(channels or {"price": 1.0}), params=params,
     )  # fmt: skip
+    co = CoordinatorActor.remote(
+        sh, CoordinatorConfig(pipeline, redis_url=url, maxlen=10_000, compiled_graph=compiled)
+    )
     assert ray.get(co.compile.remote()) is compiled
     return sh, co
 

@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 import ray
 
-from simsignal.actors.coordinator import CoordinatorActor
+from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
 from simsignal.engine.history.curves import DayCurves
 from simsignal.engine.history.days import FIRST_DAY, TOO_MANY_MISSING, after_hole
 from simsignal.engine.history.formats import sample_times
 from simsignal.engine.history.loader import LoadedHistory, load_history
 from simsignal.engine.history.template_fit import TemplateMismatchError, choose_for
+from simsignal.engine.pipeline.minute import PipelineConfig
 from simsignal.engine.redis_store import RedisStore
 from simsignal.engine.templates import get_template
 from tests.helpers import curves_from_bars, published
@@ -151,11 +152,11 @@ def test_a_ticker_without_days_is_dead_lettered_and_the_rest_runs_on(
     res = load_history(spark, [str(path)], CN, 2, max_missing=12)
     assert res.report.tickers_without_days == ["600000"]
     shards = [ShardActor.remote(i, res.refs, CN.slots, ["sq"], 5, False) for i in range(2)]
+    pipeline = PipelineConfig(algorithms=("sq",), k=5, template="cn", date=day,
+                              last_close=res.last_close, usable=frozenset(res.usable))  # fmt: skip
     co = CoordinatorActor.remote(
-        shards, algorithms=["sq"], k=5, template="cn", date=day, tickers=None,
-        last_close=res.last_close, usable=res.usable, redis_url=redis_server.url,
-        prefix="simsignal", maxlen=10_000, compiled_graph=False,
-    )  # fmt: skip
+        shards, CoordinatorConfig(pipeline, redis_url=redis_server.url, compiled_graph=False)
+    )
     ray.get(co.compile.remote())
     live = good[good["datetime"].str.startswith(day)].head(10)
     try:

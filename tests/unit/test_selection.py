@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from simsignal.engine.forecast import continued_closes, forecast, similarity_weights
+from simsignal.engine.pipeline.merge import merge_candidates
 from simsignal.engine.settings import DEFAULT_CONFIG, Settings, load_settings
-from simsignal.engine.topk import merge, smallest_k
+from simsignal.engine.shard_state import Candidates
+from simsignal.engine.topk import smallest_k
 from tests.naive import naive_topk
 
 
@@ -35,9 +37,13 @@ def test_merge_equals_brute_force_over_split_shards() -> None:
     parts = []
     for rows in shards:
         idx = smallest_k(np.array([r[0] for r in rows]), 7)
-        parts.append([rows[j] for j in idx])
-    got = [(t, d, s) for s, t, d, _ in merge(parts, 7)]
-    assert got == naive_topk(scores, tickers, dates, 7)
+        top = [rows[j] for j in idx]
+        n = np.arange(len(top))
+        f32 = np.zeros(len(top), np.float32)
+        parts.append(Candidates(np.array([r[0] for r in top]), n, n, [r[1] for r in top],
+                                [r[2] for r in top], f32, f32))  # fmt: skip
+    got = merge_candidates(parts, 7)
+    assert list(got.neighbors()) == naive_topk(scores, tickers, dates, 7)
 
 
 def test_forecast_by_hand() -> None:

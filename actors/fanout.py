@@ -1,0 +1,107 @@
+"""The pipeline's fan-out port on Ray: a compiled graph per minute, classic calls to recover.
+
+Only the process that compiled a graph may execute it, so this object lives inside the
+coordinator actor. A failed graph (a shard died) is torn down, the batch is redone with
+classic calls, where a restarted shard is restored from today's minutes, and the graph is
+compiled again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from simsignal.engine.pipeline.minute import ShardReply
+from simsignal.engine.shard_state import Update
+
+log = logging.getLogger(__name__)
+INLINE_UPDATES = 64  # above this many updates, broadcast through one ray.put
+History = Callable[[str, int], list[tuple[float, ...]]]  # ticker, m → today's minutes before m
+
+
+class RayFanOut:
+    """Sends each batch to every shard actor once."""
+
+    def __init__(self, shards: list[Any], history: History, compiled: bool = True) -> None:
+        self.shards = shards
+        self.history = history
+        self.use_graph = compiled
+        self.graph: Any = None
+        self.recompiles = 0
+        self.restarts = 0
+
+    def compile(self) -> bool:
+        """Compile the fan-out as a Ray Compiled Graph; returns whether it is in use."""
+        if not self.use_graph or not self.shards:
+            return False
+        from ray.dag import InputNode, MultiOutputNode  # noqa: PLC0415
+
+        with InputNode() as updates:
+            dag = MultiOutputNode([s.step.bind(updates) for s in self.shards])
+        self.graph = dag.experimental_compile()
+        ray.get(list(self.graph.execute([])))  # the channels' first use, not the first minute's
+        return True
+
+    def step(self, updates: list[Update]) -> list[ShardReply]:
+        """One reply per shard, aligned with `updates`."""
+        if self.graph is not None:
+            try:
+                return [ray.get(ref) for ref in self.graph.execute(updates)]
+            except Exception as err:
+                log.warning("compiled graph failed (%s): recompiling", type(err).__name__)
+                self.close()
+                replies = self._classic(updates)
+                self.recompiles += 1
+                self.compile()
+                return replies
+        return self._classic(updates)
+
+    def close(self) -> None:
+        """Tear the compiled graph down (before the shards go away)."""
+        graph, self.graph = self.graph, None
+        if graph is not None:
+            with contextlib.suppress(Exception):
+                graph.teardown()
+
+    def _classic(self, updates: list[Update]) -> list[ShardReply]:
+        """Classic actor calls; heal a shard that lost its state.
+
+        A large batch is stored once with ray.put and every shard reads that one object; a
+        single bar's update (~100 bytes) goes inline (2.0 vs 3.7 ms p50 per round here).
+        """
+        message: Any = ray.put(updates) if len(updates) > INLINE_UPDATES else updates
+        futures = [s.step.remote(message) for s in self.shards]
+        replies: list[ShardReply] = []
+        for shard, fut in zip(self.shards, futures, strict=True):
+            try:
+                replies.append(ray.get(fut))
+            except (RayActorError, RayTaskError):
+                replies.append(self._recover(shard, updates))
+        return replies
+
+    def _recover(self, shard: Any, updates: list[Update], timeout: float = 120.0) -> ShardReply:
+        """A restarted shard reloads its days itself; replay today's earlier minutes, retry."""
+        self.restarts += 1
+        deadline = time.monotonic() + timeout
+        first: dict[str, int] = {}
+        for ticker, m, _ in updates:
+            first.setdefault(ticker, m)
+        while True:
+            try:
+                for ticker, m in first.items():
+                    ray.get(shard.restore.remote(ticker, self.history(ticker, m)))
+                return list(ray.get(shard.step.remote(updates)))
+            except (RayActorError, RayTaskError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def curves(self, where: list[tuple[int, int]]) -> list[Any]:
+        """Full price curves of (shard, row) days, for the chart."""
+        return [ray.get(self.shards[s].curves_of.remote([row]))[0] for s, row in where]

@@ -1,0 +1,120 @@
+"""The benchmark's outputs: JSON, a plot, and docs/benchmarks.md, all from one result dict."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    """p50 / p99 / max / mean of a list of milliseconds."""
+    a = np.asarray(ms if ms else [np.nan])
+    return {
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "max_ms": float(np.max(a)),
+        "mean_ms": float(np.mean(a)),
+        "n": len(ms),
+    }
+
+
+def machine() -> str:
+    """The machine the figures come from."""
+    import os  # noqa: PLC0415
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{platform.node()}: {os.cpu_count()} cores, {mem:.0f} GiB, "
+        f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
+    )
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    """The whole result."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+
+
+def write_plot(result: dict[str, Any], path: Path) -> None:
+    """Per-minute batch latency over the replayed minutes, with p50 and p99 lines."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for label, run in result["runs"].items():
+        ms = run["minute_ms"]
+        ax.plot(
+            range(1, len(ms) + 1),
+            ms,
+            lw=0.8,
+            label=f"{label} (p50 {run['p50_ms']:.1f}, p99 {run['p99_ms']:.1f} ms)",
+        )
+    ax.set_xlabel("minute of the replayed day")
+    ax.set_ylabel("bars written → all signals in Redis (ms)")
+    ax.set_yscale("log")
+    ax.set_title(f"simsignal bench {result['workload']['key']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown_section(result: dict[str, Any]) -> str:
+    """One workload's section of docs/benchmarks.md."""
+    w = result["workload"]
+    lines = [
+        f"## {w['key']}",
+        "",
+        f"`{result['command']}` on {result['machine']}, {result['when']}.",
+        "",
+        f"{w['tickers']} ticker(s) × {w['years']:g} years: {result['history_bars']:,} history "
+        f"bars; {result['minutes']} minutes replayed, every ticker's bar of a minute written "
+        "to Redis at once.",
+        "",
+        "| run | minute batch p50 | p99 | max | signals | cold start | idle CPU (cores) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, r in result["runs"].items():
+        lines.append(
+            f"| {label} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | "
+            f"{r['max_ms']:.1f} ms | {r['signals']:,} | {r['cold_start_s']:.1f} s | "
+            f"{r['idle_cores']:.2f} |"
+        )
+    first = next(iter(result["runs"].values()))
+    lines += [
+        "",
+        f"- Loader: {first['rows_read']:,.0f} bars in {first['load_s']:.1f} s = "
+        f"**{first['bars_per_s']:,.0f} bars/s** (bar-level work in Spark, one executor core).",
+        f"- Shards: {first['curves_mib']:.1f} MiB of float32 curves; the shard processes' "
+        f"resident memory {first['shard_rss_mib']:.0f} MiB (interpreter, NumPy, numba and "
+        "Ray included).",
+    ]
+    for name, b in result.get("baselines", {}).items():
+        lines.append(
+            f"- Baseline `{name}`: p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms "
+            f"per minute batch; the engine's p50 is {b['ratio_p50']:.1f}× faster."
+        )
+    lines += ["", f"![{w['key']}]({result['plot_name']})", ""]
+    return "\n".join(lines)
+
+
+def update_doc(doc: Path, result: dict[str, Any]) -> None:
+    """Replace (or add) this workload's section in docs/benchmarks.md, keeping the others."""
+    head = (
+        "# Benchmarks\n\nMade by `simsignal bench` (see the README). Times are measured on "
+        "the machine named in each section, never asserted in tests.\n"
+    )
+    text = doc.read_text() if doc.is_file() else head
+    key = f"## {result['workload']['key']}"
+    parts = text.split("\n## ")
+    kept = [p for p in parts[1:] if not ("## " + p).startswith(key)]
+    body = "\n## ".join([parts[0].rstrip() + "\n", *kept]).rstrip()
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(body + "\n\n" + markdown_section(result))

@@ -1,0 +1,143 @@
+"""One `simsignal bench` run: workload → engine runs → baselines in the same run → outputs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simsignal.engine.algorithms import KNOWN, REGISTRY
+from simsignal.engine.benchmark.client import run_engine, status_fields
+from simsignal.engine.benchmark.report import (
+    machine,
+    percentiles,
+    update_doc,
+    write_json,
+    write_plot,
+)
+from simsignal.engine.benchmark.workloads import Prepared, Workload, prepare
+from simsignal.engine.redis_server import RedisServer
+from simsignal.engine.templates import get_template
+from simsignal.engine.topk import smallest_k
+
+SEED_FOUR = ["sq", "var", "sq_norm", "var_norm"]
+
+
+def _own_curves(p: Prepared, template: str) -> dict[str, np.ndarray]:
+    """Each ticker's history ratio curves [days, slots] (for the in-process baseline)."""
+    slots = get_template(template).slots
+    out = {}
+    for path in sorted(p.history.glob("*.parquet")):
+        close = pd.read_parquet(path, columns=["close"])["close"].to_numpy().reshape(-1, slots)
+        out[path.stem] = (close[1:] / close[:-1, -1:] - 1.0).astype(np.float32)
+    return out
+
+
+def numpy_recompute(p: Prepared, template: str, k: int, at: list[int]) -> list[float]:
+    """The seed's approach for a whole minute batch: every ticker's days scored from scratch."""
+    curves = _own_curves(p, template)
+    algos = [REGISTRY[n]() for n in SEED_FOUR]
+    live = {t: g["close"].to_numpy() for t, g in p.live.groupby("ticker")}
+    prev = {
+        t: float(pd.read_parquet(p.history / f"{t}.parquet", columns=["close"])["close"].iloc[-1])
+        for t in live
+    }
+    times = []
+    for m in at:
+        start = time.perf_counter()
+        for t, hist in curves.items():
+            x = live[t][:m] / prev[t] - 1.0
+            for a in algos:
+                smallest_k(a.recompute(x, hist), k)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def bench(
+    w: Workload,
+    *,
+    data: Path,
+    out: Path,
+    doc: Path | None,
+    minutes: int,
+    shards: int,
+    all_algorithms: bool,
+    say: Callable[[str], None],
+    command: str,
+) -> dict[str, Any]:
+    """Run the workload and write JSON, plot and (optionally) the docs section."""
+    say(f"workload {w.key}: preparing (cached under {data})")
+    p = prepare(w, data, say)
+    say(f"  {p.bars:,} history bars, live day {p.date}")
+    server = RedisServer()
+    runs: dict[str, Any] = {}
+    variants = [("seed four", SEED_FOUR)] + (
+        [("all algorithms", list(KNOWN))] if all_algorithms else []
+    )
+    try:
+        for label, algos in variants:
+            say(f"run: {label} ({', '.join(algos)}), {shards} shards")
+            scoring = [a for a in algos if a in REGISTRY]
+            expected = len(scoring) + (1 if "ensemble" in algos else 0)
+            r = run_engine(
+                p.history,
+                p.live,
+                p.date,
+                server.url,
+                out=out / "engine",
+                algorithms=algos,
+                shards=shards,
+                pooled=w.pooled,
+                minutes=minutes,
+                expected=expected,
+                say=say,
+            )
+            st = status_fields(r.status)
+            runs[label] = {
+                **percentiles(r.minute_ms),
+                "minute_ms": r.minute_ms,
+                "signals": r.signals,
+                "idle_cores": r.idle_cores,
+                "cold_start_s": st.get("cold_start_s", 0.0),
+                "load_s": st.get("load_s", 0.0),
+                "rows_read": st.get("rows_read", 0.0),
+                "bars_per_s": st.get("rows_read", 0.0) / max(st.get("load_s", 1.0), 1e-9),
+                "curves_mib": st.get("curves_bytes", 0.0) / 2**20,
+                "shard_rss_mib": r.shard_rss_bytes / 2**20,
+            }
+    finally:
+        server.stop()
+    engine_p50 = runs[variants[0][0]]["p50_ms"]
+    at = sorted({min(m, minutes) for m in (30, 60, 120, minutes)})
+    say(f"baseline: NumPy recompute of whole minute batches at minutes {at}")
+    base = percentiles(numpy_recompute(p, w.template, 40, at))
+    baselines = {"numpy_recompute": {**base, "ratio_p50": base["p50_ms"] / engine_p50}}
+    result = {
+        "workload": {
+            "name": w.name,
+            "tickers": w.tickers,
+            "years": w.years,
+            "key": w.key,
+            "pooled": w.pooled,
+        },
+        "machine": machine(),
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": command,
+        "history_bars": p.bars,
+        "minutes": minutes,
+        "shards": shards,
+        "runs": runs,
+        "baselines": baselines,
+        "plot_name": f"bench-{w.key}.png",
+    }
+    write_json(result, out / f"bench-{w.key}.json")
+    write_plot(result, out / f"bench-{w.key}.png")
+    if doc is not None:
+        write_plot(result, doc.parent / f"bench-{w.key}.png")
+        update_doc(doc, result)
+    return result

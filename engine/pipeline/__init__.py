@@ -1,0 +1,1 @@
+"""The per-minute path without Ray or Redis: batching, merging, forecasting, signalling."""

@@ -1,0 +1,53 @@
+"""Merging the shards' top-k lists column-wise: arrays in, arrays out, no per-row objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from simsignal.engine.shard_state import Candidates
+
+
+@dataclass(frozen=True)
+class Matches:
+    """The global top-k of one (ticker, minute, algorithm), best first, as columns."""
+
+    scores: NDArray[np.float64]
+    tickers: NDArray[np.str_]
+    dates: NDArray[np.str_]
+    ends: NDArray[np.intp]  # slot where each match ends
+    y_now: NDArray[np.float32]
+    y_end: NDArray[np.float32]
+    shards: NDArray[np.intp]  # which shard holds the day, and at which row
+    rows: NDArray[np.intp]
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def neighbors(self, labels: list[str] | None = None) -> tuple[tuple[str | float, ...], ...]:
+        """`[ticker, date, score]` rows, or `[ticker, date, slot, score]` with slot labels."""
+        t, d, s = self.tickers.tolist(), self.dates.tolist(), self.scores.tolist()
+        if labels is None:
+            return tuple(zip(t, d, s, strict=True))
+        return tuple(zip(t, d, labels, s, strict=True))
+
+
+def merge_candidates(parts: list[Candidates], k: int) -> Matches:
+    """The k best of all shards' candidates by (score, ticker, date): the global tie rule."""
+    scores = np.concatenate([p.scores for p in parts]).astype(np.float64, copy=False)
+    tickers = np.asarray([t for p in parts for t in p.tickers], dtype=str)
+    dates = np.asarray([d for p in parts for d in p.dates], dtype=str)
+    order = np.lexsort((dates, tickers, scores))[:k]
+    shard = np.concatenate([np.full(len(p.scores), i, np.intp) for i, p in enumerate(parts)])
+    return Matches(
+        scores=scores[order],
+        tickers=tickers[order],
+        dates=dates[order],
+        ends=np.concatenate([p.ends for p in parts]).astype(np.intp, copy=False)[order],
+        y_now=np.concatenate([p.y_now for p in parts])[order],
+        y_end=np.concatenate([p.y_end for p in parts])[order],
+        shards=shard[order],
+        rows=np.concatenate([p.rows for p in parts]).astype(np.intp, copy=False)[order],
+    )

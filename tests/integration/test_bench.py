@@ -1,0 +1,37 @@
+"""`simsignal bench` at a tiny size: it runs end to end and reports what it measured.
+
+Times are never asserted; the counts and the files are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_bench_runs_a_tiny_market(tmp_path: Path) -> None:
+    doc = tmp_path / "docs" / "benchmarks.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simsignal.engine.cli", "bench", "--workload", "w2",
+         "--tickers", "3", "--years", "0.1", "--minutes", "6", "--data", str(tmp_path / "data"),
+         "--out", str(tmp_path / "out"), "--doc", str(doc)],
+        capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "150"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [report] = (tmp_path / "out").glob("bench-w2-3x0.1y-cn.json")
+    result = json.loads(report.read_text())
+    run = result["runs"]["seed four"]
+    assert run["signals"] == 3 * 6 * 4 and len(run["minute_ms"]) == 6
+    assert run["rows_read"] == result["history_bars"] > 0 and run["cold_start_s"] > 0
+    assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
+    assert result["baselines"]["numpy_recompute"]["n"] > 0
+    assert (tmp_path / "out" / "bench-w2-3x0.1y-cn.png").stat().st_size > 5_000
+    text = doc.read_text()
+    assert "## w2-3x0.1y-cn" in text and "minute batch p50" in text
