@@ -36,7 +36,7 @@ class CoordinatorConfig:
     pipeline: PipelineConfig
     redis_url: str
     prefix: str = "simsignal"
-    maxlen: int = 100_000
+    retention_days: float = 5.0  # signal streams keep this many days (XADD MINID)
     chart_minute: int | None = None  # default: mid-session
     compiled_graph: bool = True
     batch_deadline_s: float = 0.05  # a minute's batch closes this long after its first bar
@@ -50,7 +50,7 @@ class Coordinator:
         self.config = config
         self.keys = Keys(config.prefix)
         self.store = RedisStore.connect(config.redis_url)
-        self.sink = RedisSink(self.store, self.keys, config.maxlen)
+        self.sink = RedisSink(self.store, self.keys, config.retention_days)
         self.fanout = RayFanOut(shards, self._history, config.compiled_graph)
         self.latency = LatencyStats()
         template = get_template(config.pipeline.template)

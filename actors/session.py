@@ -79,7 +79,7 @@ def coordinator_config(
         pipeline=pipeline,
         redis_url=redis_url,
         prefix=s.redis.prefix,
-        maxlen=s.redis.maxlen,
+        retention_days=s.redis.retention_days,
         chart_minute=chart_minute,
         compiled_graph=s.engine.compiled_graph,
     )

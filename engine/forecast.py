@@ -62,20 +62,34 @@ def forecast(
     """Forecast from neighbours' scores, their ratio at this minute and at their close."""
     if len(scores) == 0:
         raise ValueError("forecast needs at least one neighbour")
-    w = similarity_weights(scores)
-    closes = continued_closes(x_now, y_now, y_end)
-    pred = float(w @ closes)
-    q10, q50, q90 = np.quantile(closes, [0.1, 0.5, 0.9])
-    return Forecast(
-        pred_close=pred,
-        pred_close_mean=float(np.mean(np.asarray(y_end, np.float64))),
-        pred_move=(1.0 + pred) / (1.0 + x_now) - 1.0,
-        up_prob=float(w @ rose(y_now, y_end)),
-        q10=float(q10),
-        q50=float(q50),
-        q90=float(q90),
-        dispersion=float(closes.std()),
-    )
+    many = forecast_many(np.array([x_now]), np.asarray(scores)[None, :],
+                         np.asarray(y_now)[None, :], np.asarray(y_end)[None, :])  # fmt: skip
+    return many[0]
+
+
+def forecast_many(
+    x_now: NDArray[np.float64],
+    scores: NDArray[np.float64],
+    y_now: NDArray[np.floating],
+    y_end: NDArray[np.floating],
+) -> list[Forecast]:
+    """`forecast` for many queries at once: one row per query, one column per neighbour.
+
+    Every reduction runs along a row, so a query's forecast does not depend on which others
+    share its batch.
+    """
+    s = np.maximum(np.asarray(scores, np.float64), 0.0)
+    w = 1.0 / (s + 1e-3 * s.mean(axis=1, keepdims=True) + 1e-300)
+    w /= w.sum(axis=1, keepdims=True)
+    x = np.asarray(x_now, np.float64)[:, None]
+    now, end = np.asarray(y_now, np.float64), np.asarray(y_end, np.float64)
+    closes = (1.0 + x) * (1.0 + end) / (1.0 + now) - 1.0
+    pred = (w * closes).sum(axis=1)
+    move = (1.0 + pred) / (1.0 + x[:, 0]) - 1.0
+    up = (w * rose(now, end)).sum(axis=1)
+    q10, q50, q90 = np.quantile(closes, [0.1, 0.5, 0.9], axis=1)
+    columns = (pred, end.mean(axis=1), move, up, q10, q50, q90, closes.std(axis=1))
+    return [Forecast(*(float(v) for v in row)) for row in zip(*columns, strict=True)]
 
 
 def forecast_path(

@@ -11,14 +11,16 @@ from simsignal.engine.keys import Keys
 from simsignal.engine.redis_store import PublishCall, RedisStore, Unavailable
 from simsignal.engine.signals import Signal
 
+DAY_MS = 86_400_000
+
 
 class SignalPublisher:
     """Publishes in order; while Redis is unreachable, keeps signals and flushes them later."""
 
-    def __init__(self, store: RedisStore, keys: Keys, maxlen: int) -> None:
+    def __init__(self, store: RedisStore, keys: Keys, retention_days: float) -> None:
         self.store = store
         self.keys = keys
-        self.maxlen = maxlen
+        self.keep_ms = int(retention_days * DAY_MS)
         self.pending: deque[Signal] = deque()
         self.published = 0
         self.repeats = 0
@@ -40,7 +42,10 @@ class SignalPublisher:
         by_ticker: dict[str, list[str | int | float]] = {}
         for sig in batch:  # dicts keep insertion order: each ticker's signals stay in order
             fields = [x for kv in sig.to_fields().items() for x in kv]
-            args = by_ticker.setdefault(sig.ticker, [self.maxlen, self.keys.channel])
+            args = by_ticker.setdefault(
+                sig.ticker, [sig.bar_epoch_ms - self.keep_ms, self.keys.channel]
+            )
+            args[0] = min(int(args[0]), sig.bar_epoch_ms - self.keep_ms)
             args += [sig.stream_id, sig.algo, sig.to_json(), len(fields), *fields]
         calls = [
             PublishCall(self.keys.signals(t), self.keys.latest(t), args)

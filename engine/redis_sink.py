@@ -13,10 +13,10 @@ from simsignal.engine.signals import Signal
 class RedisSink:
     """Publishes each batch in one round trip; keeps it (in order) while Redis is away."""
 
-    def __init__(self, store: RedisStore, keys: Keys, maxlen: int) -> None:
+    def __init__(self, store: RedisStore, keys: Keys, retention_days: float) -> None:
         self.store = store
         self.keys = keys
-        self.publisher = SignalPublisher(store, keys, maxlen)
+        self.publisher = SignalPublisher(store, keys, retention_days)
 
     def publish(self, signals: list[Signal]) -> None:
         """Queue behind anything pending and try to send it all."""

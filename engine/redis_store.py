@@ -47,12 +47,13 @@ def _fields(raw: Any) -> Fields:
 # One script call per ticker and batch (one round trip for all of them): each signal is
 # added to the stream with its deterministic ID; only when Redis accepted it (not a repeat)
 # is it announced and written to the latest hash. A repeat leaves exactly one entry.
-# ARGV: maxlen, channel, then per signal: id, algo, json, n, n field/value strings.
+# Retention is by time: entries older than ARGV[1] (an epoch-ms stream ID) are trimmed (MINID).
+# ARGV: min id, channel, then per signal: id, algo, json, n, n field/value strings.
 _PUBLISH_LUA = """
 local i, added = 3, 0
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 3])
-  local ok = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[i],
+  local ok = redis.pcall('XADD', KEYS[1], 'MINID', ARGV[1], ARGV[i],
                          unpack(ARGV, i + 4, i + 3 + n))
   if type(ok) == 'table' and ok.err then
     if not string.find(ok.err, 'equal or smaller', 1, true) then

@@ -28,7 +28,7 @@ class RedisSettings(_Section):
 
     url: SecretStr | None = None
     prefix: str = "simsignal"
-    maxlen: Annotated[int, Field(gt=0)] = 100_000
+    retention_days: Annotated[float, Field(gt=0)] = 5.0
 
 
 class HistorySettings(_Section):

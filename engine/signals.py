@@ -1,13 +1,19 @@
-"""The signal message and its Redis form (flat JSON-safe strings, schema version `v`)."""
+"""The signal message and its Redis forms (schema version `v`).
+
+Schema 2 keeps an entry slim: the neighbour list is written once, in the stream entry. The
+pub/sub payload and the latest hash carry the other fields as one JSON object, plus `id`, the
+stream entry that holds the neighbours.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-SCHEMA_VERSION = 1
+import orjson
+
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +49,15 @@ class Signal:
         """Field → value except the neighbours, shallow (dataclasses.asdict deep-copies: slow)."""
         return {key: getattr(self, key) for key in self.__slots__ if key != "neighbors"}
 
-    def _neighbors_json(self) -> str:
-        return json.dumps(self.neighbors, separators=(",", ":"))
-
     def to_fields(self) -> dict[str, str]:
-        """Flat string fields for XADD / HSET."""
+        """Flat string fields for the stream entry (the only place with the neighbours)."""
         out = {k: repr(v) if isinstance(v, float) else str(v) for k, v in self._plain().items()}
-        out["neighbors"] = self._neighbors_json()
+        out["neighbors"] = orjson.dumps(self.neighbors).decode()
         return out
 
     def to_json(self) -> str:
-        """The pub/sub payload: the same fields as one JSON object with native types."""
-        head = json.dumps(self._plain(), separators=(",", ":"))
-        return f'{head[:-1]},"neighbors":{self._neighbors_json()}}}'
+        """The pub/sub and latest-hash payload: native types, no neighbours, the entry's `id`."""
+        return orjson.dumps({**self._plain(), "id": self.stream_id}).decode()
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> Signal:
@@ -66,7 +68,7 @@ class Signal:
         for key in cls.__slots__:
             raw = fields[key]
             if key == "neighbors":
-                kwargs[key] = tuple(tuple(n) for n in json.loads(raw))
+                kwargs[key] = tuple(tuple(n) for n in orjson.loads(raw))
             elif key in ints:
                 kwargs[key] = int(raw)
             elif key in strs:

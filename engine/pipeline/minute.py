@@ -20,7 +20,7 @@ import numpy as np
 
 from simsignal.engine.algorithms import ALGO_INDEX, ENSEMBLE, Algorithm, Params, select
 from simsignal.engine.bars import BadBar, BarGate, parse_bar
-from simsignal.engine.forecast import Forecast, ensemble, forecast
+from simsignal.engine.forecast import Forecast, ensemble, forecast_many
 from simsignal.engine.pipeline.batcher import Arrival
 from simsignal.engine.pipeline.merge import Matches, merge_candidates
 from simsignal.engine.shard_state import Candidates, Update
@@ -151,7 +151,9 @@ class MinutePipeline:
         if not updates:
             return out
         replies = self.fanout.step(updates)
-        results = [self._minute(p, [r[p.index] for r in replies]) for p in pending]
+        best = [self._merged([r[p.index] for r in replies]) for p in pending]
+        made = self._forecasts(pending, best)
+        results = [self._minute(p, b, f) for p, b, f in zip(pending, best, made, strict=True)]
         signals = [s for r in results for s in r.signals]
         self.sink.publish(signals)
         for r in results:
@@ -190,21 +192,49 @@ class MinutePipeline:
             today = self.today[ticker] = TodayCurve(ticker, prev, c.channels)
         return today
 
-    def _minute(self, p: _Pending, parts: list[dict[str, Candidates]]) -> MinuteResult:
-        best: dict[str, Matches] = {}
-        made: dict[str, Forecast] = {}
-        signals: list[Signal] = []
+    def _merged(self, parts: list[dict[str, Candidates]]) -> dict[str, Matches]:
+        """Each algorithm's global top-k of one update (algorithms with no days left out)."""
+        out = {}
         for algo in self.algos:
             matches = merge_candidates([part[algo.name] for part in parts], self.config.k)
-            if not len(matches):
+            if len(matches):
+                out[algo.name] = matches
+        return out
+
+    def _forecasts(
+        self, pending: list[_Pending], best: list[dict[str, Matches]]
+    ) -> list[dict[str, Forecast]]:
+        """All (update, algorithm) forecasts of the batch, vectorised per neighbour count."""
+        groups: dict[int, list[tuple[int, str]]] = {}
+        for i, matches in enumerate(best):
+            for name, m in matches.items():
+                groups.setdefault(len(m), []).append((i, name))
+        out: list[dict[str, Forecast]] = [{} for _ in best]
+        for keys in groups.values():
+            rows = [best[i][name] for i, name in keys]
+            made = forecast_many(
+                np.array([pending[i].x for i, _ in keys]),
+                np.stack([m.scores for m in rows]),
+                np.stack([m.y_now for m in rows]),
+                np.stack([m.y_end for m in rows]),
+            )
+            for (i, name), f in zip(keys, made, strict=True):
+                out[i][name] = f
+        return out
+
+    def _minute(
+        self, p: _Pending, best: dict[str, Matches], made: dict[str, Forecast]
+    ) -> MinuteResult:
+        signals: list[Signal] = []
+        for algo in self.algos:
+            if algo.name not in best:
                 continue
-            f = forecast(p.x, matches.scores, matches.y_now, matches.y_end)
-            best[algo.name], made[algo.name] = matches, f
+            matches, f = best[algo.name], made[algo.name]
             labels = None if algo.aligned else [self.template.label(e) for e in matches.ends]
             signals.append(self._signal(p, algo.name, f, matches.neighbors(labels)))
         if self.with_ensemble and made:
             f, _ = ensemble(list(made.values()), p.x)
-            made[ENSEMBLE] = f
+            made = {**made, ENSEMBLE: f}
             signals.append(self._signal(p, ENSEMBLE, f, _votes(list(best.values()), self.config.k)))
         return MinuteResult(p.ticker, p.minute, p.x, p.close, best, made, signals, p.arrival)
 

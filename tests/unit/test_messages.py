@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import datetime
 
 import pytest
@@ -146,9 +148,21 @@ def test_signal_fields_round_trip_and_id() -> None:
     sig = _signal()
     fields = sig.to_fields()
     assert all(isinstance(v, str) for v in fields.values())
-    assert fields["v"] == "1"
+    assert fields["v"] == "2"
     assert Signal.from_fields(fields) == sig
     assert sig.stream_id == "1714095120000-1"
+
+
+def test_the_neighbours_are_written_once() -> None:
+    """Schema 2: the entry has them; the pub/sub / latest payload points at the entry."""
+    sig = _signal(pred_close=0.1 + 0.2)  # a float that needs all its digits
+    payload = json.loads(sig.to_json())
+    assert "neighbors" not in payload and payload["id"] == sig.stream_id
+    assert payload == {k: v for k, v in dataclasses.asdict(sig).items() if k != "neighbors"} | {
+        "id": sig.stream_id
+    }
+    assert json.loads(sig.to_fields()["neighbors"]) == [list(n) for n in sig.neighbors]
+    assert sig.to_json().count("2020-01-02") == 0
 
 
 def test_epoch_ms_uses_the_exchange_zone() -> None:
