@@ -41,6 +41,7 @@ class CoordinatorConfig:
     compiled_graph: bool = True
     batch_deadline_s: float = 0.05  # a minute's batch closes this long after its first bar
     read_count: int = 1000  # bar-stream entries per XREAD
+    park_after_s: float = 1.0  # no bars this long: park the compiled graph (no busy readers)
 
 
 class Coordinator:
@@ -99,6 +100,7 @@ class Coordinator:
     def _run(self, batch: list[Arrival]) -> list[dict[str, Any]]:
         with self._lock:
             out = self.pipeline.on_batch(batch)
+            self.fanout.wake()  # a no-op unless this batch found the graph parked
         rows: dict[int, dict[str, Any]] = {}
         for item in out:
             key = id(item.arrival)
@@ -123,10 +125,13 @@ class Coordinator:
         usable = self.config.pipeline.usable  # tickers without days send bars to be refused
         expected = frozenset(tickers) & usable if usable is not None else frozenset(tickers)
         batcher = MinuteBatcher(expected, self.config.batch_deadline_s)
-        handled = 0
+        handled, last_bar = 0, time.perf_counter()
         while not self._stop.is_set():
             due = batcher.due(time.perf_counter())
             wait = block_ms if due is None else max(1, int(due * 1e3))
+            if due is None and time.perf_counter() - last_bar > self.config.park_after_s:
+                with self._lock:
+                    self.fanout.park()
             try:
                 entries = self.store.read(streams, block_ms=wait, count=self.config.read_count)
             except Unavailable:
@@ -134,6 +139,8 @@ class Coordinator:
                 self.sink.publisher.flush()
                 continue
             now = time.perf_counter()
+            if entries:
+                last_bar = now
             arrivals = []
             for e in entries:
                 streams[e.stream] = e.id
@@ -159,8 +166,9 @@ class Coordinator:
             "accepted": self.pipeline.accepted, "rejected": dict(self.pipeline.rejected),
             "published": pub.published, "repeats": pub.repeats, "pending": len(pub.pending),
             **self.latency.summary(), "restarts": self.fanout.restarts,
-            "compiled_graph": self.fanout.graph is not None,
-            "recompiles": self.fanout.recompiles, "latencies_ms": list(self.latency.latencies_ms),
+            "compiled_graph": self.fanout.graph is not None or self.fanout.parked,
+            "recompiles": self.fanout.recompiles, "graph_parks": self.fanout.parks,
+            "latencies_ms": list(self.latency.latencies_ms),
         }  # fmt: skip
 
     def chart_data(self, ticker: str) -> dict[str, Any] | None:

@@ -26,15 +26,22 @@ History = Callable[[str, int], list[tuple[float, ...]]]  # ticker, m → today's
 
 
 class RayFanOut:
-    """Sends each batch to every shard actor once."""
+    """Sends each batch to every shard actor once.
+
+    A compiled graph's readers busy-wait (measured: two shards kept ~2 cores busy with no bars
+    at all), so an idle engine parks the graph: `park()` tears it down, the next batch goes
+    by classic calls, and `wake()` compiles it again once that batch is out.
+    """
 
     def __init__(self, shards: list[Any], history: History, compiled: bool = True) -> None:
         self.shards = shards
         self.history = history
         self.use_graph = compiled
         self.graph: Any = None
+        self.parked = False
         self.recompiles = 0
         self.restarts = 0
+        self.parks = 0
 
     def compile(self) -> bool:
         """Compile the fan-out as a Ray Compiled Graph; returns whether it is in use."""
@@ -47,6 +54,19 @@ class RayFanOut:
         self.graph = dag.experimental_compile()
         ray.get(list(self.graph.execute([])))  # the channels' first use, not the first minute's
         return True
+
+    def park(self) -> None:
+        """Idle: stop the graph's busy readers (the next batch wakes it)."""
+        if self.graph is not None:
+            self.close()
+            self.parked = True
+            self.parks += 1
+
+    def wake(self) -> None:
+        """After a batch that found the graph parked: compile it again."""
+        if self.parked:
+            self.parked = False
+            self.compile()
 
     def step(self, updates: list[Update]) -> list[ShardReply]:
         """One reply per shard, aligned with `updates`."""

@@ -7,6 +7,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,6 +17,8 @@ from rich.console import Console
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
 from simsignal.engine import cluster
+from simsignal.engine.channels import COLUMNS
+from simsignal.engine.history import curves_cache
 from simsignal.engine.history.formats import expand_paths, sample_times
 from simsignal.engine.history.loader import LoadedHistory, load_history
 from simsignal.engine.history.template_fit import choose_for
@@ -23,6 +26,7 @@ from simsignal.engine.pipeline.minute import PipelineConfig
 from simsignal.engine.redis_server import RedisServer
 from simsignal.engine.redis_store import answers
 from simsignal.engine.settings import DEFAULT_REDIS_URL, Settings
+from simsignal.engine.templates import SessionTemplate
 
 
 def masked(url: str) -> str:
@@ -118,31 +122,43 @@ class Session:
         url = s.redis.url.get_secret_value() if s.redis.url else None
         self.redis_url, self.embedded = resolve_redis(url, say)
         warnings.filterwarnings("ignore", message=".*sql_ctx.*")
-        with self.console.status("starting Ray and Spark (RayDP)…") as status:
+        with self.console.status("starting Ray…") as status:
             java = cluster.ensure_java(say)
             cluster.start_ray(s.cluster.num_cpus)
             say(f"[green]✓[/] Ray up ({time.perf_counter() - t0:.1f}s), Java: {java}")
-            spark = cluster.start_spark(executor_memory=s.cluster.executor_memory)
-            say(f"[green]✓[/] Spark on Ray up ({time.perf_counter() - t0:.1f}s)")
 
             def step(msg: str) -> None:
                 status.update(f"loading history: {msg}…")
                 say(f"  · {msg} ({time.perf_counter() - t0:.1f}s)")
 
-            self.history = load_history(
-                spark,
-                [str(f) for f in files],
-                template,
-                s.engine.shards,
-                max_missing=s.history.max_missing_slots,
-                max_gap_days=s.history.max_gap_days,
-                before_date=date,
-                partition=s.engine.partition,
-                tickers=wanted,
-                step=step,
+            cache = self._cache_folder(files, template, date, wanted)
+            columns = [COLUMNS[c] for c in ("price", *s.engine.channels) if c in COLUMNS]
+            hit = (
+                curves_cache.read(cache, template, list(dict.fromkeys(columns))) if cache else None
             )
+            if hit is not None:
+                say(f"[green]✓[/] day curves from the cache {cache} "
+                    f"({time.perf_counter() - t0:.1f}s): Spark not needed")  # fmt: skip
+                self.history = hit
+            else:
+                status.update("starting Spark on Ray (RayDP)…")
+                spark = cluster.start_spark(executor_memory=s.cluster.executor_memory)
+                say(f"[green]✓[/] Spark on Ray up ({time.perf_counter() - t0:.1f}s)")
+                self.history = load_history(
+                    spark,
+                    [str(f) for f in files],
+                    template,
+                    s.engine.shards,
+                    max_missing=s.history.max_missing_slots,
+                    max_gap_days=s.history.max_gap_days,
+                    before_date=date,
+                    partition=s.engine.partition,
+                    tickers=wanted,
+                    cache=cache,
+                    step=step,
+                )
+                cluster.release_spark()
             self.history.report.template_fit = [f.describe() for f in fits]
-            cluster.release_spark()
             if self.history.report.days_kept == 0:
                 raise ValueError(f"no usable history days before {date} in {history_paths}")
             status.update("starting shard actors…")
@@ -150,7 +166,7 @@ class Session:
             self.shards = [
                 ShardActor.remote(
                     i,
-                    self.history.refs,
+                    self.history.refs_for(i),
                     template.slots,
                     algos,
                     s.engine.k,
@@ -168,6 +184,20 @@ class Session:
             self.compiled = ray.get(self.coordinator.compile.remote())
         self.cold_start_s = time.perf_counter() - t0
 
+    def _cache_folder(
+        self, files: list[Path], template: SessionTemplate, date: str, tickers: list[str] | None
+    ) -> Path | None:
+        """Where this history's day curves are cached (None: the cache is off)."""
+        h, e = self.settings.history, self.settings.engine
+        if not h.cache_dir:
+            return None
+        key = curves_cache.fingerprint(
+            files, template=template.name, max_missing=h.max_missing_slots,
+            max_gap_days=h.max_gap_days, before=date, tickers=sorted(tickers or []),
+            shards=e.shards, partition=e.partition,
+        )  # fmt: skip
+        return Path(h.cache_dir) / key
+
     def status(self) -> dict[str, str | int | float]:
         """Start-up figures for the `{prefix}:engine` hash (health checks, benchmarks)."""
         report = self.history.report if self.history else None
@@ -179,6 +209,7 @@ class Session:
             "curves_bytes": sum(int(i["bytes"]) for i in self.shard_info),
             "shards": len(self.shards), "compiled_graph": int(self.compiled),
             "template": report.template if report else "",
+            "cache_hit": int(bool(self.history and self.history.cached)),
         }  # fmt: skip
 
     def close(self) -> None:

@@ -7,6 +7,8 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
+import orjson
+
 from simsignal.engine.keys import Keys
 from simsignal.engine.redis_store import PublishCall, RedisStore, Unavailable
 from simsignal.engine.signals import Signal
@@ -41,12 +43,12 @@ class SignalPublisher:
         batch = list(self.pending)
         by_ticker: dict[str, list[str | int | float]] = {}
         for sig in batch:  # dicts keep insertion order: each ticker's signals stay in order
-            fields = [x for kv in sig.to_fields().items() for x in kv]
+            fields = orjson.dumps([x for kv in sig.to_fields().items() for x in kv]).decode()
             args = by_ticker.setdefault(
                 sig.ticker, [sig.bar_epoch_ms - self.keep_ms, self.keys.channel]
             )
             args[0] = min(int(args[0]), sig.bar_epoch_ms - self.keep_ms)
-            args += [sig.stream_id, sig.algo, sig.to_json(), len(fields), *fields]
+            args += [sig.stream_id, sig.algo, sig.to_json(), fields]
         calls = [
             PublishCall(self.keys.signals(t), self.keys.latest(t), args)
             for t, args in by_ticker.items()

@@ -37,6 +37,7 @@ class HistorySettings(_Section):
     template: Literal["cn", "us", "auto"] = "cn"
     max_missing_slots: Annotated[int, Field(ge=0)] = 12
     max_gap_days: Annotated[int, Field(ge=0)] = 4
+    cache_dir: str = "data/curves"  # day-curves cache; "" turns it off
 
 
 class EngineSettings(_Section):

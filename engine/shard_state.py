@@ -32,8 +32,8 @@ class Candidates:
     scores: NDArray[np.float64]
     rows: NDArray[np.intp]
     ends: NDArray[np.intp]  # slot where each match ends (m − 1 unless the algorithm is unaligned)
-    tickers: list[str]
-    dates: list[str]
+    tickers: NDArray[np.str_]
+    dates: NDArray[np.str_]
     y_now: NDArray[np.float32]  # price ratio at the match's end
     y_end: NDArray[np.float32]  # price ratio as many minutes later as today has left (≤ close)
 
@@ -61,8 +61,9 @@ class ShardState:
         weights = channels or {"price": 1.0}
         self.channels = list(weights)
         self.weights = [weights[c] for c in self.channels]
-        self.tickers = curves.tickers
-        self.dates = curves.dates
+        # fixed-width text: a top-k's names are one fancy-index, and merge as arrays
+        self.tickers = np.asarray(curves.tickers, dtype=str)
+        self.dates = np.asarray(curves.dates, dtype=str)
         # the only copies the shard keeps: slot-major, channels in use (price for forecasts)
         self.cols = {c: np.ascontiguousarray(curves.channel(c).T)
                      for c in dict.fromkeys(["price", *self.channels])}  # fmt: skip
@@ -119,7 +120,8 @@ class ShardState:
         if q.hi == q.lo:
             e = np.zeros(0, np.intp)
             f = np.zeros(0, np.float32)
-            return Candidates(np.zeros(0), e, e, [], [], f, f)
+            none = np.zeros(0, dtype=str)
+            return Candidates(np.zeros(0), e, e, none, none, f, f)
         states = [q.states[(c, algo.state_key())] for c in self.channels]
         scores, ends = algo.combine(states, self.weights)
         idx = smallest_k(scores, self.k)
@@ -131,8 +133,8 @@ class ShardState:
             scores=scores[idx],
             rows=rows,
             ends=end,
-            tickers=self.tickers[rows].tolist(),
-            dates=self.dates[rows].tolist(),
+            tickers=self.tickers[rows],
+            dates=self.dates[rows],
             y_now=price[end, rows],
             y_end=price[later, rows],
         )

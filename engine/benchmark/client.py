@@ -37,7 +37,7 @@ class EngineRun:
 
 
 def _wait_ready(
-    store: RedisStore, keys: Keys, proc: subprocess.Popen[str], timeout: float
+    store: RedisStore, keys: Keys, proc: subprocess.Popen[str], timeout: float, console: Path
 ) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -45,8 +45,8 @@ def _wait_ready(
         if status.get("state") == "ready" and status.get("pid") == str(proc.pid):
             return status
         if proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise RuntimeError(f"the engine exited with {proc.returncode}: {out[-2000:]}")
+            text = console.read_text(errors="replace")
+            raise RuntimeError(f"the engine exited with {proc.returncode}: {text[-2000:]}")
         time.sleep(0.5)
     raise TimeoutError(f"the engine was not ready within {timeout:.0f} s")
 
@@ -93,6 +93,7 @@ def run_engine(
     say: Callable[[str], None],
     idle_s: float = 5.0,
     ready_timeout: float = 3600.0,
+    cache: Path | None = None,
 ) -> EngineRun:
     """Start the engine on `history`, feed `minutes` of `live`, return the measurements."""
     keys = Keys()
@@ -102,6 +103,7 @@ def run_engine(
         **os.environ,
         "COLUMNS": "150",
         "SIMSIGNAL_ENGINE__POOLED": "true" if pooled else "false",
+        "SIMSIGNAL_HISTORY__CACHE_DIR": str(cache) if cache else "",
     }
     cmd = [
         sys.executable,
@@ -123,17 +125,20 @@ def run_engine(
         "--shards",
         str(shards),
     ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
+    out.mkdir(parents=True, exist_ok=True)
+    console = out / "console.log"  # a file, not a pipe: a full pipe would stall the engine
+    with console.open("a") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, text=True, env=env)
     run = EngineRun()
     try:
-        run.status = _wait_ready(store, keys, proc, ready_timeout)
+        run.status = _wait_ready(store, keys, proc, ready_timeout, console)
         say(f"  engine ready: cold start {float(run.status['cold_start_s']):.1f} s")
-        procs = _tree(proc.pid)
-        cpu0, t0 = _cpu_seconds(procs), time.monotonic()
-        time.sleep(idle_s)
-        run.idle_cores = (_cpu_seconds(procs) - cpu0) / (time.monotonic() - t0)
+        if idle_s > 0:
+            time.sleep(2.0)  # past the engine's park_after_s: what an idle engine costs
+            procs = _tree(proc.pid)
+            cpu0, t0 = _cpu_seconds(procs), time.monotonic()
+            time.sleep(idle_s)
+            run.idle_cores = (_cpu_seconds(procs) - cpu0) / (time.monotonic() - t0)
         by_minute = [g for _, g in live.groupby("datetime", sort=True)][:minutes]
         with store.subscription(keys.channel) as sub:
             for i, bars in enumerate(by_minute):

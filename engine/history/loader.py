@@ -57,6 +57,18 @@ class LoadedHistory:
     report: LoadReport
     last_close: dict[str, tuple[str, float]]  # ticker → (date, close) of its last history day
     template: SessionTemplate
+    by_shard: dict[int, Any] | None = None  # one table per shard (from the curves cache)
+
+    @property
+    def cached(self) -> bool:
+        """Read from the day-curves cache (no Spark)."""
+        return self.by_shard is not None
+
+    def refs_for(self, shard: int) -> list[Any]:
+        """The object-store blocks that hold a shard's rows (all of them when unknown)."""
+        if self.by_shard is None:
+            return self.refs
+        return [self.by_shard[shard]] if shard in self.by_shard else []
 
     @property
     def slots(self) -> int:
@@ -154,13 +166,15 @@ def load_history(
     before_date: str | None = None,
     partition: str = "auto",
     tickers: list[str] | None = None,
+    cache: Path | None = None,
     step: Step = lambda _: None,
 ) -> LoadedHistory:
     """Load bar files into day curves in Ray's object store, sharded, with a report.
 
     Times with a UTC offset are converted to the template's exchange zone (Spark's session
     zone is set to it); naive ones are taken as exchange-local. `tickers` limits the load.
-    Check the template first (`template_fit.choose_for`): this function trusts it.
+    Check the template first (`template_fit.choose_for`): this function trusts it. With
+    `cache`, the kept day curves and the report are also written there (`curves_cache`).
     """
     import ray  # noqa: PLC0415
     from pyspark.sql import Window  # noqa: PLC0415
@@ -256,7 +270,13 @@ def load_history(
     }
     step(f"handing {report.days_kept} day curves to Ray's object store")
     refs = ray.data.from_spark(kept).to_arrow_refs() if report.days_kept else []
+    report.seconds = time.perf_counter() - t0
+    loaded = LoadedHistory(refs=refs, report=report, last_close=last_close, template=chosen)
+    if cache is not None and report.days_kept:
+        from simsignal.engine.history import curves_cache  # noqa: PLC0415
+
+        step(f"writing the day-curves cache {cache}")
+        curves_cache.write(cache, kept, loaded)
     bars.unpersist()
     days.unpersist()
-    report.seconds = time.perf_counter() - t0
-    return LoadedHistory(refs=refs, report=report, last_close=last_close, template=chosen)
+    return loaded

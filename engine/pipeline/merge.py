@@ -37,8 +37,8 @@ class Matches:
 def merge_candidates(parts: list[Candidates], k: int) -> Matches:
     """The k best of all shards' candidates by (score, ticker, date): the global tie rule."""
     scores = np.concatenate([p.scores for p in parts]).astype(np.float64, copy=False)
-    tickers = np.asarray([t for p in parts for t in p.tickers], dtype=str)
-    dates = np.asarray([d for p in parts for d in p.dates], dtype=str)
+    tickers = np.concatenate([np.asarray(p.tickers, dtype=str) for p in parts])
+    dates = np.concatenate([np.asarray(p.dates, dtype=str) for p in parts])
     order = np.lexsort((dates, tickers, scores))[:k]
     shard = np.concatenate([np.full(len(p.scores), i, np.intp) for i, p in enumerate(parts)])
     return Matches(

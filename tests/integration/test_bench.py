@@ -31,6 +31,7 @@ def test_bench_runs_a_tiny_market(tmp_path: Path) -> None:
     assert run["signals"] == 3 * 6 * 4 and len(run["minute_ms"]) == 6
     assert run["rows_read"] == result["history_bars"] > 0 and run["cold_start_s"] > 0
     assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
+    assert not run["cache_hit"] and result["warm_start_cache_hit"] and result["warm_start_s"] > 0
     assert result["baselines"]["numpy_recompute"]["n"] > 0
     assert (tmp_path / "out" / "bench-w2-3x0.1y-cn.png").stat().st_size > 5_000
     text = doc.read_text()

@@ -185,6 +185,8 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
                 "volume": str(r.volume),
             }
             store.add("simsignal:bars:000300", fields)
+            if i == 15:  # idle past park_after_s: the compiled graph is parked, then woken
+                time.sleep(2.0)
             if i == 5:
                 store.add("simsignal:bars:000300", {"json": "{garbage"})
                 store.add("simsignal:bars:000300", fields)

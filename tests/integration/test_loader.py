@@ -117,3 +117,30 @@ def test_missing_column_is_a_clear_error(spark: Any, tmp_path: Path) -> None:
         _load(spark, [str(tmp_path / "x.csv")])
     with pytest.raises(FileNotFoundError, match="no such file"):
         _load(spark, [str(tmp_path / "nope.csv")])
+
+
+def test_day_curves_cache_gives_back_the_same_history(spark: Any, tmp_path: Path) -> None:
+    from simsignal.engine.history import curves_cache
+
+    bars = pd.concat([make_history(CN, years=6 / 243, ticker=t, seed=s)
+                      for t, s in (("000300", 1), ("600000", 2))])  # fmt: skip
+    path = tmp_path / "bars.parquet"
+    bars.to_parquet(path)
+    cache = tmp_path / "cache" / curves_cache.fingerprint([path], shards=2)
+    fresh = load_history(spark, [str(path)], CN, 2, max_missing=12, cache=cache)
+    hit = curves_cache.read(cache, CN, ["ratio", "volume_share"])
+    assert hit is not None and hit.cached and not fresh.cached
+    assert hit.last_close == fresh.last_close and hit.report == fresh.report
+    for shard in (0, 1):
+        want = DayCurves.from_arrow(ray.get(fresh.refs), CN.slots, shard, ("price", "volume"))
+        got = DayCurves.from_arrow(ray.get(hit.refs_for(shard)), CN.slots, shard,
+                                   ("price", "volume"))  # fmt: skip
+        assert len(got) == len(want) > 0
+        assert list(got.dates) == list(want.dates) and list(got.tickers) == list(want.tickers)
+        np.testing.assert_array_equal(got.ratio, want.ratio)
+        np.testing.assert_array_equal(got.extra["volume"], want.extra["volume"])
+    assert curves_cache.read(cache, get_template("us"), ["ratio"]) is None  # other template
+    before = curves_cache.fingerprint([path], shards=2)
+    assert curves_cache.fingerprint([path], shards=3) != before
+    bars.head(100).to_parquet(path)  # the file changed: a new key, a miss
+    assert curves_cache.fingerprint([path], shards=2) != before

@@ -106,8 +106,9 @@ def test_extreme_band_and_window(params: Params) -> None:
     check_every_minute(np.cumsum(rng.normal(0, 1e-3, 24)), hist, params)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     data=arrays(
         np.float32,
@@ -117,9 +118,7 @@ def test_extreme_band_and_window(params: Params) -> None:
     # Today's values on a grid of 2^-40: the running state works relative to today's first
     # value, so minutes that differ by less than float64's resolution of that value (~1e-17
     # of it) cannot be told apart; real price ratios differ by 1e-6 or more, or not at all.
-    today=st.lists(
-        st.integers(-(2**37), 2**37).map(lambda i: i / 2**40), min_size=12, max_size=12
-    ),
+    today=st.lists(st.integers(-(2**37), 2**37).map(lambda i: i / 2**40), min_size=12, max_size=12),
 )
 def test_property_random_prefixes(data: np.ndarray, today: list[float]) -> None:
     """Every algorithm but `motif` on arbitrary data.

@@ -40,8 +40,9 @@ def test_merge_equals_brute_force_over_split_shards() -> None:
         top = [rows[j] for j in idx]
         n = np.arange(len(top))
         f32 = np.zeros(len(top), np.float32)
-        parts.append(Candidates(np.array([r[0] for r in top]), n, n, [r[1] for r in top],
-                                [r[2] for r in top], f32, f32))  # fmt: skip
+        names = np.array([r[1] for r in top], dtype=str)
+        days = np.array([r[2] for r in top], dtype=str)
+        parts.append(Candidates(np.array([r[0] for r in top]), n, n, names, days, f32, f32))
     got = merge_candidates(parts, 7)
     assert list(got.neighbors()) == naive_topk(scores, tickers, dates, 7)
 
