@@ -6,6 +6,7 @@ import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,8 @@ def bench(
     runs: dict[str, Any] = {}
     cache = out / "curves-cache"  # emptied first: the first run is a cold start
     shutil.rmtree(cache, ignore_errors=True)
+    engine = partial(run_engine, p.history, p.live, p.date, server.url, out=out / "engine",
+                     shards=shards, pooled=w.pooled, say=say, cache=cache)  # fmt: skip
     variants = [("seed four", SEED_FOUR)] + (
         [("all algorithms", list(KNOWN))] if all_algorithms else []
     )
@@ -87,20 +90,7 @@ def bench(
             say(f"run: {label} ({', '.join(algos)}), {shards} shards")
             scoring = [a for a in algos if a in REGISTRY]
             expected = len(scoring) + (1 if "ensemble" in algos else 0)
-            r = run_engine(
-                p.history,
-                p.live,
-                p.date,
-                server.url,
-                out=out / "engine",
-                algorithms=algos,
-                shards=shards,
-                pooled=w.pooled,
-                minutes=minutes,
-                expected=expected,
-                say=say,
-                cache=cache,
-            )
+            r = engine(algorithms=algos, minutes=minutes, expected=expected)
             st = status_fields(r.status)
             runs[label] = {
                 **percentiles(r.minute_ms),
@@ -116,21 +106,7 @@ def bench(
                 "cache_hit": bool(st.get("cache_hit", 0.0)),
             }
         say("warm start: the same engine again, history from the day-curves cache")
-        warm = run_engine(
-            p.history,
-            p.live,
-            p.date,
-            server.url,
-            out=out / "engine",
-            algorithms=SEED_FOUR,
-            shards=shards,
-            pooled=w.pooled,
-            minutes=0,
-            expected=4,
-            say=say,
-            idle_s=0.0,
-            cache=cache,
-        )
+        warm = engine(algorithms=SEED_FOUR, minutes=0, expected=4, idle_s=0.0)
         warm_start = status_fields(warm.status)
     finally:
         server.stop()
