@@ -19,7 +19,7 @@ from simsignal.actors.shard import ShardActor
 from simsignal.engine import cluster
 from simsignal.engine.channels import COLUMNS
 from simsignal.engine.history import curves_cache
-from simsignal.engine.history.formats import expand_paths, sample_times
+from simsignal.engine.history.formats import count_bars, expand_paths, sample_times
 from simsignal.engine.history.loader import LoadedHistory, load_history
 from simsignal.engine.history.template_fit import choose_for
 from simsignal.engine.pipeline.minute import PipelineConfig
@@ -142,8 +142,10 @@ class Session:
                 self.history = hit
             else:
                 status.update("starting Spark on Ray (RayDP)…")
-                spark = cluster.start_spark(executor_memory=s.cluster.executor_memory)
-                say(f"[green]✓[/] Spark on Ray up ({time.perf_counter() - t0:.1f}s)")
+                memory = cluster.executor_memory_for(count_bars(files), s.cluster.executor_memory)
+                spark = cluster.start_spark(executor_memory=memory)
+                say(f"[green]✓[/] Spark on Ray up ({time.perf_counter() - t0:.1f}s, "
+                    f"executor memory {memory})")  # fmt: skip
                 self.history = load_history(
                     spark,
                     [str(f) for f in files],

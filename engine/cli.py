@@ -330,26 +330,30 @@ def run(
     elif feed == "redis":
         logs = None if verbose else out / "logs" / "engine.log"
         with _engine_output(logs):
-            _follow_redis(settings, paths, date or time.strftime("%Y-%m-%d"), ticker)
+            _follow_redis(settings, paths, date or time.strftime("%Y-%m-%d"), ticker, out)
     else:
         raise typer.BadParameter(f"{feed!r}: use replay or redis", param_hint="--feed")
 
 
 def _follow_redis(
-    settings: Settings, history: list[str], date: str, tickers: list[str] | None
+    settings: Settings, history: list[str], date: str, tickers: list[str] | None, out: Path
 ) -> None:
     """Wait on the bar streams until SIGINT/SIGTERM, then shut down cleanly."""
+    import dataclasses  # noqa: PLC0415
+
     import ray  # noqa: PLC0415
 
     from simsignal.actors.session import Session, masked  # noqa: PLC0415
     from simsignal.engine.keys import Keys  # noqa: PLC0415
-    from simsignal.engine.live_view import summary_table  # noqa: PLC0415
+    from simsignal.engine.live_view import load_table, summary_table, ticker_table  # noqa: PLC0415
     from simsignal.engine.redis_store import RedisStore  # noqa: PLC0415
 
     session = Session(settings, console)
     try:
         session.start(history, date, tickers)
         assert session.history is not None
+        console.print(load_table(session.history.report))
+        console.print(ticker_table(session.history.report))
         names = tickers or sorted(session.history.last_close)
         keys = ", ".join(f"{settings.redis.prefix}:bars:{t}" for t in names[:5])
         console.print(
@@ -370,12 +374,14 @@ def _follow_redis(
         status.set_hash(engine_key, {"state": "stopped", "bars_handled": handled})
         status.close()
         console.print(f"stopped after {handled} bars")
-        console.print(
-            summary_table(
-                ray.get(session.coordinator.stats.remote()),
-                {"redis": masked(session.redis_url), "date": date},
-            )
-        )
+        stats = ray.get(session.coordinator.stats.remote())
+        console.print(summary_table(stats, {"redis": masked(session.redis_url), "date": date}))
+        report = {k: v for k, v in stats.items() if k != "latencies_ms"}
+        report.update(session.status(), date=date, bars_handled=handled,
+                      redis_url=masked(session.redis_url),
+                      load=dataclasses.asdict(session.history.report))  # fmt: skip
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(report, indent=2))
     finally:
         session.close()
 

@@ -92,7 +92,7 @@ class ClusterSettings(_Section):
     """Ray and Spark sizing; Ray's own defaults where unset."""
 
     num_cpus: Annotated[int, Field(gt=0)] | None = None
-    executor_memory: str = "2g"
+    executor_memory: str = "auto"  # "auto": 2 GB + 0.3 GB per million bars, ≤ half the RAM
 
 
 class Settings(BaseSettings):

@@ -264,7 +264,10 @@ def load_history(
             list(_shard_of_ticker(kept_days, shards).items()), "ticker string, shard int"
         )
         kept = kept.join(F.broadcast(owner), "ticker")
-    kept = kept.repartition(shards, "shard")
+    # Each partition crosses to Ray as one Java byte array (2 GiB at most, and heap): keep
+    # them near 128 MB. Shards pick their rows by the `shard` column, not by partition.
+    size = report.days_kept * chosen.slots * 4 * 3  # float32, three channels
+    kept = kept.repartition(max(shards, -(-size // 2**27)), "shard", "date")
     report.rows_per_shard = {
         r["shard"]: r["count"] for r in kept.groupBy("shard").count().collect()
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -204,6 +205,10 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
     assert proc.returncode == 0, out[-3000:]
     assert f"stopped after {len(live) + 2} bars" in out
     assert store.length("simsignal:signals:000300") == want
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["bars_handled"] == len(live) + 2 and summary["accepted"] == len(live)
+    kept = summary["load"]["per_ticker"]["000300"]["days_kept"]
+    assert kept == 38  # 39 history days but the first (no previous close)
     assert store.length("simsignal:deadletter") == 2
 
 
