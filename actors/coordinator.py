@@ -90,7 +90,7 @@ class Coordinator:
     # -- input ----------------------------------------------------------------------------
     def on_bar(self, raw: dict[str, str], source: str = "replay") -> dict[str, Any]:
         """One raw bar as a batch of one; returns a row for the live table (or the rejection)."""
-        return self.on_bars([raw], source)[-1] if raw else {}
+        return self.on_bars([raw], source)[-1]
 
     def on_bars(self, raws: list[dict[str, str]], source: str = "replay") -> list[dict[str, Any]]:
         """Several raw bars as one batch (one fan-out, one publish); a row per bar."""

@@ -180,9 +180,12 @@ def test_rejections_reach_the_sink_and_the_rest_goes_on() -> None:
     assert [b.field for _, b in sink.rejected] == ["close", "ticker"]
     assert pipe.rejected == {"not a finite number": 1, "not a ticker of this session (000001, "
                              "000002, 000003, 000004, 000005 …)": 1}  # fmt: skip
+    empty = pipe.on_batch(_arrivals([{}]))  # nothing at all is refused too, never ignored
+    assert isinstance(empty[0], Rejection) and empty[0].bad.field == "ticker"
     late = pipe.on_batch(_arrivals([good[1], good[0]]))  # minute 1 again after minute 2
     assert isinstance(late[0], Rejection) and late[0].bad.reason.startswith("out of order")
     assert shards.calls == 2 and len(sink.signals) == 2 * len(ALGOS)
+    assert len(sink.rejected) == 4
 
 
 def test_batcher_closes_on_all_tickers_a_repeat_or_the_deadline() -> None:
