@@ -169,8 +169,12 @@ def _replay_and_report(
                 f"{prefix}:deadletter",
                 "algorithms": ", ".join(settings.engine.algorithms)
                 + f"  (k = {settings.engine.k})",
-                "cold start": f"{session.cold_start_s:.1f} s "
-                "(Ray + Spark up, history loaded and sharded)",
+                "cold start": f"{session.cold_start_s:.1f} s (Ray up, history loaded and "
+                + (
+                    "sharded from the day-curves cache)"
+                    if session.history.cached
+                    else "sharded by Spark)"
+                ),
                 "shards": f"{len(session.shard_info)} holding "
                 f"{sum(i['days'] for i in session.shard_info):,} days, "
                 f"{sum(i['bytes'] for i in session.shard_info) / 2**20:.1f} MiB of float32 curves"
