@@ -109,8 +109,6 @@ def _replay_and_report(
     verbose: bool = False,
 ) -> None:
     """Shared by demo and run: start, replay one day (default date: its first bar's), chart."""
-    import dataclasses  # noqa: PLC0415
-
     import ray  # noqa: PLC0415
 
     from simsignal.actors.session import Session, masked  # noqa: PLC0415
@@ -186,18 +184,23 @@ def _replay_and_report(
                 "wall time": f"{time.perf_counter() - wall0:.1f} s",
             }
             console.print(summary_table(stats, info))
-            report = {k: v for k, v in stats.items() if k != "latencies_ms"}
-            report.update(
-                cold_start_s=session.cold_start_s,
-                wall_s=time.perf_counter() - wall0,
-                date=date,
-                ticker=live_ticker,
-                redis_url=masked(session.redis_url),
-            )
-            report["load"] = dataclasses.asdict(session.history.report)
-            (out / "summary.json").write_text(json.dumps(report, indent=2))
+            _write_summary(out, session, stats, date=date, ticker=live_ticker,
+                           wall_s=time.perf_counter() - wall0)  # fmt: skip
         finally:
             session.close()
+
+
+def _write_summary(out: Path, session: Any, stats: dict[str, Any], **extra: Any) -> None:
+    """`OUT/summary.json`: the run's counts, start-up figures and load report (both feeds)."""
+    import dataclasses  # noqa: PLC0415
+
+    from simsignal.actors.session import masked  # noqa: PLC0415
+
+    report = {k: v for k, v in stats.items() if k != "latencies_ms"}
+    report.update(session.status(), redis_url=masked(session.redis_url), **extra)
+    report["load"] = dataclasses.asdict(session.history.report)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(report, indent=2))
 
 
 def _first_date(rows: list[dict[str, str]], template: str) -> str:
@@ -343,8 +346,6 @@ def _follow_redis(
     settings: Settings, history: list[str], date: str, tickers: list[str] | None, out: Path
 ) -> None:
     """Wait on the bar streams until SIGINT/SIGTERM, then shut down cleanly."""
-    import dataclasses  # noqa: PLC0415
-
     import ray  # noqa: PLC0415
 
     from simsignal.actors.session import Session, masked  # noqa: PLC0415
@@ -380,12 +381,7 @@ def _follow_redis(
         console.print(f"stopped after {handled} bars")
         stats = ray.get(session.coordinator.stats.remote())
         console.print(summary_table(stats, {"redis": masked(session.redis_url), "date": date}))
-        report = {k: v for k, v in stats.items() if k != "latencies_ms"}
-        report.update(session.status(), date=date, bars_handled=handled,
-                      redis_url=masked(session.redis_url),
-                      load=dataclasses.asdict(session.history.report))  # fmt: skip
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(report, indent=2))
+        _write_summary(out, session, stats, date=date, bars_handled=handled)
     finally:
         session.close()
 
