@@ -143,7 +143,9 @@ class Session:
             else:
                 status.update("starting Spark on Ray (RayDP)…")
                 memory = cluster.executor_memory_for(count_bars(files), s.cluster.executor_memory)
-                spark = cluster.start_spark(executor_memory=memory)
+                spark = cluster.start_spark(
+                    executor_memory=memory, executor_cores=s.cluster.executor_cores
+                )
                 say(f"[green]✓[/] Spark on Ray up ({time.perf_counter() - t0:.1f}s, "
                     f"executor memory {memory})")  # fmt: skip
                 self.history = load_history(
@@ -157,6 +159,7 @@ class Session:
                     partition=s.engine.partition,
                     tickers=wanted,
                     cache=cache,
+                    columns=tuple(dict.fromkeys(columns)),
                     step=step,
                 )
                 cluster.release_spark()

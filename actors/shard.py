@@ -30,7 +30,8 @@ class Shard:
     ) -> None:
         weights = channels or {"price": 1.0}
         tables = ray.get(refs) if refs else []
-        curves = DayCurves.from_arrow(tables, slots, shard_id, tuple(weights))
+        curves = DayCurves.from_arrow(tables, slots, shard_id, tuple(weights), order="F")
+        del tables  # the object-store copies: the shard keeps only its own curves
         self.state = ShardState(curves, algorithms, k, pooled, params, weights)
         self.shard_id = shard_id
         # In a compiled graph `step` runs on a background thread; the rest on the main one.

@@ -103,15 +103,21 @@ def executor_memory_for(bars: int, setting: str = "auto") -> str:
     return f"{max(2, min(int(2 + 0.3 * bars / 1e6 + 0.999), int(ram_gb / 2)))}g"
 
 
-def start_spark(app_name: str = "simsignal", executor_memory: str = "2g") -> Any:
-    """Spark on the running Ray via RayDP: one executor with one core fits a 2-CPU machine."""
+def start_spark(
+    app_name: str = "simsignal", executor_memory: str = "2g", executor_cores: int | None = None
+) -> Any:
+    """Spark on the running Ray via RayDP: one executor, by default with every core.
+
+    Loading runs before the shards start, so its tasks may use the whole machine: each core
+    runs one task (reading, and a Python worker cleaning one ticker's bars) at a time.
+    """
     import raydp  # noqa: PLC0415
 
     opens = " ".join(JVM_OPTIONS)
     spark = raydp.init_spark(
         app_name,
         num_executors=1,
-        executor_cores=1,
+        executor_cores=executor_cores or os.cpu_count() or 1,
         executor_memory=executor_memory,
         configs={
             "spark.ray.raydp_app_master.extraJavaOptions": opens,
@@ -123,6 +129,10 @@ def start_spark(app_name: str = "simsignal", executor_memory: str = "2g") -> Any
             "spark.ui.showConsoleProgress": "false",
             "spark.sql.shuffle.partitions": "8",
             "spark.sql.execution.arrow.pyspark.enabled": "true",
+            # bigger Arrow batches to and from the per-ticker cleaning: 2.5x faster at 10k
+            "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
+            # list the history files in the driver, not with a Spark job per load
+            "spark.sql.sources.parallelPartitionDiscovery.threshold": "1000000",
         },
     )
     spark.sparkContext.setLogLevel("ERROR")

@@ -93,6 +93,7 @@ class ClusterSettings(_Section):
 
     num_cpus: Annotated[int, Field(gt=0)] | None = None
     executor_memory: str = "auto"  # "auto": 2 GB + 0.3 GB per million bars, ≤ half the RAM
+    executor_cores: Annotated[int, Field(gt=0)] | None = None  # default: every core
 
 
 class Settings(BaseSettings):

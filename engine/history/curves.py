@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from simsignal.engine.channels import COLUMNS
@@ -27,33 +27,52 @@ class DayCurves:
     @classmethod
     def from_arrow(
         cls, tables: list[pa.Table], slots: int, shard: int | None = None,
-        channels: tuple[str, ...] = ("price",),
+        channels: tuple[str, ...] = ("price",), order: Literal["C", "F"] = "C",
     ) -> DayCurves:  # fmt: skip
-        """Concatenate blocks, keep one shard's rows (all when None), sort by (ticker, date)."""
-        if not tables:
-            return cls.empty(slots)
-        wanted = [COLUMNS[c] for c in channels if c != "price"]
-        missing = [c for c in wanted if c not in tables[0].column_names]
+        """One shard's rows (all when None) of the blocks, sorted by (ticker, date).
+
+        Each curve is copied once, from the block's (zero-copy) values into its final place:
+        no Arrow concatenation, filter or sort, whose freed buffers Arrow's allocator keeps.
+        `order="F"` lays each channel out slot-major in memory (what a shard scans).
+        """
+        wanted = {c: COLUMNS.get(c, "ratio") for c in dict.fromkeys(("price", *channels))}
+        batches = [b for t in tables for b in t.to_batches() if b.num_rows]
+        missing = [n for n in wanted.values() if batches and n not in batches[0].schema.names]
         if missing:
             raise ValueError(f"the loaded history has no {', '.join(missing)} curves")
-        names = ["ticker", "date", "ratio", "prev_close", "shard", *wanted]
-        table = pa.concat_tables([t.select(names) for t in tables])
-        if shard is not None:
-            table = table.filter(pc.equal(table["shard"], shard))
-        table = table.sort_by([("ticker", "ascending"), ("date", "ascending")])
-        if table.num_rows == 0:
+        picks = [
+            np.arange(b.num_rows) if shard is None
+            else np.flatnonzero(b.column("shard").to_numpy(zero_copy_only=False) == shard)
+            for b in batches
+        ]  # fmt: skip
+        n = sum(len(k) for k in picks)
+        if n == 0:
             return cls.empty(slots)
 
-        def grid(column: str) -> F32:
-            flat = table[column].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            return flat.astype(np.float32, copy=False).reshape(table.num_rows, slots)
+        def gather(name: str) -> NDArray[Any]:
+            return np.concatenate([
+                b.column(name).to_numpy(zero_copy_only=False)[k]
+                for b, k in zip(batches, picks, strict=True)
+            ])  # fmt: skip
 
+        tickers, dates = gather("ticker").astype(object), gather("date").astype(object)
+        rank = np.lexsort((dates.astype(str), tickers.astype(str)))
+        place = np.empty(n, np.intp)
+        place[rank] = np.arange(n)  # where each gathered row goes
+        grids = {c: np.empty((n, slots), np.float32, order=order) for c in wanted}
+        start = 0
+        for b, k in zip(batches, picks, strict=True):
+            dest = place[start : start + len(k)]
+            start += len(k)
+            for c, name in wanted.items():
+                flat = b.column(name).flatten().to_numpy(zero_copy_only=False)
+                grids[c][dest] = flat.reshape(b.num_rows, slots)[k]
         return cls(
-            tickers=np.asarray(table["ticker"].to_pylist(), dtype=object),
-            dates=np.asarray(table["date"].to_pylist(), dtype=object),
-            ratio=grid("ratio"),
-            prev_close=table["prev_close"].to_numpy(),
-            extra={c: grid(COLUMNS[c]) for c in channels if c != "price"},
+            tickers=tickers[rank],
+            dates=dates[rank],
+            ratio=grids.pop("price"),
+            prev_close=gather("prev_close")[rank].astype(np.float64),
+            extra=grids,
         )
 
     @classmethod

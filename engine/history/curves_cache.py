@@ -58,14 +58,17 @@ def read(folder: Path, template: SessionTemplate, columns: list[str]) -> LoadedH
         return None
     table = pq.read_table(folder / "curves", columns=["ticker", "date", "prev_close", "shard",
                                                       *columns])  # fmt: skip
-    by_shard = {int(s): ray.put(_rows_of(table, s)) for s in pc.unique(table["shard"]).to_pylist()}
+    by_shard = {
+        int(s): [ray.put(_rows_of(table, s))] for s in pc.unique(table["shard"]).to_pylist()
+    }
     raw = meta["report"]
     per = {t: TickerReport(**r) for t, r in raw.pop("per_ticker").items()}
     report = LoadReport(**raw, per_ticker=per)
     report.rows_per_shard = {int(k): v for k, v in report.rows_per_shard.items()}
     last = {t: (d, float(c)) for t, (d, c) in meta["last_close"].items()}
-    return LoadedHistory(refs=list(by_shard.values()), report=report, last_close=last,
-                         template=template, by_shard=by_shard)  # fmt: skip
+    refs = [r for rs in by_shard.values() for r in rs]
+    return LoadedHistory(refs=refs, report=report, last_close=last, template=template,
+                         by_shard=by_shard, cached=True)  # fmt: skip
 
 
 def _rows_of(table: pa.Table, shard: int) -> pa.Table:

@@ -26,13 +26,14 @@ def days_of_ticker(
 ) -> pd.DataFrame:
     """Pivot one ticker's aligned bars to day curves.
 
-    `bars` has ticker, date, slot, close, volume, amount (amount may be null). Short gaps are
-    forward-filled (a leading gap back-filled) with no volume; prev_close is the previous
-    day's last close in the data, so the first day of a ticker has none and is marked. A day
-    whose previous day in the data lies more than `max_gap_days` business days back (a hole
-    in the vendor's calendar) is marked too: its "overnight" move spans weeks.
+    `bars` has ticker, date (text or datetime64), slot, close, volume, amount (may be null).
+    Short gaps are forward-filled (a leading gap back-filled) with no volume; prev_close is
+    the previous day's last close in the data, so the first day of a ticker has none and is
+    marked. A day whose previous day in the data lies more than `max_gap_days` business days
+    back (a hole in the vendor's calendar) is marked too: its "overnight" move spans weeks.
     """
-    dates, di = np.unique(bars["date"].to_numpy(dtype=str), return_inverse=True)
+    day, di = np.unique(bars["date"].to_numpy().astype("datetime64[D]"), return_inverse=True)
+    dates = np.datetime_as_string(day, unit="D")
     slot = bars["slot"].to_numpy(dtype=np.int64)
     shape = (len(dates), n_slots)
 
@@ -48,7 +49,6 @@ def days_of_ticker(
     amount = np.where(np.isnan(amount), close * volume, amount)
     last = close[:, -1]
     prev = np.concatenate([[np.nan], last[:-1]])
-    day = dates.astype("datetime64[D]")
     skipped = np.concatenate([[0], np.busday_count(day[:-1], day[1:]) - 1])
     status = np.select(
         [missing > max_missing, np.isnan(prev), skipped > max_gap_days],

@@ -9,12 +9,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from simsignal.engine.history.days import DAY_SCHEMA, KEPT, days_of_ticker
+import numpy as np
+
+from simsignal.engine.channels import COLUMNS
+from simsignal.engine.history.clean import DAY, OK, OUT_SCHEMA, ROWS, ticker_rows_and_days
+from simsignal.engine.history.days import KEPT
 from simsignal.engine.history.formats import SEED, BarFormat, detect_format, expand_paths, header_of
 from simsignal.engine.templates import SessionTemplate
 
-OK = "ok"
 Step = Callable[[str], None]
+CHANNEL_COLUMNS = tuple(COLUMNS.values())
 
 
 @dataclass
@@ -57,18 +61,14 @@ class LoadedHistory:
     report: LoadReport
     last_close: dict[str, tuple[str, float]]  # ticker → (date, close) of its last history day
     template: SessionTemplate
-    by_shard: dict[int, Any] | None = None  # one table per shard (from the curves cache)
-
-    @property
-    def cached(self) -> bool:
-        """Read from the day-curves cache (no Spark)."""
-        return self.by_shard is not None
+    by_shard: dict[int, list[Any]] | None = None  # the blocks holding each shard's rows
+    cached: bool = False  # read from the day-curves cache (no Spark)
 
     def refs_for(self, shard: int) -> list[Any]:
         """The object-store blocks that hold a shard's rows (all of them when unknown)."""
         if self.by_shard is None:
             return self.refs
-        return [self.by_shard[shard]] if shard in self.by_shard else []
+        return self.by_shard.get(shard, [])
 
     @property
     def slots(self) -> int:
@@ -98,31 +98,15 @@ def _canonical(spark: Any, files: list[Path], fmt: BarFormat) -> Any:
             " ", F.trim(F.col(c["date"]).cast("string")), F.trim(F.col(c["time"]).cast("string"))
         )
     else:
-        ts_text = F.regexp_replace(F.trim(F.col(c["datetime"]).cast("string")), "T", " ")
+        ts_text = F.trim(F.col(c["datetime"]).cast("string"))  # the cast takes "T" or " "
 
     def num(name: str) -> Any:
         return F.col(c[name]).cast("double") if name in c else F.lit(None).cast("double")
 
     return raw.select(
         ticker.alias("ticker"),
-        ts_text.alias("ts_text"),
         ts_text.cast("timestamp").alias("ts"),
         *(num(n).alias(n) for n in ("open", "high", "low", "close", "volume", "amount")),
-    )
-
-
-def _bad_reason() -> Any:
-    """Why a row cannot be used, or null."""
-    from pyspark.sql import functions as F  # noqa: PLC0415
-
-    def bad(col: str) -> Any:
-        return F.col(col).isNull() | F.isnan(col)
-
-    return (
-        F.when(F.col("ticker").isNull() | (F.col("ticker") == ""), "missing ticker")
-        .when(F.col("ts").isNull(), "unparseable timestamp")
-        .when(bad("close") | (F.col("close") <= 0), "close missing, NaN or <= 0")
-        .when(bad("volume") | (F.col("volume") < 0), "volume missing, NaN or < 0")
     )
 
 
@@ -142,6 +126,21 @@ def _read_bars(spark: Any, files: list[Path], tickers: list[str] | None) -> Any:
     if tickers:
         bars = bars.filter(F.col("ticker").isin(list(tickers)))
     return bars
+
+
+def _rows_per_shard(days: dict[str, int], shards: int, by_day: bool) -> dict[int, int]:
+    """Days each shard gets: dealt out in turn, or whole tickers as `_shard_of_ticker` puts them."""
+    if by_day:
+        n = sum(days.values())
+        return {
+            i: n // shards + (i < n % shards)
+            for i in range(shards)
+            if n // shards + (i < n % shards)
+        }
+    out: dict[int, int] = {}
+    for ticker, shard in _shard_of_ticker(days, shards).items():
+        out[shard] = out.get(shard, 0) + days[ticker]
+    return out
 
 
 def _shard_of_ticker(days: dict[str, int], shards: int) -> dict[str, int]:
@@ -167,6 +166,7 @@ def load_history(
     partition: str = "auto",
     tickers: list[str] | None = None,
     cache: Path | None = None,
+    columns: tuple[str, ...] = CHANNEL_COLUMNS,
     step: Step = lambda _: None,
 ) -> LoadedHistory:
     """Load bar files into day curves in Ray's object store, sharded, with a report.
@@ -174,8 +174,10 @@ def load_history(
     Times with a UTC offset are converted to the template's exchange zone (Spark's session
     zone is set to it); naive ones are taken as exchange-local. `tickers` limits the load.
     Check the template first (`template_fit.choose_for`): this function trusts it. With
-    `cache`, the kept day curves and the report are also written there (`curves_cache`).
+    `cache`, the kept day curves and the report are also written there (`curves_cache`,
+    every channel); `columns` are the channel columns handed to the shards.
     """
+    import pyarrow.compute as pc  # noqa: PLC0415
     import ray  # noqa: PLC0415
     from pyspark.sql import Window  # noqa: PLC0415
     from pyspark.sql import functions as F  # noqa: PLC0415
@@ -190,57 +192,23 @@ def load_history(
     step(f"reading {len(files)} file(s) ({chosen.name} session, {chosen.timezone})")
     bars = _read_bars(spark, files, tickers).withColumn("_row", F.monotonically_increasing_id())
 
-    step("cleaning and aligning bars to the session template")
-    slot_df = spark.createDataFrame(
-        [(m, i) for i, m in enumerate(chosen.minutes)], "minute_of_day int, slot int"
-    )
-    values = ["ticker", "ts", "open", "high", "low", "close", "volume", "amount"]
-    reason = _bad_reason()
-    bars = bars.withColumn("_bad", reason)
-    exact = Window.partitionBy(*values).orderBy("_row")
-    minute = Window.partitionBy("ticker", "ts", F.col("_bad").isNull()).orderBy("_row")
-    in_file = Window.partitionBy("ticker").orderBy("_row")
-    bars = (
-        bars.withColumn("_exact", F.row_number().over(exact))
-        .withColumn("_dup", F.row_number().over(minute))
-        .withColumn("_late", F.lag("ts").over(in_file) > F.col("ts"))
-        .withColumn("minute_of_day", F.hour("ts") * 60 + F.minute("ts"))
-        .join(F.broadcast(slot_df), "minute_of_day", "left")
-        .withColumn("date", F.date_format("ts", "yyyy-MM-dd"))
-    )
-    status = (
-        F.when(F.col("_bad").isNotNull(), F.col("_bad"))
-        .when(F.col("_exact") > 1, "exact duplicate")
-        .when(F.col("_dup") > 1, "conflicting duplicate minute (kept the first in file order)")
-        .when(F.col("slot").isNull(), f"outside the {chosen.name} session")
-    )
-    if before_date:
-        status = status.when(F.col("date") >= before_date, f"on or after {before_date}")
-    bars = bars.withColumn("status", status.otherwise(OK)).cache()
-    counts = (
-        bars.groupBy("ticker", "status")
-        .agg(F.count("*").alias("n"), F.sum(F.col("_late").cast("int")).alias("late"))
-        .collect()
-    )
-    report.rows_read = sum(r["n"] for r in counts)
-    for r in counts:
-        if r["status"] == OK:
-            report.rows_out_of_order += r["late"] or 0
-            report.per_ticker.setdefault(r["ticker"] or "", TickerReport()).rows_kept += r["n"]
-        else:
-            report.rows_dropped[r["status"]] = report.rows_dropped.get(r["status"], 0) + r["n"]
-
-    step("pivoting to day curves (prev_close, ratio)")
+    step("cleaning, aligning and pivoting bars to day curves (one pass per ticker)")
+    minutes = np.full(1440, -1, np.int64)
+    minutes[list(chosen.minutes)] = np.arange(chosen.slots)
     fn = partial(
-        days_of_ticker, n_slots=chosen.slots, max_missing=max_missing, max_gap_days=max_gap_days
-    )
-    days = (
-        bars.filter(F.col("status") == OK)
-        .select("ticker", "date", "slot", "close", "volume", "amount")
-        .groupBy("ticker")
-        .applyInPandas(fn, DAY_SCHEMA)
-        .cache()
-    )
+        ticker_rows_and_days, minutes=minutes, session=chosen.name, before=before_date,
+        n_slots=chosen.slots, max_missing=max_missing, max_gap_days=max_gap_days,
+    )  # fmt: skip
+    out = bars.groupBy("ticker").applyInPandas(fn, OUT_SCHEMA).cache()
+    tally = out.filter(F.col("kind") == ROWS).select("ticker", "status", "rows", "late").collect()
+    report.rows_read = sum(r["rows"] for r in tally)
+    for r in tally:
+        if r["status"] == OK:
+            report.rows_out_of_order += r["late"]
+            report.per_ticker.setdefault(r["ticker"] or "", TickerReport()).rows_kept += r["rows"]
+        else:
+            report.rows_dropped[r["status"]] = report.rows_dropped.get(r["status"], 0) + r["rows"]
+    days = out.filter(F.col("kind") == DAY).drop("kind", "rows", "late")
     for r in days.groupBy("ticker", "status").count().collect():
         per = report.per_ticker.setdefault(r["ticker"], TickerReport())
         if r["status"] == KEPT:
@@ -255,7 +223,8 @@ def load_history(
     report.tickers = len(kept_days)
 
     kept = days.filter(F.col("status") == KEPT).drop("status", "missing", "last_close")
-    if partition == "day" or (partition == "auto" and len(kept_days) < shards):
+    by_day = partition == "day" or (partition == "auto" and len(kept_days) < shards)
+    if by_day:
         # Few tickers: deal the days out in turn, so every shard gets its share.
         order = Window.orderBy("ticker", "date")
         kept = kept.withColumn("shard", F.pmod(F.row_number().over(order) - 1, F.lit(shards)))
@@ -264,22 +233,27 @@ def load_history(
             list(_shard_of_ticker(kept_days, shards).items()), "ticker string, shard int"
         )
         kept = kept.join(F.broadcast(owner), "ticker")
+    report.rows_per_shard = _rows_per_shard(kept_days, shards, by_day)
     # Each partition crosses to Ray as one Java byte array (2 GiB at most, and heap): keep
-    # them near 128 MB. Shards pick their rows by the `shard` column, not by partition.
-    size = report.days_kept * chosen.slots * 4 * 3  # float32, three channels
-    kept = kept.repartition(max(shards, -(-size // 2**27)), "shard", "date")
-    report.rows_per_shard = {
-        r["shard"]: r["count"] for r in kept.groupBy("shard").count().collect()
-    }
+    # them near 128 MB. Range partitions hold one shard's rows each (but at the boundaries),
+    # so a shard fetches only its own blocks; only the channels in use cross.
+    handed = kept.select("ticker", "date", "prev_close", "shard", *columns)
+    size = report.days_kept * chosen.slots * 4 * len(columns)
+    handed = handed.repartitionByRange(max(shards, -(-size // 2**27)), "shard", "ticker", "date")
     step(f"handing {report.days_kept} day curves to Ray's object store")
-    refs = ray.data.from_spark(kept).to_arrow_refs() if report.days_kept else []
+    refs = ray.data.from_spark(handed).to_arrow_refs() if report.days_kept else []
+    by_shard: dict[int, list[Any]] = {}
+    for ref in refs:
+        for s in pc.unique(ray.get(ref)["shard"]).to_pylist():
+            by_shard.setdefault(int(s), []).append(ref)
     report.seconds = time.perf_counter() - t0
-    loaded = LoadedHistory(refs=refs, report=report, last_close=last_close, template=chosen)
+    loaded = LoadedHistory(
+        refs=refs, report=report, last_close=last_close, template=chosen, by_shard=by_shard
+    )
     if cache is not None and report.days_kept:
         from simsignal.engine.history import curves_cache  # noqa: PLC0415
 
         step(f"writing the day-curves cache {cache}")
         curves_cache.write(cache, kept, loaded)
-    bars.unpersist()
-    days.unpersist()
+    out.unpersist()
     return loaded
