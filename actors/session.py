@@ -203,6 +203,10 @@ class Session:
         )  # fmt: skip
         return Path(h.cache_dir) / key
 
+    def shard_memory(self) -> list[dict[str, int]]:
+        """Each shard's resident memory against its curves and running state (bytes)."""
+        return list(ray.get([sh.memory.remote() for sh in self.shards], timeout=60))
+
     def status(self) -> dict[str, str | int | float]:
         """Start-up figures for the `{prefix}:engine` hash (health checks, benchmarks)."""
         report = self.history.report if self.history else None

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import numpy as np
+import psutil
 import ray
 
 from simsignal.engine.algorithms import Params
@@ -28,6 +29,7 @@ class Shard:
         params: Params = Params(),
         channels: dict[str, float] | None = None,
     ) -> None:
+        self._rss_start = _rss()  # interpreter and libraries, before any day is loaded
         weights = channels or {"price": 1.0}
         tables = ray.get(refs) if refs else []
         curves = DayCurves.from_arrow(tables, slots, shard_id, tuple(weights), order="F")
@@ -36,6 +38,8 @@ class Shard:
         self.shard_id = shard_id
         # In a compiled graph `step` runs on a background thread; the rest on the main one.
         self._lock = threading.Lock()
+        del curves
+        self._rss_loaded = _rss()
         self._warm_up(slots, algorithms, params, weights)
 
     @staticmethod
@@ -58,6 +62,19 @@ class Shard:
             return {"shard": self.shard_id, "days": self.state.days,
                     "bytes": self.state.nbytes, "tickers": len(self.state.ranges)}  # fmt: skip
 
+    def memory(self) -> dict[str, int]:
+        """Resident memory against what the shard must hold (bytes), for the summary.
+
+        `added` is everything on top of the libraries and the curves: running state,
+        compiled kernels, what loading left behind (allocator pages, mapped blocks).
+        """
+        with self._lock:
+            rss = _rss()
+            curves = self.state.nbytes
+            return {"rss": rss, "rss_start": self._rss_start, "rss_loaded": self._rss_loaded,
+                    "curves": curves, "state": self.state.state_bytes,
+                    "added": rss - self._rss_start - curves}  # fmt: skip
+
     def step(self, updates: list[Update]) -> list[dict[str, Candidates]]:
         """One minute for every query in `updates` (the broadcast message), answers aligned."""
         with self._lock:
@@ -78,6 +95,10 @@ class Shard:
         """Forget live queries."""
         with self._lock:
             self.state.reset()
+
+
+def _rss() -> int:
+    return int(psutil.Process().memory_info().rss)
 
 
 # Typed as Any: the actor handle's methods are Ray's, whatever its release's hints say.

@@ -199,6 +199,7 @@ def _write_summary(out: Path, session: Any, stats: dict[str, Any], **extra: Any)
     report = {k: v for k, v in stats.items() if k != "latencies_ms"}
     report.update(session.status(), redis_url=masked(session.redis_url), **extra)
     report["load"] = dataclasses.asdict(session.history.report)
+    report["shard_memory"] = session.shard_memory()
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(report, indent=2))
 

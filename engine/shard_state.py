@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from simsignal.engine.algorithms import Algorithm, Params, RunningState, select
+from simsignal.engine.algorithms.moments import SEED_FOUR, seed_four_ranked
 from simsignal.engine.history.curves import DayCurves
-from simsignal.engine.topk import smallest_k
+from simsignal.engine.topk import smallest_k, smallest_k_rows
+
+F64 = NDArray[np.float64]
 
 # ticker, minute m (1-based), today's value per channel (in the shard's channel order)
 Update = tuple[str, int, tuple[float, ...]]
@@ -84,6 +88,11 @@ class ShardState:
         """Bytes of curves held."""
         return sum(int(c.nbytes) for c in self.cols.values())
 
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of the live queries' running state (NumPy arrays)."""
+        return sum(st.nbytes for q in self.queries.values() for st in q.states.values())
+
     def _query(self, ticker: str) -> _Query:
         q = self.queries.get(ticker)
         if q is None:
@@ -112,32 +121,45 @@ class ShardState:
             if m != q.m + 1:
                 raise StateGap(f"{ticker}: shard at minute {q.m}, asked for minute {m}")
             self._advance(q, values)
-            out.append({a.name: self._top(q, a) for a in self.algos})
+            out.append(self._tops(q))
         return out
 
-    def _top(self, q: _Query, algo: Algorithm) -> Candidates:
-        m = q.m
+    def _tops(self, q: _Query) -> dict[str, Candidates]:
+        """Every algorithm's top-k; the seed's four metrics scored and selected together."""
         if q.hi == q.lo:
-            e = np.zeros(0, np.intp)
-            f = np.zeros(0, np.float32)
-            none = np.zeros(0, dtype=str)
-            return Candidates(np.zeros(0), e, e, none, none, f, f)
-        states = [q.states[(c, algo.state_key())] for c in self.channels]
-        scores, ends = algo.combine(states, self.weights)
-        idx = smallest_k(scores, self.k)
+            e = np.zeros((len(self.algos), 0), np.intp)
+            return self._candidates(q, [a.name for a in self.algos], np.zeros(e.shape), e, None)
+        found: dict[str, Candidates] = {}
+        fused = [a.name for a in self.algos if a.name in SEED_FOUR]
+        if fused:
+            states = [q.states[(c, "moments")] for c in self.channels]
+            scores = seed_four_ranked(states, self.weights)[[SEED_FOUR.index(n) for n in fused]]
+            idx = smallest_k_rows(scores, self.k)
+            found |= self._candidates(q, fused, np.take_along_axis(scores, idx, 1), idx, None)
+        for algo in self.algos:
+            if algo.name not in found:
+                states = [q.states[(c, algo.state_key())] for c in self.channels]
+                scores, ends = algo.combine(states, self.weights)
+                idx = smallest_k(scores, self.k)
+                found |= self._candidates(q, [algo.name], scores[idx][None], idx[None],
+                                          None if ends is None else ends[idx][None])  # fmt: skip
+        return {a.name: found[a.name] for a in self.algos}
+
+    def _candidates(
+        self, q: _Query, names: list[str], scores: F64, idx: NDArray[np.intp], ends: Any
+    ) -> dict[str, Candidates]:
+        """Candidates of several algorithms at once from [algorithms, k] arrays."""
+        m = q.m
         rows = idx + q.lo
-        end = ends[idx].astype(np.intp) if ends is not None else np.full(len(idx), m - 1, np.intp)
+        end = ends.astype(np.intp) if ends is not None else np.full(idx.shape, m - 1, np.intp)
         later = np.minimum(end + (self.slots - m), self.slots - 1)
         price = self.cols["price"]
-        return Candidates(
-            scores=scores[idx],
-            rows=rows,
-            ends=end,
-            tickers=self.tickers[rows],
-            dates=self.dates[rows],
-            y_now=price[end, rows],
-            y_end=price[later, rows],
-        )
+        tickers, dates = self.tickers[rows], self.dates[rows]
+        y_now, y_end = price[end, rows], price[later, rows]
+        return {
+            name: Candidates(scores[i], rows[i], end[i], tickers[i], dates[i], y_now[i], y_end[i])
+            for i, name in enumerate(names)
+        }
 
     def restore(self, ticker: str, values: list[tuple[float, ...]]) -> None:
         """Rebuild a query's state from today's minutes so far (after a restart)."""

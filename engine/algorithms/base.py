@@ -38,6 +38,13 @@ class RunningState(ABC):
     def update(self, cols: NDArray[np.float32], x: float) -> None:
         """Take minute m+1: `cols` is the days' curves slot-major [slots, n], `x` today's value."""
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the state's arrays (the memory a live query costs)."""
+        names = [n for c in type(self).__mro__ for n in getattr(c, "__slots__", ())]
+        values = [*getattr(self, "__dict__", {}).values(), *(getattr(self, n, None) for n in names)]
+        return sum(v.nbytes for v in values if isinstance(v, np.ndarray))
+
 
 class Algorithm(ABC):
     """A way to score history days against today's prefix; lower is more similar."""

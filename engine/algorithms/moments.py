@@ -65,6 +65,39 @@ def _update(  # pragma: no cover - compiled
         c_xy[i] += dx * (ys - mean_y[i])
 
 
+SEED_FOUR = ("sq", "var", "sq_norm", "var_norm")  # scored together by `seed_four_ranked`
+
+
+@njit(cache=True, nogil=True)
+def _seed_four(  # pragma: no cover - compiled
+    m: int, x0: float, sx: float, sxx: float, xmin: float, xmax: float, sdd: F64, m2_d: F64,
+    y0: F64, sy: F64, syy: F64, sxy: F64, ymin: F64, ymax: F64, out: F64,
+) -> None:  # fmt: skip
+    """The ranked scores of sq, var, sq_norm and var_norm per day, in one pass.
+
+    The algorithms' own formulas (`scores`, `tie_grid`, `minmax_diff_sums`), operation for
+    operation, so the results are bit-identical; ~80 NumPy calls a query become one.
+    """
+    xr = xmax - xmin
+    a = 1.0 / xr if xr > 0 else 0.0
+    grid = 1e-11 * m
+    for i in range(sdd.shape[0]):
+        out[0, i] = sdd[i]
+        out[1, i] = max(m2_d[i], 0.0) / (m - 1) if m >= 2 else 0.0
+        yr = ymax[i] - ymin[i]
+        b = 1.0 / yr if yr > 0 else 0.0
+        c = a * (xmin - x0) - b * (ymin[i] - y0[i])
+        s1 = a * sx - b * sy[i] - m * c
+        s2 = (
+            a * a * sxx + b * b * syy[i] + m * c * c
+            - 2.0 * a * b * sxy[i] - 2.0 * a * c * sx + 2.0 * b * c * sy[i]
+        )  # fmt: skip
+        s2 = max(s2, 0.0)
+        out[2, i] = np.rint(s2 / grid) * grid
+        v = max(s2 - s1 * s1 / m, 0.0) / (m - 1) if m >= 2 else 0.0
+        out[3, i] = np.rint(v / grid) * grid
+
+
 class Moments(RunningState):
     """Running sums for one query against n history days (float64 accumulators)."""
 
@@ -127,6 +160,19 @@ class Moments(RunningState):
         denom = np.sqrt(self.m2_x * self.m2_y)
         rho = np.divide(self.c_xy, denom, out=np.zeros_like(denom), where=~y_const & (denom > 0))
         return np.clip(rho, -1.0, 1.0), y_const
+
+
+def seed_four_ranked(states: list[RunningState], weights: list[float]) -> F64:
+    """[4, days]: the ranked scores of `SEED_FOUR`, mixed over channels as `combine` does."""
+    total: F64 | None = None
+    for st, w in zip(states, weights, strict=True):
+        assert isinstance(st, Moments)
+        out = np.empty((4, st.sdd.shape[0]))
+        _seed_four(st.m, st.x0, st.sx, st.sxx, st.xmin, st.xmax, st.sdd, st.m2_d, st.y0,
+                   st.sy, st.syy, st.sxy, st.ymin, st.ymax, out)  # fmt: skip
+        total = w * out if total is None else total + w * out
+    assert total is not None
+    return total
 
 
 class MomentAlgorithm(Algorithm):

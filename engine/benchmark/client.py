@@ -34,6 +34,7 @@ class EngineRun:
     status: dict[str, str] = field(default_factory=dict)
     idle_cores: float = 0.0  # CPU the engine's processes used while no bars came
     shard_rss_bytes: int = 0
+    shard_memory: list[dict[str, int]] = field(default_factory=list)  # the engine's own account
 
 
 def _wait_ready(
@@ -94,6 +95,7 @@ def run_engine(
     idle_s: float = 5.0,
     ready_timeout: float = 3600.0,
     cache: Path | None = None,
+    tickers: list[str] | None = None,
 ) -> EngineRun:
     """Start the engine on `history`, feed `minutes` of `live`, return the measurements."""
     keys = Keys()
@@ -124,6 +126,7 @@ def run_engine(
         ",".join(algorithms),
         "--shards",
         str(shards),
+        *(f"--ticker={t}" for t in tickers or []),
     ]
     out.mkdir(parents=True, exist_ok=True)
     console = out / "console.log"  # a file, not a pipe: a full pipe would stall the engine
@@ -179,6 +182,9 @@ def run_engine(
             except subprocess.TimeoutExpired:
                 proc.kill()
         store.close()
+    summary = out / "summary.json"
+    if summary.is_file():  # written by the engine as it stops
+        run.shard_memory = json.loads(summary.read_text()).get("shard_memory", [])
     return run
 
 

@@ -66,6 +66,21 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _memory_lines(shards: list[dict[str, int]]) -> list[str]:
+    """The shards' own account of their memory at the end of the run."""
+    if not shards:
+        return []
+    mib = {k: sum(sh[k] for sh in shards) / 2**20 for k in shards[0]}
+    ratio = mib["added"] / mib["curves"] if mib["curves"] else 0.0
+    return [
+        f"- Shard memory at the end, summed over shards: libraries before loading "
+        f"{mib['rss_start']:.0f} MiB, curves {mib['curves']:.0f} MiB, running state "
+        f"{mib['state']:.0f} MiB; everything added on top of the libraries and the curves "
+        f"(running state, compiled kernels, what loading left behind) {mib['added']:.0f} MiB "
+        f"= **{ratio:.2f}× the curves**."
+    ]
+
+
 def markdown_section(result: dict[str, Any]) -> str:
     """One workload's section of docs/benchmarks.md."""
     w = result["workload"]
@@ -94,10 +109,11 @@ def markdown_section(result: dict[str, Any]) -> str:
         f"Spark): **{result['warm_start_s']:.1f} s** "
         f"(cache hit: {result['warm_start_cache_hit']}).",
         f"- Loader: {first['rows_read']:,.0f} bars in {first['load_s']:.1f} s = "
-        f"**{first['bars_per_s']:,.0f} bars/s** (bar-level work in Spark, one executor core).",
+        f"**{first['bars_per_s']:,.0f} bars/s** (bar-level work in Spark on every core).",
         f"- Shards: {first['curves_mib']:.1f} MiB of float32 curves; the shard processes' "
         f"resident memory {first['shard_rss_mib']:.0f} MiB (interpreter, NumPy, numba and "
         "Ray included).",
+        *_memory_lines(first.get("shard_memory", [])),
     ]
     for name, b in result.get("baselines", {}).items():
         ratio = b["ratio_p50"]

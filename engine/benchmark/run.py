@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Callable
@@ -40,9 +41,13 @@ def _own_curves(p: Prepared, template: str) -> dict[str, np.ndarray]:
     return out
 
 
-def numpy_recompute(p: Prepared, template: str, k: int, at: list[int]) -> list[float]:
-    """The seed's approach for a whole minute batch: every ticker's days scored from scratch."""
+def numpy_recompute(
+    p: Prepared, template: str, k: int, at: list[int], pooled: bool = False
+) -> list[float]:
+    """The seed's approach for a whole minute batch: every live query scored from scratch."""
     curves = _own_curves(p, template)
+    if pooled:  # every ticker's days are candidates for each query
+        curves = dict.fromkeys(curves, np.concatenate(list(curves.values())))
     algos = [REGISTRY[n]() for n in SEED_FOUR]
     live = {t: g["close"].to_numpy() for t, g in p.live.groupby("ticker")}
     prev = {
@@ -52,10 +57,10 @@ def numpy_recompute(p: Prepared, template: str, k: int, at: list[int]) -> list[f
     times = []
     for m in at:
         start = time.perf_counter()
-        for t, hist in curves.items():
+        for t in live:
             x = live[t][:m] / prev[t] - 1.0
             for a in algos:
-                smallest_k(a.recompute(x, hist), k)
+                smallest_k(a.recompute(x, curves[t]), k)
         times.append((time.perf_counter() - start) * 1e3)
     return times
 
@@ -75,13 +80,16 @@ def bench(
     """Run the workload and write JSON, plot and (optionally) the docs section."""
     say(f"workload {w.key}: preparing (cached under {data})")
     p = prepare(w, data, say)
-    say(f"  {p.bars:,} history bars, live day {p.date}")
+    if w.live_tickers:
+        p = dataclasses.replace(p, live=p.live[p.live["ticker"].isin(w.live_tickers)])
+    say(f"  {p.bars:,} history bars, live day {p.date}, {p.live['ticker'].nunique()} live")
     server = RedisServer()
     runs: dict[str, Any] = {}
     cache = out / "curves-cache"  # emptied first: the first run is a cold start
     shutil.rmtree(cache, ignore_errors=True)
     engine = partial(run_engine, p.history, p.live, p.date, server.url, out=out / "engine",
-                     shards=shards, pooled=w.pooled, say=say, cache=cache)  # fmt: skip
+                     shards=shards, pooled=w.pooled, say=say, cache=cache,
+                     tickers=w.live_tickers)  # fmt: skip
     variants = [("seed four", SEED_FOUR)] + (
         [("all algorithms", list(KNOWN))] if all_algorithms else []
     )
@@ -103,6 +111,7 @@ def bench(
                 "bars_per_s": st.get("rows_read", 0.0) / max(st.get("load_s", 1.0), 1e-9),
                 "curves_mib": st.get("curves_bytes", 0.0) / 2**20,
                 "shard_rss_mib": r.shard_rss_bytes / 2**20,
+                "shard_memory": r.shard_memory,
                 "cache_hit": bool(st.get("cache_hit", 0.0)),
             }
         say("warm start: the same engine again, history from the day-curves cache")
@@ -113,7 +122,7 @@ def bench(
     engine_p50 = runs[variants[0][0]]["p50_ms"]
     at = sorted({min(m, minutes) for m in (30, 60, 120, minutes)})
     say(f"baseline: NumPy recompute of whole minute batches at minutes {at}")
-    base = percentiles(numpy_recompute(p, w.template, 40, at))
+    base = percentiles(numpy_recompute(p, w.template, 40, at, w.pooled))
     baselines = {"numpy_recompute": {**base, "ratio_p50": base["p50_ms"] / engine_p50}}
     result = {
         "workload": {

@@ -31,8 +31,19 @@ class Workload:
 
     @property
     def key(self) -> str:
-        """Cache folder name."""
+        """The workload's name in results."""
         return f"{self.name}-{self.tickers}x{self.years:g}y-{self.template}"
+
+    @property
+    def data_key(self) -> str:
+        """Cache folder name: W3 searches W2's market, so they share its files."""
+        kind = "w1" if self.name == "w1" else "w2"
+        return f"{kind}-{self.tickers}x{self.years:g}y-{self.template}"
+
+    @property
+    def live_tickers(self) -> list[str] | None:
+        """Tickers that send bars live: W3 is one pooled query; None is every ticker."""
+        return self.names()[:1] if self.pooled else None
 
     def names(self) -> list[str]:
         """Ticker codes."""
@@ -53,7 +64,7 @@ class Prepared:
 
 def prepare(w: Workload, root: Path, say: Callable[[str], None] = print) -> Prepared:
     """Write (once) one Parquet file per ticker and the held-back day; reuse them after."""
-    folder = root / w.key
+    folder = root / w.data_key
     history, live_path = folder / "history", folder / "live.parquet"
     if not live_path.is_file():
         template = get_template(w.template)

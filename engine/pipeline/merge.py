@@ -36,6 +36,9 @@ class Matches:
 
 def merge_candidates(parts: list[Candidates], k: int) -> Matches:
     """The k best of all shards' candidates by (score, ticker, date): the global tie rule."""
+    held = [i for i, p in enumerate(parts) if len(p.scores)]
+    if len(held) == 1:  # one shard holds the ticker (own history): its list is already ranked
+        return _as_matches(parts[held[0]], held[0], k)
     scores = np.concatenate([p.scores for p in parts]).astype(np.float64, copy=False)
     tickers = np.concatenate([np.asarray(p.tickers, dtype=str) for p in parts])
     dates = np.concatenate([np.asarray(p.dates, dtype=str) for p in parts])
@@ -50,4 +53,18 @@ def merge_candidates(parts: list[Candidates], k: int) -> Matches:
         y_end=np.concatenate([p.y_end for p in parts])[order],
         shards=shard[order],
         rows=np.concatenate([p.rows for p in parts]).astype(np.intp, copy=False)[order],
+    )
+
+
+def _as_matches(p: Candidates, shard: int, k: int) -> Matches:
+    """One shard's list as it stands: ranked by (score, row), rows sorted by (ticker, date)."""
+    return Matches(
+        scores=p.scores[:k].astype(np.float64, copy=False),
+        tickers=np.asarray(p.tickers[:k], dtype=str),
+        dates=np.asarray(p.dates[:k], dtype=str),
+        ends=p.ends[:k].astype(np.intp, copy=False),
+        y_now=p.y_now[:k],
+        y_end=p.y_end[:k],
+        shards=np.full(min(k, len(p.scores)), shard, np.intp),
+        rows=p.rows[:k].astype(np.intp, copy=False),
     )

@@ -47,6 +47,23 @@ def test_merge_equals_brute_force_over_split_shards() -> None:
     assert list(got.neighbors()) == naive_topk(scores, tickers, dates, 7)
 
 
+def test_merge_of_one_holding_shard_equals_brute_force() -> None:
+    """Own-history matching: one shard holds the ticker, the others answer with nothing."""
+    rng = np.random.default_rng(11)
+    scores = rng.integers(0, 4, 30).astype(np.float64)
+    tickers, dates = ["T"] * 30, [f"2020-02-{i:02d}" for i in range(30)]
+    idx = smallest_k(scores, 7)
+    f32 = np.arange(30, dtype=np.float32)
+    held = Candidates(scores[idx], idx, idx, np.array(tickers)[idx], np.array(dates)[idx],
+                      f32[idx], f32[idx] * 2)  # fmt: skip
+    e = np.zeros(0, np.intp)
+    none = Candidates(np.zeros(0), e, e, np.zeros(0, str), np.zeros(0, str), f32[:0], f32[:0])
+    got = merge_candidates([none, held], 7)
+    assert list(got.neighbors()) == naive_topk(scores, tickers, dates, 7)
+    assert got.shards.tolist() == [1] * 7 and got.rows.tolist() == idx.tolist()
+    np.testing.assert_array_equal(got.y_end, f32[idx] * 2)
+
+
 def test_forecast_by_hand() -> None:
     f = forecast(0.01, np.array([0.0, 1.0]), np.array([0.0, 0.02]), np.array([0.02, 0.0]))
     closes = continued_closes(0.01, np.array([0.0, 0.02]), np.array([0.02, 0.0]))
