@@ -12,7 +12,7 @@ import ray
 
 from simsignal.engine.algorithms import Params
 from simsignal.engine.history.curves import DayCurves
-from simsignal.engine.shard_state import Candidates, ShardState, Update
+from simsignal.engine.shard_state import Answer, ShardState, Update
 
 
 class Shard:
@@ -75,7 +75,7 @@ class Shard:
                     "curves": curves, "state": self.state.state_bytes,
                     "added": rss - self._rss_start - curves}  # fmt: skip
 
-    def step(self, updates: list[Update]) -> list[dict[str, Candidates]]:
+    def step(self, updates: list[Update]) -> list[Answer | None]:
         """One minute for every query in `updates` (the broadcast message), answers aligned."""
         with self._lock:
             return self.state.step(updates)

@@ -43,6 +43,29 @@ class Candidates:
 
 
 @dataclass
+class Answer:
+    """Every algorithm's top-k of one query from one shard, as [algorithms, k] arrays.
+
+    Row i is `algos[i]`'s list, best first. One object per query keeps the reply small.
+    """
+
+    algos: tuple[str, ...]
+    scores: NDArray[np.float64]
+    rows: NDArray[np.intp]
+    ends: NDArray[np.intp]
+    tickers: NDArray[np.str_]
+    dates: NDArray[np.str_]
+    y_now: NDArray[np.float32]
+    y_end: NDArray[np.float32]
+
+    def of(self, algo: str) -> Candidates:
+        """One algorithm's list (views, no copies)."""
+        i = self.algos.index(algo)
+        return Candidates(self.scores[i], self.rows[i], self.ends[i], self.tickers[i],
+                          self.dates[i], self.y_now[i], self.y_end[i])  # fmt: skip
+
+
+@dataclass
 class _Query:
     lo: int
     hi: int
@@ -109,57 +132,56 @@ class ShardState:
             state.update(self.cols[channel][:, q.lo : q.hi], values[self.channels.index(channel)])
         q.m += 1
 
-    def step(self, updates: list[Update]) -> list[dict[str, Candidates]]:
+    def step(self, updates: list[Update]) -> list[Answer | None]:
         """Advance each query by one minute; every algorithm's top-k, aligned with `updates`.
 
         A batch may hold several tickers and several minutes of one ticker (a gap filled):
-        each update's answer is taken right after its own minute.
+        each update's answer is taken right after its own minute. None: this shard holds no
+        day the query searches (another shard holds that ticker).
         """
-        out: list[dict[str, Candidates]] = []
+        out: list[Answer | None] = []
         for ticker, m, values in updates:
             q = self._query(ticker)
             if m != q.m + 1:
                 raise StateGap(f"{ticker}: shard at minute {q.m}, asked for minute {m}")
             self._advance(q, values)
-            out.append(self._tops(q))
+            out.append(self._answer(q) if q.hi > q.lo else None)
         return out
 
-    def _tops(self, q: _Query) -> dict[str, Candidates]:
+    def _answer(self, q: _Query) -> Answer:
         """Every algorithm's top-k; the seed's four metrics scored and selected together."""
-        if q.hi == q.lo:
-            e = np.zeros((len(self.algos), 0), np.intp)
-            return self._candidates(q, [a.name for a in self.algos], np.zeros(e.shape), e, None)
-        found: dict[str, Candidates] = {}
+        picked: dict[str, tuple[F64, NDArray[np.intp], Any]] = {}
         fused = [a.name for a in self.algos if a.name in SEED_FOUR]
         if fused:
             states = [q.states[(c, "moments")] for c in self.channels]
             scores = seed_four_ranked(states, self.weights)[[SEED_FOUR.index(n) for n in fused]]
             idx = smallest_k_rows(scores, self.k)
-            found |= self._candidates(q, fused, np.take_along_axis(scores, idx, 1), idx, None)
+            top = np.take_along_axis(scores, idx, 1)
+            picked |= {n: (top[i], idx[i], None) for i, n in enumerate(fused)}
         for algo in self.algos:
-            if algo.name not in found:
+            if algo.name not in picked:
                 states = [q.states[(c, algo.state_key())] for c in self.channels]
                 scores, ends = algo.combine(states, self.weights)
-                idx = smallest_k(scores, self.k)
-                found |= self._candidates(q, [algo.name], scores[idx][None], idx[None],
-                                          None if ends is None else ends[idx][None])  # fmt: skip
-        return {a.name: found[a.name] for a in self.algos}
-
-    def _candidates(
-        self, q: _Query, names: list[str], scores: F64, idx: NDArray[np.intp], ends: Any
-    ) -> dict[str, Candidates]:
-        """Candidates of several algorithms at once from [algorithms, k] arrays."""
+                i = smallest_k(scores, self.k)
+                picked[algo.name] = (scores[i], i, None if ends is None else ends[i])
+        names = tuple(a.name for a in self.algos)
         m = q.m
+        idx = np.stack([picked[n][1] for n in names])
         rows = idx + q.lo
-        end = ends.astype(np.intp) if ends is not None else np.full(idx.shape, m - 1, np.intp)
+        end = np.stack([np.full(idx.shape[1], m - 1, np.intp) if picked[n][2] is None
+                        else picked[n][2].astype(np.intp) for n in names])  # fmt: skip
         later = np.minimum(end + (self.slots - m), self.slots - 1)
         price = self.cols["price"]
-        tickers, dates = self.tickers[rows], self.dates[rows]
-        y_now, y_end = price[end, rows], price[later, rows]
-        return {
-            name: Candidates(scores[i], rows[i], end[i], tickers[i], dates[i], y_now[i], y_end[i])
-            for i, name in enumerate(names)
-        }
+        return Answer(
+            algos=names,
+            scores=np.stack([picked[n][0] for n in names]),
+            rows=rows,
+            ends=end,
+            tickers=self.tickers[rows],
+            dates=self.dates[rows],
+            y_now=price[end, rows],
+            y_end=price[later, rows],
+        )
 
     def restore(self, ticker: str, values: list[tuple[float, ...]]) -> None:
         """Rebuild a query's state from today's minutes so far (after a restart)."""

@@ -34,16 +34,27 @@ class Matches:
         return tuple(zip(t, d, labels, s, strict=True))
 
 
-def merge_candidates(parts: list[Candidates], k: int) -> Matches:
-    """The k best of all shards' candidates by (score, ticker, date): the global tie rule."""
-    held = [i for i, p in enumerate(parts) if len(p.scores)]
+def merge_candidates(answers: list[Candidates | None], k: int) -> Matches:
+    """The k best of all shards' candidates by (score, ticker, date): the global tie rule.
+
+    `answers[i]` is shard i's list, None when it holds no day for this query.
+    """
+    held = [i for i, p in enumerate(answers) if p is not None and len(p.scores)]
     if len(held) == 1:  # one shard holds the ticker (own history): its list is already ranked
-        return _as_matches(parts[held[0]], held[0], k)
+        only = answers[held[0]]
+        assert only is not None
+        return _as_matches(only, held[0], k)
+    owner = [i for i, p in enumerate(answers) if p is not None]
+    parts = [p for p in answers if p is not None]
+    if not parts:
+        return _as_matches(_NONE, 0, k)
     scores = np.concatenate([p.scores for p in parts]).astype(np.float64, copy=False)
     tickers = np.concatenate([np.asarray(p.tickers, dtype=str) for p in parts])
     dates = np.concatenate([np.asarray(p.dates, dtype=str) for p in parts])
     order = np.lexsort((dates, tickers, scores))[:k]
-    shard = np.concatenate([np.full(len(p.scores), i, np.intp) for i, p in enumerate(parts)])
+    shard = np.concatenate(
+        [np.full(len(p.scores), i, np.intp) for i, p in zip(owner, parts, strict=True)]
+    )
     return Matches(
         scores=scores[order],
         tickers=tickers[order],
@@ -54,6 +65,11 @@ def merge_candidates(parts: list[Candidates], k: int) -> Matches:
         shards=shard[order],
         rows=np.concatenate([p.rows for p in parts]).astype(np.intp, copy=False)[order],
     )
+
+
+_E = np.zeros(0, np.intp)
+_NONE = Candidates(np.zeros(0), _E, _E, np.zeros(0, str), np.zeros(0, str),
+                   np.zeros(0, np.float32), np.zeros(0, np.float32))  # fmt: skip
 
 
 def _as_matches(p: Candidates, shard: int, k: int) -> Matches:

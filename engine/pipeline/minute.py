@@ -23,12 +23,12 @@ from simsignal.engine.bars import BadBar, BarGate, parse_bar
 from simsignal.engine.forecast import Forecast, ensemble, forecast_many
 from simsignal.engine.pipeline.batcher import Arrival
 from simsignal.engine.pipeline.merge import Matches, merge_candidates
-from simsignal.engine.shard_state import Candidates, Update
+from simsignal.engine.shard_state import Answer, Update
 from simsignal.engine.signals import Signal, epoch_ms
 from simsignal.engine.templates import get_template
 from simsignal.engine.today import TodayCurve
 
-ShardReply = list[dict[str, Candidates]]  # one shard: per update, algorithm → its top-k
+ShardReply = list[Answer | None]  # one shard: per update, every algorithm's top-k
 
 
 class FanOut(Protocol):
@@ -192,11 +192,12 @@ class MinutePipeline:
             today = self.today[ticker] = TodayCurve(ticker, prev, c.channels)
         return today
 
-    def _merged(self, parts: list[dict[str, Candidates]]) -> dict[str, Matches]:
+    def _merged(self, answers: list[Answer | None]) -> dict[str, Matches]:
         """Each algorithm's global top-k of one update (algorithms with no days left out)."""
         out = {}
         for algo in self.algos:
-            matches = merge_candidates([part[algo.name] for part in parts], self.config.k)
+            parts = [None if a is None else a.of(algo.name) for a in answers]
+            matches = merge_candidates(parts, self.config.k)
             if len(matches):
                 out[algo.name] = matches
         return out

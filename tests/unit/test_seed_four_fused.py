@@ -32,12 +32,13 @@ def test_fused_top_k_equals_each_algorithms_own_scores(channels: dict[str, float
     for m in range(1, SLOTS + 1):
         values = (float(today[m - 1]), float(rng.random()))[: len(channels)]
         answer = shard.step([("A", m, values)])[0]
+        assert answer is not None
         q = shard.queries["A"]
-        for algo in select(list(answer)):
+        for algo in select(list(answer.algos)):
             states = [q.states[(c, algo.state_key())] for c in shard.channels]
             want, _ = algo.combine(states, shard.weights)
             idx = smallest_k(want, 9)
-            got = answer[algo.name]
+            got = answer.of(algo.name)
             np.testing.assert_array_equal(got.rows, idx, err_msg=f"{algo.name} m={m}")
             assert got.scores.tobytes() == want[idx].tobytes(), f"{algo.name} m={m}"
             assert list(got.dates) == [f"2020-01-{i:04d}" for i in idx]

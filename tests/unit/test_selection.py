@@ -34,7 +34,7 @@ def test_merge_equals_brute_force_over_split_shards() -> None:
     shards: list[list[tuple[float, str, str, int]]] = [[], []]
     for pos, i in enumerate(order):
         shards[pos % 2].append((scores[i], tickers[i], dates[i], pos))
-    parts = []
+    parts: list[Candidates | None] = []
     for rows in shards:
         idx = smallest_k(np.array([r[0] for r in rows]), 7)
         top = [rows[j] for j in idx]
