@@ -25,6 +25,15 @@ F64 = NDArray[np.float64]
 Update = tuple[str, int, tuple[float, ...]]
 
 
+Names = NDArray[np.object_]  # str objects
+
+
+def shared_names(values: NDArray[Any]) -> Names:
+    """An object array of `values` as str, equal names sharing one object."""
+    distinct, where = np.unique(np.asarray(values, dtype=str), return_inverse=True)
+    return np.array(distinct.tolist(), dtype=object)[where.reshape(-1)]
+
+
 class StateGap(RuntimeError):
     """The shard is not at minute m − 1 for this query (e.g. it was restarted): restore first."""
 
@@ -36,8 +45,8 @@ class Candidates:
     scores: NDArray[np.float64]
     rows: NDArray[np.intp]
     ends: NDArray[np.intp]  # slot where each match ends (m − 1 unless the algorithm is unaligned)
-    tickers: NDArray[np.str_]
-    dates: NDArray[np.str_]
+    tickers: Names
+    dates: Names
     y_now: NDArray[np.float32]  # price ratio at the match's end
     y_end: NDArray[np.float32]  # price ratio as many minutes later as today has left (≤ close)
 
@@ -53,8 +62,8 @@ class Answer:
     scores: NDArray[np.float64]
     rows: NDArray[np.intp]
     ends: NDArray[np.intp]
-    tickers: NDArray[np.str_]
-    dates: NDArray[np.str_]
+    tickers: Names
+    dates: Names
     y_now: NDArray[np.float32]
     y_end: NDArray[np.float32]
 
@@ -88,14 +97,16 @@ class ShardState:
         weights = channels or {"price": 1.0}
         self.channels = list(weights)
         self.weights = [weights[c] for c in self.channels]
-        # fixed-width text: a top-k's names are one fancy-index, and merge as arrays
-        self.tickers = np.asarray(curves.tickers, dtype=str)
-        self.dates = np.asarray(curves.dates, dtype=str)
+        # one str object per distinct name: a top-k's names are one fancy-index, pickle once
+        # per reply (memoised), and need no conversion to become a signal's neighbours
+        self.tickers, self.dates = shared_names(curves.tickers), shared_names(curves.dates)
         # the only copies the shard keeps: slot-major, channels in use (price for forecasts)
         self.cols = {c: np.ascontiguousarray(curves.channel(c).T)
                      for c in dict.fromkeys(["price", *self.channels])}  # fmt: skip
         self.slots = int(curves.ratio.shape[1])
         self.algos: list[Algorithm] = select(algorithms, params)
+        self._fused = tuple(a.name for a in self.algos if a.name in SEED_FOUR)
+        self._fused_rows = [SEED_FOUR.index(n) for n in self._fused]
         self.k = k
         self.pooled = pooled
         self.ranges = curves.ticker_ranges()
@@ -151,13 +162,14 @@ class ShardState:
     def _answer(self, q: _Query) -> Answer:
         """Every algorithm's top-k; the seed's four metrics scored and selected together."""
         picked: dict[str, tuple[F64, NDArray[np.intp], Any]] = {}
-        fused = [a.name for a in self.algos if a.name in SEED_FOUR]
-        if fused:
+        if self._fused:
             states = [q.states[(c, "moments")] for c in self.channels]
-            scores = seed_four_ranked(states, self.weights)[[SEED_FOUR.index(n) for n in fused]]
+            scores = seed_four_ranked(states, self.weights)[self._fused_rows]
             idx = smallest_k_rows(scores, self.k)
             top = np.take_along_axis(scores, idx, 1)
-            picked |= {n: (top[i], idx[i], None) for i, n in enumerate(fused)}
+            if len(self._fused) == len(self.algos):  # the default: no other algorithm
+                return self._aligned_answer(q, top, idx)
+            picked |= {n: (top[i], idx[i], None) for i, n in enumerate(self._fused)}
         for algo in self.algos:
             if algo.name not in picked:
                 states = [q.states[(c, algo.state_key())] for c in self.channels]
@@ -181,6 +193,21 @@ class ShardState:
             dates=self.dates[rows],
             y_now=price[end, rows],
             y_end=price[later, rows],
+        )
+
+    def _aligned_answer(self, q: _Query, scores: F64, idx: NDArray[np.intp]) -> Answer:
+        """`_answer` when every match ends at minute m: rows of the slot-major curves."""
+        rows = idx + q.lo
+        price = self.cols["price"]
+        return Answer(
+            algos=self._fused,
+            scores=scores,
+            rows=rows,
+            ends=np.full(idx.shape, q.m - 1, np.intp),
+            tickers=self.tickers[rows],
+            dates=self.dates[rows],
+            y_now=price[q.m - 1][rows],
+            y_end=price[self.slots - 1][rows],  # m − 1 + (slots − m): today's close slot
         )
 
     def restore(self, ticker: str, values: list[tuple[float, ...]]) -> None:

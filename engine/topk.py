@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
@@ -25,23 +27,23 @@ def smallest_k(scores: NDArray[np.float64], k: int) -> NDArray[np.intp]:
     return candidates[order[:k]]
 
 
-@njit(cache=True, nogil=True)
-def _after(keys: F64, idx: I64, a: int, b: int) -> bool:  # pragma: no cover - compiled
-    """Entry a ranks after entry b: a higher score, or an equal score and a higher index."""
-    return keys[a] > keys[b] or (keys[a] == keys[b] and idx[a] > idx[b])
+@njit(cache=True, inline="always")
+def _after(ka: float, ia: int, kb: float, ib: int) -> bool:  # pragma: no cover - compiled
+    """(ka, ia) ranks after (kb, ib): a higher score, or an equal one at a higher index."""
+    return ka > kb or (ka == kb and ia > ib)
 
 
-@njit(cache=True, nogil=True)
-def _heap_down(keys: F64, idx: I64, size: int) -> None:  # pragma: no cover - compiled
-    """Restore the max-heap on (key, index) from the root."""
-    i = 0
+@njit(cache=True, inline="always")
+def _sift_down(keys: F64, idx: I64, size: int, i: int) -> None:  # pragma: no cover - compiled
+    """Restore the max-heap on (key, index) below entry i."""
     while True:
-        left, right, top = 2 * i + 1, 2 * i + 2, i
-        if left < size and _after(keys, idx, left, top):
-            top = left
-        if right < size and _after(keys, idx, right, top):
-            top = right
-        if top == i:
+        left = 2 * i + 1
+        if left >= size:
+            return
+        top = left
+        if left + 1 < size and _after(keys[left + 1], idx[left + 1], keys[left], idx[left]):
+            top = left + 1
+        if not _after(keys[top], idx[top], keys[i], idx[i]):
             return
         keys[i], keys[top] = keys[top], keys[i]
         idx[i], idx[top] = idx[top], idx[i]
@@ -50,31 +52,30 @@ def _heap_down(keys: F64, idx: I64, size: int) -> None:  # pragma: no cover - co
 
 @njit(cache=True, nogil=True)
 def _rows_k(scores: F64, k: int, out: I64) -> None:  # pragma: no cover - compiled
+    """Each row's k best by (score, index), best first.
+
+    A max-heap of the k best so far costs one compare per day once full (a NaN never enters
+    then; among the first k a NaN counts as +inf); a heapsort in place orders it.
+    """
     keys = np.empty(k, np.float64)
     idx = np.empty(k, np.int64)
     for r in range(scores.shape[0]):
-        size = 0
-        for i in range(scores.shape[1]):
-            s = scores[r, i]
-            if np.isnan(s):  # NaN ranks last
-                s = np.inf
-            if size < k:  # sift up
-                j = size
-                keys[j], idx[j] = s, i
-                size += 1
-                while j > 0:
-                    parent = (j - 1) // 2
-                    if _after(keys, idx, parent, j):
-                        break
-                    keys[j], keys[parent] = keys[parent], keys[j]
-                    idx[j], idx[parent] = idx[parent], idx[j]
-                    j = parent
-            elif s < keys[0]:  # a tie with the worst kept loses: its index is higher
-                keys[0], idx[0] = s, i
-                _heap_down(keys, idx, size)
-        by_index = np.argsort(idx[:size], kind="mergesort")
-        order = by_index[np.argsort(keys[:size][by_index], kind="mergesort")]
-        out[r, :] = idx[:size][order]
+        for i in range(k):
+            v = scores[r, i]
+            keys[i] = math.inf if math.isnan(v) else v
+            idx[i] = i
+        for i in range(k // 2 - 1, -1, -1):
+            _sift_down(keys, idx, k, i)
+        for i in range(k, scores.shape[1]):
+            v = scores[r, i]
+            if v < keys[0]:  # a tie with the worst kept loses: its index is higher
+                keys[0], idx[0] = v, i
+                _sift_down(keys, idx, k, 0)
+        for size in range(k - 1, 0, -1):
+            keys[0], keys[size] = keys[size], keys[0]
+            idx[0], idx[size] = idx[size], idx[0]
+            _sift_down(keys, idx, size, 0)
+        out[r, :] = idx
 
 
 def smallest_k_rows(scores: F64, k: int) -> NDArray[np.intp]:

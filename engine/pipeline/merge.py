@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from simsignal.engine.shard_state import Candidates
+from simsignal.engine.shard_state import Candidates, Names
 
 
 @dataclass(frozen=True)
@@ -15,8 +15,8 @@ class Matches:
     """The global top-k of one (ticker, minute, algorithm), best first, as columns."""
 
     scores: NDArray[np.float64]
-    tickers: NDArray[np.str_]
-    dates: NDArray[np.str_]
+    tickers: Names
+    dates: Names
     ends: NDArray[np.intp]  # slot where each match ends
     y_now: NDArray[np.float32]
     y_end: NDArray[np.float32]
@@ -49,8 +49,8 @@ def merge_candidates(answers: list[Candidates | None], k: int) -> Matches:
     if not parts:
         return _as_matches(_NONE, 0, k)
     scores = np.concatenate([p.scores for p in parts]).astype(np.float64, copy=False)
-    tickers = np.concatenate([np.asarray(p.tickers, dtype=str) for p in parts])
-    dates = np.concatenate([np.asarray(p.dates, dtype=str) for p in parts])
+    tickers = np.concatenate([p.tickers for p in parts])
+    dates = np.concatenate([p.dates for p in parts])
     order = np.lexsort((dates, tickers, scores))[:k]
     shard = np.concatenate(
         [np.full(len(p.scores), i, np.intp) for i, p in zip(owner, parts, strict=True)]
@@ -68,7 +68,7 @@ def merge_candidates(answers: list[Candidates | None], k: int) -> Matches:
 
 
 _E = np.zeros(0, np.intp)
-_NONE = Candidates(np.zeros(0), _E, _E, np.zeros(0, str), np.zeros(0, str),
+_NONE = Candidates(np.zeros(0), _E, _E, np.zeros(0, object), np.zeros(0, object),
                    np.zeros(0, np.float32), np.zeros(0, np.float32))  # fmt: skip
 
 
@@ -76,8 +76,8 @@ def _as_matches(p: Candidates, shard: int, k: int) -> Matches:
     """One shard's list as it stands: ranked by (score, row), rows sorted by (ticker, date)."""
     return Matches(
         scores=p.scores[:k].astype(np.float64, copy=False),
-        tickers=np.asarray(p.tickers[:k], dtype=str),
-        dates=np.asarray(p.dates[:k], dtype=str),
+        tickers=p.tickers[:k],
+        dates=p.dates[:k],
         ends=p.ends[:k].astype(np.intp, copy=False),
         y_now=p.y_now[:k],
         y_end=p.y_end[:k],
