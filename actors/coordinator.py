@@ -20,6 +20,7 @@ import ray
 
 from simsignal.actors.fanout import RayFanOut
 from simsignal.engine.forecast import forecast
+from simsignal.engine.gc_pause import gc_paused
 from simsignal.engine.keys import Keys
 from simsignal.engine.pipeline.batcher import Arrival, MinuteBatcher
 from simsignal.engine.pipeline.minute import MinutePipeline, MinuteResult, PipelineConfig
@@ -98,7 +99,7 @@ class Coordinator:
         return self._run([Arrival(r, source, now) for r in raws])
 
     def _run(self, batch: list[Arrival]) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._lock, gc_paused():
             out = self.pipeline.on_batch(batch)
             self.fanout.wake()  # a no-op unless this batch found the graph parked
         rows: dict[int, dict[str, Any]] = {}

@@ -11,6 +11,7 @@ import psutil
 import ray
 
 from simsignal.engine.algorithms import Params
+from simsignal.engine.gc_pause import gc_paused
 from simsignal.engine.history.curves import DayCurves
 from simsignal.engine.shard_state import Answer, ShardState, Update
 
@@ -77,7 +78,7 @@ class Shard:
 
     def step(self, updates: list[Update]) -> list[Answer | None]:
         """One minute for every query in `updates` (the broadcast message), answers aligned."""
-        with self._lock:
+        with self._lock, gc_paused():
             return self.state.step(updates)
 
     def restore(self, ticker: str, values: list[tuple[float, ...]]) -> int:
