@@ -43,7 +43,7 @@ class SignalPublisher:
         batch = list(self.pending)
         by_ticker: dict[str, list[str | int | float]] = {}
         for sig in batch:  # dicts keep insertion order: each ticker's signals stay in order
-            fields = orjson.dumps([x for kv in sig.to_fields().items() for x in kv]).decode()
+            fields = orjson.dumps(sig.field_list()).decode()
             args = by_ticker.setdefault(
                 sig.ticker, [sig.bar_epoch_ms - self.keep_ms, self.keys.channel]
             )

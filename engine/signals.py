@@ -51,8 +51,16 @@ class Signal:
 
     def to_fields(self) -> dict[str, str]:
         """Flat string fields for the stream entry (the only place with the neighbours)."""
-        out = {k: repr(v) if isinstance(v, float) else str(v) for k, v in self._plain().items()}
-        out["neighbors"] = orjson.dumps(self.neighbors).decode()
+        flat = self.field_list()
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    def field_list(self) -> list[str]:
+        """`to_fields` as [name, value, name, value, …], the form the publish script takes."""
+        out: list[str] = []
+        for key in _SCALARS:
+            v = getattr(self, key)
+            out += (key, repr(v) if isinstance(v, float) else str(v))
+        out += ("neighbors", orjson.dumps(self.neighbors).decode())
         return out
 
     def to_json(self) -> str:
@@ -76,6 +84,9 @@ class Signal:
             else:
                 kwargs[key] = float(raw)
         return cls(**kwargs)
+
+
+_SCALARS = tuple(k for k in Signal.__slots__ if k != "neighbors")
 
 
 def epoch_ms(ts: datetime, zone: object) -> int:

@@ -128,6 +128,7 @@ class MinutePipeline:
         known = set(c.tickers) if c.tickers else set(c.last_close)
         self.gate = BarGate(self.template, c.date, known)
         self._day = datetime.fromisoformat(c.date)
+        self._stamps: dict[int, int] = {}  # minute → epoch ms (one session day)
 
     # -- the path ---------------------------------------------------------------------
     def on_batch(self, batch: Sequence[Arrival]) -> list[MinuteResult | Rejection]:
@@ -253,9 +254,12 @@ class MinutePipeline:
 
     def stamp(self, m: int) -> int:
         """Epoch ms of minute m's slot today: with the algo index, the signal's stream ID."""
-        minute = self.template.minutes[m - 1]
-        local = self._day.replace(hour=minute // 60, minute=minute % 60)
-        return epoch_ms(local, self.template.zone)
+        known = self._stamps.get(m)
+        if known is None:
+            minute = self.template.minutes[m - 1]
+            local = self._day.replace(hour=minute // 60, minute=minute % 60)
+            known = self._stamps[m] = epoch_ms(local, self.template.zone)
+        return known
 
     def values_before(self, ticker: str, m: int) -> list[tuple[float, ...]]:
         """Today's channel values of minutes 1..m−1 (to restore a restarted shard)."""
