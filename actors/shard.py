@@ -30,7 +30,7 @@ class Shard:
         params: Params = Params(),
         channels: dict[str, float] | None = None,
     ) -> None:
-        self._rss_start = _rss()  # interpreter and libraries, before any day is loaded
+        self._start = _memory()  # interpreter and libraries, before any day is loaded
         weights = channels or {"price": 1.0}
         tables = ray.get(refs) if refs else []
         curves = DayCurves.from_arrow(tables, slots, shard_id, tuple(weights), order="F")
@@ -40,7 +40,7 @@ class Shard:
         # In a compiled graph `step` runs on a background thread; the rest on the main one.
         self._lock = threading.Lock()
         del curves
-        self._rss_loaded = _rss()
+        self._loaded = _memory()
         self._warm_up(slots, algorithms, params, weights)
 
     @staticmethod
@@ -64,17 +64,20 @@ class Shard:
                     "bytes": self.state.nbytes, "tickers": len(self.state.ranges)}  # fmt: skip
 
     def memory(self) -> dict[str, int]:
-        """Resident memory against what the shard must hold (bytes), for the summary.
+        """Memory against what the shard must hold (bytes), for the summary.
 
-        `added` is everything on top of the libraries and the curves: running state,
-        compiled kernels, what loading left behind (allocator pages, mapped blocks).
+        `rss` counts pages shared with other processes too (libraries, object-store pages
+        the shard read); `uss` is the shard's private memory. `added` is the private memory
+        on top of the libraries and the curves: running state, compiled kernels, and what
+        loading left behind.
         """
         with self._lock:
-            rss = _rss()
+            now = _memory()
             curves = self.state.nbytes
-            return {"rss": rss, "rss_start": self._rss_start, "rss_loaded": self._rss_loaded,
+            return {"rss": now["rss"], "uss": now["uss"], "rss_start": self._start["rss"],
+                    "uss_start": self._start["uss"], "uss_loaded": self._loaded["uss"],
                     "curves": curves, "state": self.state.state_bytes,
-                    "added": rss - self._rss_start - curves}  # fmt: skip
+                    "added": now["uss"] - self._start["uss"] - curves}  # fmt: skip
 
     def step(self, updates: list[Update]) -> list[Answer | None]:
         """One minute for every query in `updates` (the broadcast message), answers aligned."""
@@ -98,8 +101,9 @@ class Shard:
             self.state.reset()
 
 
-def _rss() -> int:
-    return int(psutil.Process().memory_info().rss)
+def _memory() -> dict[str, int]:
+    info = psutil.Process().memory_full_info()
+    return {"rss": int(info.rss), "uss": int(info.uss)}
 
 
 # Typed as Any: the actor handle's methods are Ray's, whatever its release's hints say.

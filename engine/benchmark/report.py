@@ -67,17 +67,24 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
 
 
 def _memory_lines(shards: list[dict[str, int]]) -> list[str]:
-    """The shards' own account of their memory at the end of the run."""
+    """The shards' own account of their memory at the end of the run.
+
+    Private memory (USS) where the engine reported it; resident memory (RSS, which also
+    counts shared pages) from engines that reported only that.
+    """
     if not shards:
         return []
+    kind = "uss" if "uss" in shards[0] else "rss"
     mib = {k: sum(sh[k] for sh in shards) / 2**20 for k in shards[0]}
     ratio = mib["added"] / mib["curves"] if mib["curves"] else 0.0
+    label = "private memory, USS" if kind == "uss" else "resident memory, RSS"
     return [
-        f"- Shard memory at the end, summed over shards: libraries before loading "
-        f"{mib['rss_start']:.0f} MiB, curves {mib['curves']:.0f} MiB, running state "
-        f"{mib['state']:.0f} MiB; everything added on top of the libraries and the curves "
-        f"(running state, compiled kernels, what loading left behind) {mib['added']:.0f} MiB "
-        f"= **{ratio:.2f}× the curves**."
+        f"- Shard memory at the end, summed over shards ({label}): {mib[kind]:.0f} MiB, of "
+        f"which libraries before loading {mib[kind + '_start']:.0f} MiB and curves "
+        f"{mib['curves']:.0f} MiB (running state {mib['state']:.0f} MiB). Added on top of the "
+        f"libraries and the curves (running state, compiled kernels, what loading left "
+        f"behind): {mib['added']:.0f} MiB = **{ratio:.2f}× the curves**. The object store "
+        f"keeps one more copy of the curves in use, for restarts."
     ]
 
 
