@@ -99,17 +99,20 @@ class Coordinator:
         return self._run([Arrival(r, source, now) for r in raws])
 
     def _run(self, batch: list[Arrival], wake: bool = True) -> list[dict[str, Any]]:
+        # The batch's results are dropped before the collector is back on: otherwise its
+        # first collection would scan every signal and neighbour tuple of the minute.
         with self._lock, gc_paused():
             out = self.pipeline.on_batch(batch)
             if wake:
                 self.fanout.wake()  # a no-op unless this batch found the graph parked
-        rows: dict[int, dict[str, Any]] = {}
-        for item in out:
-            key = id(item.arrival)
-            if isinstance(item, MinuteResult):
-                rows[key] = self._row(item)
-            else:
-                rows[key] = {"rejected": str(item.bad)}
+            rows: dict[int, dict[str, Any]] = {}
+            for item in out:
+                key = id(item.arrival)
+                if isinstance(item, MinuteResult):
+                    rows[key] = self._row(item)
+                else:
+                    rows[key] = {"rejected": str(item.bad)}
+            del out
         return [rows.get(id(a), {}) for a in batch]
 
     def _row(self, r: MinuteResult) -> dict[str, Any]:
