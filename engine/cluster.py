@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 _OPENED = [
@@ -72,6 +73,20 @@ def ensure_java(say: Say = print) -> str:
     return found
 
 
+def drop_dangling_session_link(ray_dir: Path) -> bool:
+    """Remove `session_latest` when it points at a deleted session (e.g. a /tmp cleaner).
+
+    Ray never replaces a dangling link (it checks that the path exists first), and RayDP's
+    JVM agent writes its logs through it: every Spark start would then fail with "Error
+    create log dir". Returns whether a link was removed.
+    """
+    link = ray_dir / "session_latest"
+    if link.is_symlink() and not link.exists():
+        link.unlink(missing_ok=True)
+        return True
+    return False
+
+
 def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dict[str, Any]:
     """Start (or join) Ray with the JVM options RayDP needs; returns ray.init's context info."""
     import ray  # noqa: PLC0415
@@ -79,6 +94,7 @@ def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dic
 
     os.environ["PYSPARK_PYTHON"] = sys.executable  # else Spark's workers miss our packages
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    drop_dangling_session_link(Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray")
     ctx = ray.init(
         address=address,
         num_cpus=num_cpus,
