@@ -15,11 +15,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simsignal.engine.algorithms import Algorithm, Params, RunningState, select
+from simsignal.engine.algorithms.base import F64
 from simsignal.engine.algorithms.moments import SEED_FOUR, seed_four_ranked
 from simsignal.engine.history.curves import DayCurves
 from simsignal.engine.topk import smallest_k, smallest_k_rows
-
-F64 = NDArray[np.float64]
 
 # ticker, minute m (1-based), today's value per channel (in the shard's channel order)
 Update = tuple[str, int, tuple[float, ...]]

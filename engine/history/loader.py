@@ -11,14 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from simsignal.engine.channels import COLUMNS
-from simsignal.engine.history.clean import DAY, OK, OUT_SCHEMA, ROWS, ticker_rows_and_days
+from simsignal.engine.history.clean import (
+    CHANNEL_COLUMNS,
+    DAY,
+    OK,
+    OUT_SCHEMA,
+    ROWS,
+    ticker_rows_and_days,
+)
 from simsignal.engine.history.days import KEPT
 from simsignal.engine.history.formats import SEED, BarFormat, detect_format, expand_paths, header_of
 from simsignal.engine.templates import SessionTemplate
 
 Step = Callable[[str], None]
-CHANNEL_COLUMNS = tuple(COLUMNS.values())
 
 
 @dataclass
@@ -128,21 +133,6 @@ def _read_bars(spark: Any, files: list[Path], tickers: list[str] | None) -> Any:
     return bars
 
 
-def _rows_per_shard(days: dict[str, int], shards: int, by_day: bool) -> dict[int, int]:
-    """Days each shard gets: dealt out in turn, or whole tickers as `_shard_of_ticker` puts them."""
-    if by_day:
-        n = sum(days.values())
-        return {
-            i: n // shards + (i < n % shards)
-            for i in range(shards)
-            if n // shards + (i < n % shards)
-        }
-    out: dict[int, int] = {}
-    for ticker, shard in _shard_of_ticker(days, shards).items():
-        out[shard] = out.get(shard, 0) + days[ticker]
-    return out
-
-
 def _shard_of_ticker(days: dict[str, int], shards: int) -> dict[str, int]:
     """Tickers to shards balanced by days (largest first onto the lightest shard)."""
     load = [0] * shards
@@ -228,12 +218,15 @@ def load_history(
         # Few tickers: deal the days out in turn, so every shard gets its share.
         order = Window.orderBy("ticker", "date")
         kept = kept.withColumn("shard", F.pmod(F.row_number().over(order) - 1, F.lit(shards)))
+        n = report.days_kept
+        dealt = {i: n // shards + (i < n % shards) for i in range(shards)}
+        report.rows_per_shard = {i: k for i, k in dealt.items() if k}
     else:
-        owner = spark.createDataFrame(
-            list(_shard_of_ticker(kept_days, shards).items()), "ticker string, shard int"
-        )
-        kept = kept.join(F.broadcast(owner), "ticker")
-    report.rows_per_shard = _rows_per_shard(kept_days, shards, by_day)
+        owner = _shard_of_ticker(kept_days, shards)
+        table = spark.createDataFrame(list(owner.items()), "ticker string, shard int")
+        kept = kept.join(F.broadcast(table), "ticker")
+        for ticker, shard in owner.items():
+            report.rows_per_shard[shard] = report.rows_per_shard.get(shard, 0) + kept_days[ticker]
     # Each partition crosses to Ray as one Java byte array (2 GiB at most, and heap): keep
     # them near 128 MB. Range partitions hold one shard's rows each (but at the boundaries),
     # so a shard fetches only its own blocks; only the channels in use cross.
