@@ -10,24 +10,37 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import ray
 
 from simsignal.actors.fanout import RayFanOut
+from simsignal.engine.bars import BadBar
 from simsignal.engine.forecast import forecast
 from simsignal.engine.gc_pause import gc_paused
 from simsignal.engine.keys import Keys
 from simsignal.engine.pipeline.batcher import Arrival, MinuteBatcher
-from simsignal.engine.pipeline.minute import MinutePipeline, MinuteResult, PipelineConfig
+from simsignal.engine.pipeline.journal import BatchRecord
+from simsignal.engine.pipeline.minute import (
+    MinutePipeline,
+    MinuteResult,
+    PipelineConfig,
+    Rejection,
+)
 from simsignal.engine.pipeline.observers import ChartSnapshot, LatencyStats
+from simsignal.engine.publish import SignalPublisher
 from simsignal.engine.redis_sink import RedisSink
 from simsignal.engine.redis_store import RedisError, RedisStore, Unavailable
 from simsignal.engine.templates import get_template
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,18 +54,33 @@ class CoordinatorConfig:
     chart_minute: int | None = None  # default: mid-session
     compiled_graph: bool = True
     batch_deadline_s: float = 0.05  # a minute's batch closes this long after its first bar
-    read_count: int = 1000  # bar-stream entries per XREAD
+    read_count: int = 1000  # bar-stream entries per XREADGROUP
     park_after_s: float = 1.0  # no bars this long: park the compiled graph (no busy readers)
+    run: str = "live"  # the journal's run name: "live" for the Redis feed, unique per replay
+    consumer: str = "coordinator"  # this engine's name in the bar streams' consumer group
+    max_pending: int = 100_000  # signals kept in memory while Redis fails, then spilled
+    spill_path: str | None = None  # JSON lines of commits Redis did not take (simsignal flush)
 
 
 class Coordinator:
-    """Everything here runs inside one actor process."""
+    """Everything here runs inside one actor process.
+
+    At start it publishes a spill file left by an earlier run and rebuilds today from the
+    session's journal in Redis, so a coordinator that Ray restarts (or an engine started
+    again on the same day) resumes exactly where the last committed batch left off.
+    """
 
     def __init__(self, shards: list[Any], config: CoordinatorConfig) -> None:
         self.config = config
         self.keys = Keys(config.prefix)
         self.store = RedisStore.connect(config.redis_url)
-        self.sink = RedisSink(self.store, self.keys, config.retention_days)
+        self.publisher = SignalPublisher(
+            self.store, self.keys, config.retention_days,
+            journal_key=self.keys.journal(config.pipeline.date, config.run),
+            group=self.keys.group, max_pending=config.max_pending,
+            spill=Path(config.spill_path) if config.spill_path else None,
+        )  # fmt: skip
+        self.sink = RedisSink(self.publisher)
         self.fanout = RayFanOut(shards, self._history, config.compiled_graph)
         self.latency = LatencyStats()
         template = get_template(config.pipeline.template)
@@ -61,21 +89,55 @@ class Coordinator:
             next(a for a in config.pipeline.algorithms if a != "ensemble"),
             lambda ticker: list(self.pipeline.today[ticker].xs),
         )
-        self.pipeline = MinutePipeline(
-            config.pipeline, self.fanout, self.sink, observers=[self.latency, self.chart]
-        )
+        self.pipeline = self._new_pipeline()
+        self.engine_errors = 0
+        self.restarted = _reconstructed()
+        self.restored_batches = self._resume()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the actor is threaded (stop() must reach the feed loop)
 
+    def _new_pipeline(self) -> MinutePipeline:
+        return MinutePipeline(
+            self.config.pipeline, self.fanout, self.sink, observers=[self.latency, self.chart]
+        )
+
     def _history(self, ticker: str, m: int) -> list[tuple[float, ...]]:
         return self.pipeline.values_before(ticker, m)
+
+    def _resume(self, timeout_s: float = 120.0) -> int:
+        """Publish a left-over spill file, then rebuild today from the journal; batches read."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.publisher.flush()
+                entries = self.store.entries(self.publisher.journal_key or "")
+                break
+            except Unavailable:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("Redis unreachable while resuming: retrying")
+                time.sleep(1.0)
+        if entries:
+            self._rebuild([BatchRecord.from_fields(e.fields) for e in entries])
+            log.warning("resumed from %d journal entries (restarted: %s)", len(entries),
+                        self.restarted)  # fmt: skip
+        return len(entries)
+
+    def _rebuild(self, records: list[BatchRecord]) -> None:
+        """A fresh pipeline from `records`, and every shard's query state to match."""
+        self.pipeline = self._new_pipeline()
+        values = self.pipeline.restore(records)
+        for shard in self.fanout.shards:
+            ray.get([shard.reset.remote()])
+            ray.get([shard.restore.remote(t, v) for t, v in values.items()])
+        self.pipeline.journal = list(records)
 
     # -- lifecycle ------------------------------------------------------------------------
     def compile(self) -> bool:
         """Start: compile the fan-out and pay first-use costs now, not on the first minute."""
         compiled = self.fanout.compile()
         with contextlib.suppress(RedisError):
-            self.sink.publisher.preload()
+            self.publisher.preload()
         forecast(0.0, np.ones(2), np.zeros(2), np.zeros(2))
         gc.freeze()  # start-up objects out of the collector's way: no 50 ms gen-2 pauses later
         return compiled
@@ -93,16 +155,23 @@ class Coordinator:
         """One raw bar as a batch of one; returns a row for the live table (or the rejection)."""
         return self.on_bars([raw], source)[-1]
 
-    def on_bars(self, raws: list[dict[str, str]], source: str = "replay") -> list[dict[str, Any]]:
-        """Several raw bars as one batch (one fan-out, one publish); a row per bar."""
+    def on_bars(
+        self, raws: list[dict[str, str]], source: str = "replay", receipts: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Several raw bars as one batch (one fan-out, one publish); a row per bar.
+
+        `receipts` name the bars (a replay's row numbers): a batch sent again after a
+        coordinator restart skips the bars the journal already holds.
+        """
         now = time.perf_counter()
-        return self._run([Arrival(r, source, now) for r in raws])
+        names = receipts or [""] * len(raws)
+        return self._run([Arrival(r, source, now, n) for r, n in zip(raws, names, strict=True)])
 
     def _run(self, batch: list[Arrival], wake: bool = True) -> list[dict[str, Any]]:
         # The batch's results are dropped before the collector is back on: otherwise its
         # first collection would scan every signal and neighbour tuple of the minute.
         with self._lock, gc_paused():
-            out = self.pipeline.on_batch(batch)
+            out = self._batch(batch)
             if wake:
                 self.fanout.wake()  # a no-op unless this batch found the graph parked
             rows: dict[int, dict[str, Any]] = {}
@@ -115,6 +184,30 @@ class Coordinator:
             del out
         return [rows.get(id(a), {}) for a in batch]
 
+    def _batch(self, batch: list[Arrival]) -> list[MinuteResult | Rejection]:
+        """The pipeline's batch; on an engine error, rebuild from the journal and try once more.
+
+        A batch that fails twice is refused bar by bar (code `engine_error`, dead-lettered and
+        acknowledged), so the engine goes on with the state of the last committed batch.
+        """
+        for attempt in (1, 2):
+            try:
+                return self.pipeline.on_batch(batch)
+            except Exception as err:  # an engine fault must not end the run
+                self.engine_errors += 1
+                log.exception("batch of %d bar(s) failed (attempt %d)", len(batch), attempt)
+                self._rebuild(self.pipeline.journal)
+                cause = err
+        why = f"engine error ({type(cause).__name__}: {str(cause)[:120]})"
+        bad = BadBar("batch", type(cause).__name__, why, "engine_error")
+        record = BatchRecord(receipts=[(a.source, a.receipt) for a in batch if a.receipt])
+        for a in batch:
+            self.sink.reject(a, bad)
+            record.rejected.append(bad.key)
+        self.sink.publish([], record)
+        self.pipeline.journal.append(record)
+        return [Rejection(a, bad) for a in batch]
+
     def _row(self, r: MinuteResult) -> dict[str, Any]:
         first = r.signals[0] if r.signals else None
         return {"minute": r.minute, "slot": first.slot if first else "", "close": r.close,
@@ -122,34 +215,60 @@ class Coordinator:
                 "up_prob": first.up_prob if first else float("nan"),
                 "algo": first.algo if first else "",
                 "latency_ms": (time.perf_counter() - r.arrived_at) * 1e3,
-                "pending": len(self.sink.publisher.pending)}  # fmt: skip
+                "pending": self.publisher.pending_signals}  # fmt: skip
 
     def run_redis_feed(self, tickers: list[str], block_ms: int = 200) -> int:
-        """Read `simsignal:bars:{ticker}` until stop(), many entries a call, a batch a minute."""
-        streams = {self.keys.bars(t): "0-0" for t in tickers}
+        """Read `simsignal:bars:{ticker}` in a consumer group until stop(); a batch a minute.
+
+        Entries this consumer was handed before a restart and never acknowledged come first
+        (ID `0`), then new ones (`>`). Each batch's bars are acknowledged in the transaction
+        that commits its signals, so a restart neither re-reads nor loses a bar.
+        """
+        streams = [self.keys.bars(t) for t in tickers]
+        group, consumer = self.keys.group, self.config.consumer
+        positions = dict.fromkeys(streams, "0")
         usable = self.config.pipeline.usable  # tickers without days send bars to be refused
         expected = frozenset(tickers) & usable if usable is not None else frozenset(tickers)
         batcher = MinuteBatcher(expected, self.config.batch_deadline_s)
-        handled, last_bar = 0, time.perf_counter()
+        handled, last_bar, ready = 0, time.perf_counter(), False
         while not self._stop.is_set():
             due = batcher.due(time.perf_counter())
             wait = block_ms if due is None else max(1, int(due * 1e3))
-            if due is None and time.perf_counter() - last_bar > self.config.park_after_s:
+            idle = time.perf_counter() - last_bar
+            if due is None and idle > self.config.park_after_s:
                 with self._lock:
                     self.fanout.park()
+                    if self.publisher.pending:
+                        self.publisher.flush()
             try:
-                entries = self.store.read(streams, block_ms=wait, count=self.config.read_count)
+                if not ready:
+                    self.store.ensure_group(streams, group)
+                    ready = True
+                entries = self.store.read_group(group, consumer, positions, block_ms=wait,
+                                                count=self.config.read_count)  # fmt: skip
             except Unavailable:
                 time.sleep(0.5)
-                self.sink.publisher.flush()
+                with self._lock:
+                    self.publisher.flush()
+                continue
+            except RedisError as err:  # NOPERM, OOM, READONLY …: say so, keep trying
+                self.publisher.last_error = f"{type(err).__name__}: {err}"[:300]
+                log.warning("reading the bar streams failed: %s", err)
+                time.sleep(1.0)
                 continue
             now = time.perf_counter()
-            if entries:
-                last_bar = now
+            pending_read = [s for s, p in positions.items() if p != ">"]
             arrivals = []
             for e in entries:
-                streams[e.stream] = e.id
+                if positions[e.stream] != ">":
+                    positions[e.stream] = e.id
                 arrivals.append(Arrival(e.fields, e.stream, now, e.id))
+            got = {e.stream for e in entries}
+            for stream in pending_read:  # this consumer's unacknowledged entries are done
+                if stream not in got:
+                    positions[stream] = ">"
+            if entries:
+                last_bar = now
             batches = batcher.add(arrivals, now)
             # Compiling the graph takes ~0.2 s, which the next minute would wait for: only
             # worth it for a backlog (a catch-up); a minute-by-minute feed stays on classic calls.
@@ -164,16 +283,40 @@ class Coordinator:
 
     # -- reporting --------------------------------------------------------------------------
     def flush(self) -> int:
-        """Retry pending publications; returns how many are still pending."""
-        self.sink.publisher.flush()
-        return len(self.sink.publisher.pending)
+        """Retry pending publications; returns how many signals are still pending."""
+        with self._lock:
+            self.publisher.flush(force=True)
+            return self.publisher.pending_signals
+
+    def spill(self) -> dict[str, Any]:
+        """Write what Redis did not take to the spill file; what was spilled, and where."""
+        with self._lock:
+            n = self.publisher.spill_pending()
+        return {"spilled": n, "spilled_total": self.publisher.spilled,
+                "path": str(self.publisher.spill or ""),
+                "pending": self.publisher.pending_signals}  # fmt: skip
+
+    def health(self) -> dict[str, Any]:
+        """For the console while following Redis: is Redis failing, and what is held back."""
+        pub = self.publisher
+        since = pub.failing_since
+        return {"failing_s": 0.0 if since is None else time.monotonic() - since,
+                "last_error": pub.last_error, "pending": pub.pending_signals,
+                "spilled": pub.spilled, "max_pending": pub.max_pending,
+                "spill": str(pub.spill or ""), "accepted": self.pipeline.accepted,
+                "pid": os.getpid()}  # fmt: skip
 
     def stats(self) -> dict[str, Any]:
         """Counts and latencies for the summary."""
-        pub = self.sink.publisher
+        pub = self.publisher
         return {
             "accepted": self.pipeline.accepted, "rejected": dict(self.pipeline.rejected),
-            "published": pub.published, "repeats": pub.repeats, "pending": len(pub.pending),
+            "published": pub.published, "repeats": pub.repeats,
+            "pending": pub.pending_signals, "spilled": pub.spilled,
+            "spill_path": str(pub.spill or ""), "refused_backfill": list(pub.refused),
+            "not_finite": self.pipeline.not_finite, "engine_errors": self.engine_errors,
+            "coordinator_restarted": self.restarted, "resumed_batches": self.restored_batches,
+            "published_before_restart": self.pipeline.restored_signals,
             **self.latency.summary(), "restarts": self.fanout.restarts,
             "compiled_graph": self.fanout.graph is not None or self.fanout.parked,
             "recompiles": self.fanout.recompiles, "graph_parks": self.fanout.parks,
@@ -189,6 +332,17 @@ class Coordinator:
         return {**snap, "curves": np.array(curves), "today": list(self.pipeline.today[ticker].xs)}
 
 
+def _reconstructed() -> bool:
+    """Whether Ray restarted this actor after its process died."""
+    try:
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    except Exception:  # outside an actor
+        return False
+
+
 _remote: Any = ray.remote  # its overloads do not list every actor option
 # Typed as Any: the actor handle's methods are Ray's, whatever its release's hints say.
-CoordinatorActor: Any = _remote(num_cpus=0, max_concurrency=4)(Coordinator)
+# A coordinator whose process dies is started again (its __init__ resumes from the journal);
+# calls in flight fail, and the caller sends them again (receipts make that safe).
+CoordinatorActor: Any = _remote(num_cpus=0, max_concurrency=4, max_restarts=5,
+                                max_task_retries=0)(Coordinator)  # fmt: skip

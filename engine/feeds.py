@@ -41,7 +41,10 @@ def replay_rows(path: Path) -> Iterator[dict[str, str]]:
         yield fields
 
 
-def paced(rows: Iterator[dict[str, str]], speed: float) -> Iterator[dict[str, str]]:
+Numbered = tuple[int, dict[str, str]]  # a row with its place in the file (its receipt)
+
+
+def paced(rows: Iterator[Numbered], speed: float) -> Iterator[Numbered]:
     """Yield rows in bar time divided by `speed` (0: as fast as possible; 60: a minute a second)."""
     if speed <= 0:
         yield from rows
@@ -50,23 +53,23 @@ def paced(rows: Iterator[dict[str, str]], speed: float) -> Iterator[dict[str, st
     start_bar: datetime | None = None
     for row in rows:
         try:
-            ts = datetime.fromisoformat(row.get("ts", ""))
-        except ValueError:
+            ts = datetime.fromisoformat(row[1].get("ts", ""))
+        except (ValueError, TypeError):
             yield row  # let the gate reject it with its reason
             continue
-        start_bar = start_bar or ts
-        due = start_wall + (ts - start_bar).total_seconds() / speed
+        start_bar = start_bar or ts.replace(tzinfo=None)
+        due = start_wall + (ts.replace(tzinfo=None) - start_bar).total_seconds() / speed
         delay = due - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            time.sleep(min(delay, 60.0))
         yield row
 
 
-def minute_batches(rows: Iterator[dict[str, str]]) -> Iterator[list[dict[str, str]]]:
+def minute_batches(rows: Iterator[Numbered]) -> Iterator[list[Numbered]]:
     """Consecutive rows with the same time as one batch: a market's minute, one fan-out."""
-    batch: list[dict[str, str]] = []
+    batch: list[Numbered] = []
     for row in rows:
-        if batch and row.get("ts") != batch[0].get("ts"):
+        if batch and row[1].get("ts") != batch[0][1].get("ts"):
             yield batch
             batch = []
         batch.append(row)

@@ -37,3 +37,12 @@ class Keys:
     def engine(self) -> str:
         """Hash: the running engine's state and start-up figures (health, benchmarks)."""
         return f"{self.prefix}:engine"
+
+    @property
+    def group(self) -> str:
+        """The engine's consumer group on every bar stream."""
+        return f"{self.prefix}-engine"
+
+    def journal(self, date: str, run: str) -> str:
+        """Stream: one entry per handled batch of a session (what a restart rebuilds from)."""
+        return f"{self.prefix}:journal:{date}:{run}"

@@ -38,7 +38,8 @@ class LiveTable:
         if "rejected" in row:
             self.rejected.append(row["rejected"])
             if not self.live:
-                self.console.print(f"[red]rejected[/] {row['rejected']}")
+                # Text, not markup: a rejected value may hold "[/x]", which markup would parse.
+                self.console.print(Text("rejected ", style="red") + Text(str(row["rejected"])))
         elif row:
             self.rows.append(row)
             if not self.live and (row["minute"] % self.every == 0 or row["minute"] == 1):

@@ -1,84 +1,242 @@
-"""Publishing signals to Redis: stream + pub/sub + latest hash, idempotent, buffered when down."""
+"""Publishing a batch to Redis in one transaction; buffered, then spilled to a file, when down.
+
+A batch's commit holds its signals (stream + pub/sub + latest hash, idempotent by ID), its
+journal entry, the acknowledgement of its bars and its dead letters, in one MULTI/EXEC: either
+all of it happened or none of it did, so a restart can resume exactly.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
 
 from simsignal.engine.keys import Keys
-from simsignal.engine.redis_store import PublishCall, RedisStore, Unavailable
+from simsignal.engine.pipeline.journal import BatchRecord
+from simsignal.engine.redis_store import Commit, RedisError, RedisStore
 from simsignal.engine.signals import Signal
 
 DAY_MS = 86_400_000
+log = logging.getLogger(__name__)
+
+# Dead-letter fields are cut to these lengths: one hostile bar cannot make a large entry.
+_DEAD_LIMITS = {"source": 200, "field": 64, "value": 200, "reason": 400, "raw": 4000, "at": 32}
 
 
+def dead_letter_entry(
+    source: str, field: str, value: object, reason: str, raw: object, code: str = ""
+) -> dict[str, str]:
+    """A dead letter's fields as short, always-encodable text (never raises)."""
+    raw_text = raw if isinstance(raw, str) else _json(raw)
+    entry = {"source": source, "field": field, "value": str(value), "reason": reason,
+             "raw": raw_text, "at": f"{time.time():.3f}"}  # fmt: skip
+    if code:
+        entry["code"] = code
+    return {k: _safe(v, _DEAD_LIMITS.get(k, 64)) for k, v in entry.items()}
+
+
+def _json(raw: object) -> str:
+    try:
+        return json.dumps(raw, default=str)  # ensure_ascii: surrogates come out escaped
+    except (TypeError, ValueError, RecursionError):
+        return repr(raw)[:4000]
+
+
+def _safe(text: object, most: int) -> str:
+    """Text cut to `most` characters with lone surrogates and the like escaped."""
+    s = str(text)[:most]
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@dataclass
+class _Unit:
+    """One batch's commit, not yet in Redis (JSON-ready: it may go to the spill file)."""
+
+    commit: Commit
+    signals: int
+
+
+@dataclass
 class SignalPublisher:
-    """Publishes in order; while Redis is unreachable, keeps signals and flushes them later."""
+    """Commits batches in order; keeps them while Redis fails, and spills past `max_pending`.
 
-    def __init__(self, store: RedisStore, keys: Keys, retention_days: float) -> None:
-        self.store = store
-        self.keys = keys
-        self.keep_ms = int(retention_days * DAY_MS)
-        self.pending: deque[Signal] = deque()
-        self.published = 0
-        self.repeats = 0
+    The spill file (JSON lines, one commit each) is published before anything newer, by the
+    next successful flush, by the next run, or by `simsignal flush`: every commit is
+    idempotent, so publishing a line twice changes nothing.
+    """
+
+    store: RedisStore
+    keys: Keys
+    retention_days: float
+    journal_key: str | None = None
+    group: str | None = None
+    max_pending: int = 100_000  # signals kept in memory while Redis fails, then spilled
+    spill: Path | None = None
+    pending: deque[_Unit] = field(default_factory=deque)
+    published: int = 0
+    repeats: int = 0
+    refused: list[str] = field(default_factory=list)  # back-fills refused (stream:id)
+    spilled: int = 0
+    last_error: str = ""
+    failing_since: float | None = None  # monotonic time of the first failure in a row
+    _next_try: float = 0.0
+    _backoff: float = 0.25
+
+    @property
+    def keep_ms(self) -> int:
+        """Signal retention in milliseconds."""
+        return int(self.retention_days * DAY_MS)
+
+    @property
+    def pending_signals(self) -> int:
+        """Signals held in memory, not yet in Redis."""
+        return sum(u.signals for u in self.pending)
 
     def preload(self) -> None:
         """Load the script into Redis now, so the first minute pays no NOSCRIPT round trip."""
         self.store.load_publish_script()
 
-    def publish(self, signals: Iterable[Signal]) -> int:
-        """Queue `signals` behind anything still pending and try to flush; returns new entries."""
-        self.pending.extend(signals)
+    def publish(
+        self,
+        signals: Iterable[Signal],
+        record: BatchRecord | None = None,
+        dead: list[dict[str, str]] | None = None,
+    ) -> int:
+        """Queue one batch behind anything pending and try to flush; returns new entries."""
+        unit = self._unit(list(signals), record, dead or [])
+        if unit.commit.calls or unit.commit.journal or unit.commit.acks or unit.commit.dead:
+            self.pending.append(unit)
         return self.flush()
 
-    def flush(self) -> int:
-        """Send what is pending, oldest first; on a connection error keep the rest for later."""
-        if not self.pending:
+    def flush(self, force: bool = False) -> int:
+        """Send the spill file, then what is pending, oldest first; keep it all on failure.
+
+        While Redis fails, a batch does not wait on it: attempts back off from 0.5 s to 5 s
+        (a dead host costs a connect timeout each time), unless `force`d.
+        """
+        if not force and self.failing_since is not None and time.monotonic() < self._next_try:
+            if self.pending_signals > self.max_pending:
+                self.spill_pending()
             return 0
-        batch = list(self.pending)
+        added = 0
+        try:
+            added += self._flush_spill()
+            if self.pending:
+                units = list(self.pending)
+                added += self._commit(_merged([u.commit for u in units]), units)
+                self.pending.clear()
+        except RedisError as err:
+            self.last_error = f"{type(err).__name__}: {err}"[:300]
+            now = time.monotonic()
+            if self.failing_since is None:
+                self.failing_since, self._backoff = now, 0.25
+                log.warning("Redis commit failed (%s): keeping signals", self.last_error)
+            self._backoff = min(5.0, self._backoff * 2)
+            self._next_try = now + self._backoff
+            if self.pending_signals > self.max_pending:
+                self.spill_pending()
+            return added
+        self.failing_since = None
+        return added
+
+    def spill_pending(self) -> int:
+        """Append everything pending to the spill file (in order); returns signals spilled."""
+        if self.spill is None or not self.pending:
+            return 0
+        self.spill.parent.mkdir(parents=True, exist_ok=True)
+        n = self.pending_signals
+        with self.spill.open("ab") as out:
+            for unit in self.pending:
+                out.write(orjson.dumps(unit.commit.to_json()) + b"\n")
+        self.pending.clear()
+        self.spilled += n
+        log.warning("%d signal(s) spilled to %s", n, self.spill)
+        return n
+
+    # -- internals ---------------------------------------------------------------------
+    def _unit(
+        self, signals: list[Signal], record: BatchRecord | None, dead: list[dict[str, str]]
+    ) -> _Unit:
         by_ticker: dict[str, list[str | int | float]] = {}
-        for sig in batch:  # dicts keep insertion order: each ticker's signals stay in order
-            fields = orjson.dumps(sig.field_list()).decode()
+        for sig in signals:  # dicts keep insertion order: each ticker's signals stay in order
             args = by_ticker.setdefault(
                 sig.ticker, [sig.bar_epoch_ms - self.keep_ms, self.keys.channel]
             )
             args[0] = min(int(args[0]), sig.bar_epoch_ms - self.keep_ms)
-            args += [sig.stream_id, sig.algo, sig.to_json(), fields]
-        calls = [
-            PublishCall(self.keys.signals(t), self.keys.latest(t), args)
-            for t, args in by_ticker.items()
-        ]
-        try:
-            added = self.store.publish(calls)
-        except Unavailable:
-            return 0
-        self.pending.clear()
-        self.repeats += len(batch) - added
+            args += [sig.stream_id, sig.algo, sig.to_json(),
+                     orjson.dumps(sig.field_list()).decode()]  # fmt: skip
+        calls = [(self.keys.signals(t), self.keys.latest(t), a) for t, a in by_ticker.items()]
+        journal, acks = [], []
+        if record is not None and self.journal_key and (record.bars or record.receipts):
+            ttl = max(1, int(self.retention_days * 86_400))
+            journal.append((self.journal_key, record.to_fields(), ttl))
+        if record is not None and self.group:
+            streams: dict[str, list[str]] = {}
+            for source, receipt in record.receipts:
+                if source.startswith(self.keys.bars("")):
+                    streams.setdefault(source, []).append(receipt)
+            acks = [(s, self.group, ids) for s, ids in streams.items()]
+        dead_rows = [(self.keys.deadletter, d) for d in dead]
+        return _Unit(Commit(calls, journal, acks, dead_rows), len(signals))
+
+    def _commit(self, commit: Commit, units: list[_Unit] | None = None) -> int:
+        added, refused = self.store.commit(commit)
+        n = sum(u.signals for u in units) if units is not None else commit.signal_count
         self.published += added
+        self.repeats += n - added - len(refused)
+        if refused:
+            self.refused += refused
+            log.error("%d signal(s) refused: back-fill below a stream's newest entry (%s)",
+                      len(refused), ", ".join(refused[:3]))  # fmt: skip
+        return added
+
+    def _flush_spill(self) -> int:
+        if self.spill is None or not self.spill.is_file():
+            return 0
+        added = 0
+        for chunk in _chunks(self.spill, 200):
+            added += self._commit(_merged(chunk))
+        self.spill.unlink()
         return added
 
 
-def dead_letter(
-    store: RedisStore,
-    keys: Keys,
-    source: str,
-    field: str,
-    value: object,
-    reason: str,
-    raw: dict[str, str] | str,
-) -> bool:
-    """Park rejected input with the reason; never raises: a dead letter must not stop the engine."""
-    entry = {
-        "source": source,
-        "field": field,
-        "value": str(value)[:500],
-        "reason": reason,
-        "raw": raw[:4000] if isinstance(raw, str) else json.dumps(raw, default=str)[:4000],
-        "at": f"{time.time():.3f}",
-    }
-    return store.dead_letter(keys, entry)
+def _chunks(path: Path, size: int) -> Iterator[list[Commit]]:
+    """The spill file's commits, `size` at a time (a torn last line is skipped)."""
+    chunk: list[Commit] = []
+    with path.open("rb") as lines:
+        for line in lines:
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                chunk.append(Commit.from_json(orjson.loads(line)))
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def _merged(commits: list[Commit]) -> Commit:
+    """Several commits as one: each stream's signals concatenated in order."""
+    if len(commits) == 1:
+        return commits[0]
+    calls: dict[str, tuple[str, str, list[str | int | float]]] = {}
+    for c in commits:
+        for stream, latest, args in c.calls:
+            known = calls.get(stream)
+            if known is None:
+                calls[stream] = (stream, latest, list(args))
+            else:
+                known[2][0] = min(int(known[2][0]), int(args[0]))
+                known[2].extend(args[2:])
+    return Commit(
+        list(calls.values()),
+        [j for c in commits for j in c.journal],
+        [a for c in commits for a in c.acks],
+        [d for c in commits for d in c.dead],
+    )

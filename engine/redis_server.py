@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.redis_store import RedisStore, probe
 
 
 def free_port() -> int:
@@ -40,10 +40,17 @@ def find_redis_server() -> str:
 class RedisServer:
     """A redis-server child process on a free loopback port, stopped by `stop()`."""
 
-    def __init__(self, binary: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        binary: str | None = None,
+        port: int | None = None,
+        data_dir: str | None = None,
+        extra: list[str] | None = None,
+    ) -> None:
         self.binary = binary or find_redis_server()
         self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="simsignal-redis-")
+        self.keep_dir = data_dir is not None  # a given folder outlives the server (restarts)
+        self.dir = data_dir or tempfile.mkdtemp(prefix="simsignal-redis-")
         self.proc = subprocess.Popen(
             [
                 self.binary,
@@ -54,11 +61,14 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",  # what the engine needs of any Redis: a restart keeps the signals
+                "--appendfsync",
+                "everysec",
                 "--dir",
                 self.dir,
                 "--protected-mode",
                 "yes",
+                *(extra or []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -72,16 +82,13 @@ class RedisServer:
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        store = RedisStore.connect(self.url, timeout=0.5, connect_timeout=0.2)
-        try:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.binary} exited with code {self.proc.returncode}")
-                if store.ping():
-                    return
-                time.sleep(0.05)
-        finally:
-            store.close()
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.binary} exited with code {self.proc.returncode}")
+            problem = probe(self.url, timeout=0.2)
+            if problem is None or "refused the user" in problem:  # up (a password is set)
+                return
+            time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"{self.binary} did not answer on port {self.port} within {timeout}s")
 
@@ -101,4 +108,5 @@ class RedisServer:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,28 +1,30 @@
-"""The pipeline's signal sink on Redis: ordered, idempotent publishing, and dead letters."""
+"""The pipeline's signal sink on Redis: one transaction per batch, with its dead letters."""
 
 from __future__ import annotations
 
 from simsignal.engine.bars import BadBar
-from simsignal.engine.keys import Keys
 from simsignal.engine.pipeline.batcher import Arrival
-from simsignal.engine.publish import SignalPublisher, dead_letter
-from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.pipeline.journal import BatchRecord
+from simsignal.engine.publish import SignalPublisher, dead_letter_entry
 from simsignal.engine.signals import Signal
 
 
 class RedisSink:
-    """Publishes each batch in one round trip; keeps it (in order) while Redis is away."""
+    """Dead letters wait for their batch's commit, so they are kept (or spilled) like signals."""
 
-    def __init__(self, store: RedisStore, keys: Keys, retention_days: float) -> None:
-        self.store = store
-        self.keys = keys
-        self.publisher = SignalPublisher(store, keys, retention_days)
+    def __init__(self, publisher: SignalPublisher) -> None:
+        self.publisher = publisher
+        self._dead: list[dict[str, str]] = []
 
-    def publish(self, signals: list[Signal]) -> None:
-        """Queue behind anything pending and try to send it all."""
-        self.publisher.publish(signals)
+    def publish(self, signals: list[Signal], record: BatchRecord) -> None:
+        """Commit the batch: signals, journal entry, bar acks and dead letters together."""
+        dead, self._dead = self._dead, []
+        self.publisher.publish(signals, record, dead)
 
     def reject(self, arrival: Arrival, bad: BadBar) -> None:
-        """Dead-letter a refused bar (never raises)."""
-        dead_letter(self.store, self.keys, arrival.source, bad.field, bad.value, bad.reason,
-                    arrival.fields)  # fmt: skip
+        """Hold a refused bar's dead letter for the batch's commit."""
+        self._dead.append(
+            dead_letter_entry(
+                arrival.source, bad.field, bad.value, bad.reason, arrival.fields, bad.code
+            )
+        )

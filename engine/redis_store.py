@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -51,8 +51,10 @@ def _fields(raw: Any) -> Fields:
 # ARGV: min id, channel, then per signal: id, algo, payload JSON, the entry's fields as one
 # JSON array [name, value, ...]. Four arguments a signal instead of ~40: packing each argument
 # costs the client more than cjson.decode costs Redis.
+# Returns {added, refused id, ...}: an ID Redis refuses is a repeat when that entry is there,
+# and a back-fill (an earlier minute after a later one) when it is not; those are refused.
 _PUBLISH_LUA = """
-local i, added = 3, 0
+local i, out = 3, {0}
 while i <= #ARGV do
   local ok = redis.pcall('XADD', KEYS[1], 'MINID', ARGV[1], ARGV[i],
                          unpack(cjson.decode(ARGV[i + 3])))
@@ -60,24 +62,51 @@ while i <= #ARGV do
     if not string.find(ok.err, 'equal or smaller', 1, true) then
       return redis.error_reply(ok.err)
     end
+    if #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) == 0 then
+      out[#out + 1] = ARGV[i]
+    end
   else
     redis.call('PUBLISH', ARGV[2], ARGV[i + 2])
     redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
-    added = added + 1
+    out[1] = out[1] + 1
   end
   i = i + 4
 end
-return added
+return out
 """
 
 
-@dataclass(frozen=True, slots=True)
-class PublishCall:
-    """One script call: a ticker's stream and latest hash, and the flat ARGV of its signals."""
+Call = tuple[str, str, list[str | int | float]]  # stream, latest hash, the script's ARGV
 
-    stream: str
-    latest: str
-    args: Sequence[str | int | float]
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """One transaction: publish-script calls, journal entries, bar acks and dead letters."""
+
+    calls: list[Call]
+    journal: list[tuple[str, dict[str, str], int]] = field(default_factory=list)  # key, f, ttl
+    acks: list[tuple[str, str, list[str]]] = field(default_factory=list)  # stream, group, ids
+    dead: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # stream, fields
+
+    @property
+    def signal_count(self) -> int:
+        """Signals in the calls (four script arguments each, after two)."""
+        return sum((len(args) - 2) // 4 for _, _, args in self.calls)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form (the spill file's lines)."""
+        return {"calls": self.calls, "journal": self.journal, "acks": self.acks,
+                "dead": self.dead}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Commit:
+        """Back from `to_json`."""
+        return cls(
+            [(str(s), str(h), list(a)) for s, h, a in obj["calls"]],
+            [(str(k), dict(f), int(t)) for k, f, t in obj.get("journal", [])],
+            [(str(s), str(g), [str(i) for i in ids]) for s, g, ids in obj.get("acks", [])],
+            [(str(k), dict(f)) for k, f in obj.get("dead", [])],
+        )
 
 
 class RedisStore:
@@ -187,45 +216,115 @@ class RedisStore:
         """Load the publish script now, so the first minute pays no NOSCRIPT round trip."""
         self._sha = text(self._client.script_load(_PUBLISH_LUA))
 
-    def publish(self, calls: Sequence[PublishCall]) -> int:
-        """Run the publish script once per call, all in one pipelined round trip.
+    def commit(self, commit: Commit) -> tuple[int, list[str]]:
+        """Run one batch's commit as a MULTI/EXEC transaction, in one round trip.
 
         EVALSHA is sent straight away (no SCRIPT EXISTS check per call); if the server lost
-        the script (a restart), it is loaded again and the whole batch re-sent, which is safe
-        because the stream IDs make every signal idempotent. Returns entries newly added.
+        the script (a restart), it is loaded again and the whole commit re-sent, which is safe
+        because stream IDs make every signal idempotent and acks are idempotent too. Returns
+        the entries newly added and the refused back-fills as `stream:id`.
         """
         if self._sha is None:
             self.load_publish_script()
         try:
-            return self._run_publish(calls)
+            return self._run_commit(commit)
         except NoScriptError:
             self.load_publish_script()
-            return self._run_publish(calls)
+            return self._run_commit(commit)
 
-    def _run_publish(self, calls: Sequence[PublishCall]) -> int:
-        pipe = self._client.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(self._sha, 2, call.stream, call.latest, *call.args)
+    def _run_commit(self, commit: Commit) -> tuple[int, list[str]]:
+        pipe = self._client.pipeline(transaction=True)
+        for stream, latest, args in commit.calls:
+            pipe.evalsha(self._sha, 2, stream, latest, *args)
+        for key, fields, ttl in commit.journal:
+            pipe.xadd(key, fields)
+            pipe.expire(key, ttl)
+        for stream, group, ids in commit.acks:
+            pipe.xack(stream, group, *ids)
+        for key, fields in commit.dead:
+            pipe.xadd(key, _encoded(fields), maxlen=DEAD_LETTER_MAXLEN, approximate=True)
         results: list[Any] = pipe.execute()
-        return sum(int(r) for r in results)
+        added, refused = 0, []
+        for (stream, _, _), reply in zip(commit.calls, results, strict=False):
+            added += int(reply[0])
+            refused += [f"{stream}:{text(i)}" for i in reply[1:]]
+        return added, refused
 
-    def dead_letter(self, keys: Keys, entry: Mapping[str, str], maxlen: int = 100_000) -> bool:
-        """Park a rejected input; never raises (returns whether Redis took it)."""
+    # -- the bar streams' consumer group --------------------------------------------------
+    def ensure_group(self, streams: Sequence[str], group: str) -> None:
+        """Create `group` on each stream (from its first entry) unless it is there."""
+        pipe = self._client.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xgroup_create(stream, group, id="0", mkstream=True)
+        for reply in pipe.execute(raise_on_error=False):
+            if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                raise reply
+
+    def read_group(
+        self, group: str, consumer: str, positions: Mapping[str, str], *,
+        block_ms: int | None = None, count: int | None = None,
+    ) -> list[Entry]:  # fmt: skip
+        """XREADGROUP: `>` for new entries, `0` for this consumer's unacknowledged ones."""
+        reply: Any = self._client.xreadgroup(
+            group, consumer, dict(positions), count=count, block=block_ms
+        )
+        return [
+            Entry(text(stream), text(entry_id), _fields(fields))
+            for stream, entries in reply or []
+            for entry_id, fields in entries or []
+            if fields is not None  # a pending entry trimmed away comes back without fields
+        ]
+
+    def dead_letter(self, keys: Keys, entry: Mapping[str, str]) -> bool:
+        """Park a rejected input now; never raises (returns whether Redis took it)."""
         try:
-            safe = {k: v.encode("utf-8", "replace") for k, v in entry.items()}
-            self._client.xadd(keys.deadletter, safe, maxlen=maxlen, approximate=True)
-        except Exception:
+            self._client.xadd(keys.deadletter, _encoded(entry), maxlen=DEAD_LETTER_MAXLEN,
+                              approximate=True)  # fmt: skip
+        except Exception:  # a dead letter must never stop the engine
             return False
         return True
 
 
-def answers(url: str, timeout: float = 0.5) -> bool:
-    """True when a Redis server answers PING at `url`."""
+DEAD_LETTER_MAXLEN = 100_000
+
+
+def _encoded(fields: Mapping[str, str]) -> dict[str, bytes]:
+    """Fields as UTF-8 bytes, with anything unencodable (a lone surrogate) escaped."""
+    return {k: str(v).encode("utf-8", "backslashreplace") for k, v in fields.items()}
+
+
+def probe(url: str, timeout: float = 0.5) -> str | None:
+    """None when a Redis server answers PING at `url`; else why not, in a few words.
+
+    A wrong password or a TLS certificate the client refuses is said as such: "nothing
+    answers" would send an operator looking for a server that is there.
+    """
     try:
         store = RedisStore.connect(url, timeout=timeout, connect_timeout=timeout)
-    except (ValueError, RedisError):
-        return False
+    except ValueError as err:
+        return f"not a Redis URL ({err})"
     try:
-        return store.ping()
+        store._client.ping()
+    except (RedisError, OSError) as err:
+        return _why(err)
     finally:
         store.close()
+    return None
+
+
+def _why(err: Exception) -> str:
+    text = str(err)
+    if isinstance(err, redis.AuthenticationError) or any(
+        code in text for code in ("WRONGPASS", "NOAUTH", "NOPERM")
+    ):
+        return f"the server refused the user name or password ({text})"
+    if isinstance(err, redis.ConnectionError) and ("certificate" in text.lower() or "SSL" in text):
+        return f"TLS failed ({text})"
+    if isinstance(err, redis.ConnectionError):
+        return f"no Redis server answers ({text})"
+    return f"{type(err).__name__}: {text}"
+
+
+def answers(url: str, timeout: float = 0.5) -> bool:
+    """True when a Redis server answers PING at `url`."""
+    return probe(url, timeout) is None

@@ -29,6 +29,7 @@ class RedisSettings(_Section):
     url: SecretStr | None = None
     prefix: str = "simsignal"
     retention_days: Annotated[float, Field(gt=0)] = 5.0
+    max_pending_signals: Annotated[int, Field(gt=0)] = 100_000  # in memory while Redis fails
 
 
 class HistorySettings(_Section):
@@ -38,6 +39,13 @@ class HistorySettings(_Section):
     max_missing_slots: Annotated[int, Field(ge=0)] = 12
     max_gap_days: Annotated[int, Field(ge=0)] = 4
     cache_dir: str = "data/curves"  # day-curves cache; "" turns it off
+
+
+class InputSettings(_Section):
+    """How far a live bar may stray before it is refused (its damage could not be undone)."""
+
+    max_move: Annotated[float, Field(gt=0)] | None = None  # None: the session template's
+    max_prev_close_gap: Annotated[float, Field(gt=0)] = 0.25  # a bar's prev_close vs history
 
 
 class EngineSettings(_Section):
@@ -108,6 +116,7 @@ class Settings(BaseSettings):
 
     redis: RedisSettings = RedisSettings()
     history: HistorySettings = HistorySettings()
+    input: InputSettings = InputSettings()
     engine: EngineSettings = EngineSettings()
     cluster: ClusterSettings = ClusterSettings()
 

@@ -21,6 +21,7 @@ class SessionTemplate:
     name: str
     minutes: tuple[int, ...]
     timezone: str
+    move_limit: float  # default largest accepted move from the previous close (a fraction)
     _slot_of: dict[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -48,10 +49,12 @@ class SessionTemplate:
 
 TEMPLATES: dict[str, SessionTemplate] = {
     # The seed's data: 09:30 (call auction close) … 11:30, then 13:01 … 15:00.
+    # Move limits: cn's widest daily band on the main exchanges (ChiNext and STAR, ±20 %;
+    # main boards ±10 %); us has no band, ±50 % admits all but a few single-stock days a year.
     "cn": SessionTemplate(
-        "cn", tuple(_span("09:30", "11:30") + _span("13:01", "15:00")), "Asia/Shanghai"
+        "cn", tuple(_span("09:30", "11:30") + _span("13:01", "15:00")), "Asia/Shanghai", 0.2
     ),
-    "us": SessionTemplate("us", tuple(_span("09:30", "15:59")), "America/New_York"),
+    "us": SessionTemplate("us", tuple(_span("09:30", "15:59")), "America/New_York", 0.5),
 }
 
 

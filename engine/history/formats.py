@@ -11,6 +11,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 
+class NoHistoryError(ValueError):
+    """The history holds no usable day before the session date."""
+
+
 class MissingColumnError(ValueError):
     """A required column is absent; names the column, the format and the file."""
 

@@ -9,19 +9,21 @@ is a batch of one, and gives the same signals.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 import numpy as np
 
 from simsignal.engine.algorithms import ALGO_INDEX, ENSEMBLE, Algorithm, Params, select
-from simsignal.engine.bars import BadBar, BarGate, parse_bar
+from simsignal.engine.bars import BadBar, BarGate, check_move, parse_bar
 from simsignal.engine.forecast import Forecast, ensemble, forecast_many
 from simsignal.engine.pipeline.batcher import Arrival
+from simsignal.engine.pipeline.journal import BatchRecord
 from simsignal.engine.pipeline.merge import Matches, merge_candidates
 from simsignal.engine.shard_state import Answer, Update
 from simsignal.engine.signals import Signal, epoch_ms
@@ -42,8 +44,8 @@ class FanOut(Protocol):
 class SignalSink(Protocol):
     """Where signals and rejected input go (Redis in production, a list in tests)."""
 
-    def publish(self, signals: list[Signal]) -> None:
-        """Hand over one batch's signals, in order."""
+    def publish(self, signals: list[Signal], record: BatchRecord) -> None:
+        """Hand over one batch's signals, in order, with what the batch did (its journal)."""
         ...
 
     def reject(self, arrival: Arrival, bad: BadBar) -> None:
@@ -63,6 +65,8 @@ class PipelineConfig:
     tickers: frozenset[str] | None = None  # live tickers (None: every ticker with history)
     usable: frozenset[str] | None = None  # tickers with kept days (None: pooled, any will do)
     max_gap_days: int = 4
+    max_move: float | None = None  # None: the template's move limit
+    max_prev_close_gap: float = 0.25
     channels: tuple[str, ...] = ("price",)
     params: Params = Params()
 
@@ -118,7 +122,11 @@ class MinutePipeline:
     clock: Callable[[], float] = time.perf_counter
     today: dict[str, TodayCurve] = field(default_factory=dict)
     accepted: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)  # by BadBar.key (field:code)
+    not_finite: int = 0  # signals withheld because a field was not finite (never expected)
+    handled: set[str] = field(default_factory=set)  # receipts settled before a restart
+    restored_signals: int = 0  # signals published before a restart (from the journal)
+    journal: list[BatchRecord] = field(default_factory=list)  # today's committed batches
 
     def __post_init__(self) -> None:
         c = self.config
@@ -128,70 +136,128 @@ class MinutePipeline:
         known = set(c.tickers) if c.tickers else set(c.last_close)
         self.gate = BarGate(self.template, c.date, known)
         self._day = datetime.fromisoformat(c.date)
+        self.move_limit = c.max_move or self.template.move_limit
         self._stamps: dict[int, int] = {}  # minute → epoch ms (one session day)
 
     # -- the path ---------------------------------------------------------------------
     def on_batch(self, batch: Sequence[Arrival]) -> list[MinuteResult | Rejection]:
-        """Gate every bar, one fan-out for all accepted minutes, one publish for all signals."""
+        """Gate every bar, one fan-out for all accepted minutes, one publish for all signals.
+
+        Whatever a bar holds, it is either accepted or refused here: an unexpected error while
+        reading it is a refusal too (code `unreadable`), so no input can stop the engine.
+        """
         out: list[MinuteResult | Rejection] = []
         updates: list[Update] = []
         pending: list[_Pending] = []
+        record = BatchRecord()
         for arrival in batch:
+            if arrival.receipt:
+                record.receipts.append((arrival.source, arrival.receipt))  # acked again: harmless
+                if arrival.receipt in self.handled:  # settled before a restart: skip it
+                    continue
             try:
                 minutes = self._admit(arrival)
-            except BadBar as bad:
-                self.rejected[bad.reason] += 1
+            except Exception as err:  # any failure of one bar is that bar's refusal
+                bad = err if isinstance(err, BadBar) else _unreadable(err)
+                self.rejected[bad.key] += 1
+                record.rejected.append(bad.key)
                 self.sink.reject(arrival, bad)
                 out.append(Rejection(arrival, bad))
                 continue
             self.accepted += 1
             ticker, close = minutes[0][0], minutes[0][1]
+            today = self.today[ticker]
+            record.bars.append((ticker, minutes[-1][2] - 1, close, today.volumes[-1],
+                                today.amounts[-1], today.prev_close))  # fmt: skip
             for _, _, m, x, values in minutes:
                 pending.append(_Pending(arrival, ticker, close, m, x, len(updates)))
                 updates.append((ticker, m, values))
         if not updates:
+            self.sink.publish([], record)
+            self.journal.append(record)
             return out
         replies = self.fanout.step(updates)
         best = [self._merged([r[p.index] for r in replies]) for p in pending]
         made = self._forecasts(pending, best)
         results = [self._minute(p, b, f) for p, b, f in zip(pending, best, made, strict=True)]
         signals = [s for r in results for s in r.signals]
-        self.sink.publish(signals)
+        record.signals = len(signals)
+        self.sink.publish(signals, record)
+        self.journal.append(record)
         for r in results:
             for observe in self.observers:
                 observe(r)
         return out + results
 
+    def restore(self, records: Sequence[BatchRecord]) -> dict[str, list[tuple[float, ...]]]:
+        """Rebuild today from journal records (no fan-out, no publishing).
+
+        Returns each ticker's channel values so far, to restore the shards' query state.
+        Receipts in the records are remembered, so a batch that is sent again after a crash
+        is not handled twice. A bar seen twice (a record written twice) is taken once.
+        """
+        for record in records:
+            self.handled.update(r for _, r in record.receipts)
+            for key in record.rejected:
+                self.rejected[key] += 1
+            self.restored_signals += record.signals
+            for ticker, slot, close, volume, amount, prev in record.bars:
+                if slot <= self.gate.last_slot.get(ticker, -1):
+                    continue
+                today = self.today.get(ticker)
+                if today is None:
+                    today = self.today[ticker] = TodayCurve(ticker, prev, self.config.channels)
+                self.gate.take(ticker, slot)
+                today.advance(slot, close, volume, amount)
+                self.accepted += 1
+        return {t: list(today.values) for t, today in self.today.items()}
+
     def _admit(self, arrival: Arrival) -> list[tuple[str, float, int, float, tuple[float, ...]]]:
-        """Validate one bar and advance its ticker's curves; the minutes it makes (gaps filled)."""
+        """Validate one bar and advance its ticker's curves; the minutes it makes (gaps filled).
+
+        Every check runs before any state changes: a refused bar leaves no trace.
+        """
         c = self.config
         bar = parse_bar(arrival.fields, self.template.zone)
         if c.usable is not None and bar.ticker in c.last_close.keys() - c.usable:
-            raise BadBar("ticker", bar.ticker, "has no usable history day (see the load report)")
-        slot = self.gate.admit(bar)
-        today = self._today_of(bar.ticker, bar.prev_close)
+            raise BadBar("ticker", bar.ticker, "has no usable history day (see the load report)",
+                         "no_history")  # fmt: skip
+        slot = self.gate.check(bar)
+        today = self.today.get(bar.ticker)
+        prev = today.prev_close if today else self._prev_close(bar.ticker, bar.prev_close)
+        check_move(bar, prev, self.move_limit)
+        if today is None:
+            today = self.today[bar.ticker] = TodayCurve(bar.ticker, prev, c.channels)
+        self.gate.take(bar.ticker, slot)
         made = today.advance(slot, bar.close, bar.volume, bar.amount)
         return [(bar.ticker, bar.close, m, x, values) for m, x, values in made]
 
-    def _today_of(self, ticker: str, prev_close: float | None) -> TodayCurve:
-        today = self.today.get(ticker)
-        if today is None:
-            c = self.config
-            last_date, prev = c.last_close.get(ticker, ("", 0.0))
-            if prev_close is None and last_date:
-                skipped = int(np.busday_count(last_date, c.date)) - 1
-                if skipped > c.max_gap_days:
-                    raise BadBar(
-                        "prev_close", None,
-                        f"none sent, and {ticker}'s last history close is from {last_date}, "
-                        f"{skipped} business days missing before {c.date} "
-                        f"(> max_gap_days {c.max_gap_days})",
-                    )  # fmt: skip
-            prev = prev_close or prev
-            if not prev:
-                raise BadBar("prev_close", prev_close, f"no previous close for {ticker} in history")
-            today = self.today[ticker] = TodayCurve(ticker, prev, c.channels)
-        return today
+    def _prev_close(self, ticker: str, sent: float | None) -> float:
+        """The previous close for a ticker's first bar: history's, or the one sent with it."""
+        c = self.config
+        last_date, known = c.last_close.get(ticker, ("", 0.0))
+        if sent is not None and known:
+            gap = sent / known - 1.0
+            if abs(gap) > c.max_prev_close_gap:
+                raise BadBar("prev_close", sent, f"{gap:+.1%} from {ticker}'s last history close "
+                             f"{known!r} ({last_date}), beyond max_prev_close_gap "
+                             f"{c.max_prev_close_gap:.0%}", "disagrees")  # fmt: skip
+            return sent
+        if sent is not None:
+            return sent
+        if last_date:
+            skipped = int(np.busday_count(last_date, c.date)) - 1
+            if skipped > c.max_gap_days:
+                raise BadBar(
+                    "prev_close", None,
+                    f"none sent, and {ticker}'s last history close is from {last_date}, "
+                    f"{skipped} business days missing before {c.date} "
+                    f"(> max_gap_days {c.max_gap_days})", "stale_history",
+                )  # fmt: skip
+        if not known:
+            raise BadBar("prev_close", sent, f"no previous close for {ticker} in history",
+                         "missing")  # fmt: skip
+        return known
 
     def _merged(self, answers: list[Answer | None]) -> dict[str, Matches]:
         """Each algorithm's global top-k of one update (algorithms with no days left out)."""
@@ -232,10 +298,17 @@ class MinutePipeline:
             if algo.name not in best:
                 continue
             matches, f = best[algo.name], made[algo.name]
+            if not _finite(f):
+                self.not_finite += 1
+                continue
             labels = None if algo.aligned else [self.template.label(e) for e in matches.ends]
             signals.append(self._signal(p, algo.name, f, matches.neighbors(labels)))
         if self.with_ensemble and made:
             f, _ = ensemble(list(made.values()), p.x)
+            if not _finite(f):
+                self.not_finite += 1
+                return MinuteResult(p.ticker, p.minute, p.x, p.close, best, made, signals,
+                                    p.arrival)  # fmt: skip
             made = {**made, ENSEMBLE: f}
             signals.append(self._signal(p, ENSEMBLE, f, _votes(list(best.values()), self.config.k)))
         return MinuteResult(p.ticker, p.minute, p.x, p.close, best, made, signals, p.arrival)
@@ -277,3 +350,14 @@ def _votes(best: list[Matches], k: int) -> tuple[tuple[str | float, ...], ...]:
     n = len(best)
     order = sorted(votes, key=lambda key: (-votes[key], float(np.mean(ranks[key])), key))
     return tuple((t, d, 1.0 - votes[(t, d)] / n) for t, d in order[:k])
+
+
+def _finite(f: Forecast) -> bool:
+    """Every number of a forecast is finite (strict JSON and every consumer need that)."""
+    return all(math.isfinite(v) for v in astuple(f))
+
+
+def _unreadable(err: Exception) -> BadBar:
+    """An unexpected error while reading a bar, as that bar's refusal."""
+    return BadBar("bar", type(err).__name__, f"unreadable ({type(err).__name__}: "
+                  f"{str(err)[:120]})", "unreadable")  # fmt: skip

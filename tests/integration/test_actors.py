@@ -141,7 +141,7 @@ def test_bad_bars_are_dead_lettered_and_the_engine_goes_on(
     replies = [ray.get(co.on_bar.remote(raw)) for raw in feed]
     rejected = [r["rejected"] for r in replies if "rejected" in r]
     assert len(rejected) == 6
-    assert "close='nan': not a finite number" in rejected[0]
+    assert "close='nan': not a plain decimal number" in rejected[0]
     assert "duplicate minute" in rejected[4] and "out of order" in rejected[5]
     stats = ray.get(co.stats.remote())
     assert stats["accepted"] == 4 and sum(stats["rejected"].values()) == 6

