@@ -251,6 +251,16 @@ class RedisStore:
         return added, refused
 
     # -- the bar streams' consumer group --------------------------------------------------
+    def settled(self, stream: str, group: str) -> bool:
+        """Every entry of `stream` delivered to `group` and acknowledged (tests, health)."""
+        groups: Any = self._client.xinfo_groups(stream)
+        info = next((g for g in groups if text(g["name"]) == group), None)
+        if info is None:
+            return False
+        last: Any = self._client.xrevrange(stream, count=1)
+        newest = text(last[0][0]) if last else "0-0"
+        return int(info["pending"]) == 0 and text(info["last-delivered-id"]) == newest
+
     def ensure_group(self, streams: Sequence[str], group: str) -> None:
         """Create `group` on each stream (from its first entry) unless it is there."""
         pipe = self._client.pipeline(transaction=False)
