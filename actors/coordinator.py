@@ -91,6 +91,7 @@ class Coordinator:
         )
         self.pipeline = self._new_pipeline()
         self.engine_errors = 0
+        self.read_failing_since: float | None = None  # the bar streams could not be read
         self.restarted = _reconstructed()
         self.restored_batches = self._resume()
         self._stop = threading.Event()
@@ -246,7 +247,9 @@ class Coordinator:
                     ready = True
                 entries = self.store.read_group(group, consumer, positions, block_ms=wait,
                                                 count=self.config.read_count)  # fmt: skip
-            except Unavailable:
+            except Unavailable as err:
+                self.publisher.last_error = f"{type(err).__name__}: {err}"[:300]
+                self.read_failing_since = self.read_failing_since or time.monotonic()
                 time.sleep(0.5)
                 with self._lock:
                     self.publisher.flush()
@@ -256,6 +259,7 @@ class Coordinator:
                 log.warning("reading the bar streams failed: %s", err)
                 time.sleep(1.0)
                 continue
+            self.read_failing_since = None
             now = time.perf_counter()
             pending_read = [s for s, p in positions.items() if p != ">"]
             arrivals = []
@@ -299,7 +303,7 @@ class Coordinator:
     def health(self) -> dict[str, Any]:
         """For the console while following Redis: is Redis failing, and what is held back."""
         pub = self.publisher
-        since = pub.failing_since
+        since = min((t for t in (pub.failing_since, self.read_failing_since) if t), default=None)
         return {"failing_s": 0.0 if since is None else time.monotonic() - since,
                 "last_error": pub.last_error, "pending": pub.pending_signals,
                 "spilled": pub.spilled, "max_pending": pub.max_pending,

@@ -152,7 +152,7 @@ def _replay_and_report(
                         if raw.get("ticker") == live_ticker or "rejected" in row:
                             view.add(row)
             replay_s = time.perf_counter() - replay0
-            lost = _drain(coordinator)
+            lost = _drain(coordinator, settings.redis.drain_seconds)
             stats = _resilient(coordinator.stats)
             chart = _resilient(coordinator.chart_data, live_ticker)
             out.mkdir(parents=True, exist_ok=True)
@@ -430,7 +430,7 @@ def _follow_redis(
         with contextlib.suppress(RedisError):
             status.set_hash(engine_key, {**session.status(), "state": "ready", "date": date})
         handled = _follow(coordinator, names)
-        lost = _drain(coordinator)
+        lost = _drain(coordinator, settings.redis.drain_seconds)
         with contextlib.suppress(RedisError):
             status.set_hash(engine_key, {"state": "stopped", "bars_handled": handled})
         status.close()

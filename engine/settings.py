@@ -30,6 +30,7 @@ class RedisSettings(_Section):
     prefix: str = "simsignal"
     retention_days: Annotated[float, Field(gt=0)] = 5.0
     max_pending_signals: Annotated[int, Field(gt=0)] = 100_000  # in memory while Redis fails
+    drain_seconds: Annotated[float, Field(ge=0)] = 30.0  # retry at the end, then spill
 
 
 class HistorySettings(_Section):

@@ -91,7 +91,8 @@ def ticker_rows_and_days(
     late_ok = int(late[ok].sum())
     tally = pd.DataFrame({
         "ticker": bars["ticker"].iloc[0], "date": "", "status": names, "missing": 0,
-        "kind": ROWS, "rows": counts, "late": np.where(names == OK, late_ok, 0),
+        "prev_close": np.nan, "last_close": np.nan, "kind": ROWS, "rows": counts,
+        "late": np.where(names == OK, late_ok, 0),
         **{c: [np.zeros(0, np.float32)] * len(names) for c in CHANNEL_COLUMNS},
     })  # fmt: skip
     if not ok.any():

@@ -63,3 +63,15 @@ def test_a_ticker_with_no_usable_row_yields_counts_only() -> None:
                                n_slots=CN.slots, max_missing=12, max_gap_days=4)  # fmt: skip
     assert set(out["kind"]) == {ROWS} and out["rows"].sum() == 2
     assert all(len(a) == 0 for a in out["ratio"])
+
+
+def test_a_ticker_with_every_row_dropped_still_fills_the_schema() -> None:
+    """Spark checks a pandas UDF's columns: a ticker with no kept row (all on or after the
+    session date) must return every column of OUT_SCHEMA, not only the counts."""
+    from simsignal.engine.history.clean import OUT_SCHEMA
+
+    out = ticker_rows_and_days(_bars([("2024-01-02 09:30", 1.0, 1.0)]), minutes=_minutes(),
+                               session="cn", before="2001-01-04", n_slots=CN.slots,
+                               max_missing=12, max_gap_days=4)  # fmt: skip
+    assert list(out["kind"]) == [ROWS] and out["rows"].sum() == 1
+    assert {c.split()[0] for c in OUT_SCHEMA.split(", ")} <= set(out.columns)

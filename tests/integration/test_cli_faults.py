@@ -1,0 +1,187 @@
+"""The CLI on an operator's worst day: Redis lost for good, bad history, hostile text.
+
+Each engine here is `simsignal run` in a subprocess with its own Ray (and Spark on the first
+start), against a real redis-server that the test stops and starts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from simsignal.engine.live_view import LiveTable
+from simsignal.engine.redis_server import RedisServer, free_port
+from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.synthetic import make_history
+from simsignal.engine.templates import get_template
+
+CN = get_template("cn")
+ALGOS = 4  # the default algorithms
+
+
+def _data(tmp_path: Path, live_minutes: int) -> tuple[str, Path, Path]:
+    """40 days of one index before the session date, and that day's first minutes."""
+    bars = make_history(CN, years=40 / 243, ticker="000300", seed=5)
+    day = bars["datetime"].str[:10].iloc[-1]
+    history, live = tmp_path / "h.parquet", tmp_path / "live.parquet"
+    bars[~bars["datetime"].str.startswith(day)].to_parquet(history)
+    bars[bars["datetime"].str.startswith(day)].head(live_minutes).to_parquet(live)
+    return day, history, live
+
+
+class _Engine:
+    """`simsignal run` in a subprocess; its output is collected line by line as it comes."""
+
+    def __init__(self, args: list[str], cwd: Path, **env: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "simsignal.engine.cli", "run", *args], cwd=cwd,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "COLUMNS": "160", **env},
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def out(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, seconds: float = 300.0) -> None:
+        deadline = time.monotonic() + seconds
+        while text not in self.out:
+            assert self.proc.poll() is None or text in self.out, self.out[-3000:]
+            assert time.monotonic() < deadline, f"no {text!r} in time: {self.out[-3000:]}"
+            time.sleep(0.1)
+
+    def finish(self, seconds: float = 300.0) -> int:
+        try:
+            code = self.proc.wait(timeout=seconds)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        self._reader.join(timeout=10)
+        return code
+
+
+@pytest.mark.slow
+def test_redis_lost_for_good_exits_1_and_simsignal_flush_publishes_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Redis stops for good in the middle of a replay: the run keeps every signal it could not
+    publish in OUT/spill.jsonl, says how many, and exits 1; `simsignal flush` then publishes
+    them into the restarted server, and the stream holds every minute exactly once."""
+    day, history, live = _data(tmp_path, 40)
+    port, data_dir = free_port(), tmp_path / "redis"
+    data_dir.mkdir()
+    server = RedisServer(port=port, data_dir=str(data_dir))
+    out = tmp_path / "out"
+    engine = _Engine(["--history", str(history), "--feed", "replay", "--replay", str(live),
+                      "--date", day, "--k", "5", "--speed", "240", "--redis-url", server.url,
+                      "--out", str(out)], tmp_path, SIMSIGNAL_REDIS__DRAIN_SECONDS="2")  # fmt: skip
+    try:
+        engine.wait_for("ready for the first bar")
+        time.sleep(3.0)  # about 12 of the 40 minutes published
+        server.stop()
+        code = engine.finish()
+    finally:
+        server.stop()
+    assert code == 1, engine.out[-3000:]
+    assert "could not be published" in engine.out and "simsignal flush" in engine.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 < summary["spilled"] < 40 * ALGOS
+    assert summary["published"] + summary["spilled"] == 40 * ALGOS
+    spill = out / "spill.jsonl"
+    assert spill.is_file()
+
+    server = RedisServer(port=port, data_dir=str(data_dir))  # back, with what it had (AOF)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "simsignal.engine.cli", "flush", "--spill", str(spill),
+             "--redis-url", server.url], capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"published {summary['spilled']} new signal(s)" in done.stdout
+        entries = RedisStore.connect(server.url).entries("simsignal:signals:000300")
+        pairs = {(e.fields["minute"], e.fields["algo"]) for e in entries}
+        assert len(entries) == len(pairs) == 40 * ALGOS
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_following_redis_that_went_away_says_so_and_stops_on_sigterm(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    day, history, _ = _data(tmp_path, 5)
+    port = free_port()
+    server = RedisServer(port=port)
+    args = ["--history", str(history), "--feed", "redis", "--date", day, "--ticker", "000300",
+            "--k", "5", "--redis-url", server.url, "--out", str(tmp_path / "out")]  # fmt: skip
+    engine = _Engine(args, tmp_path, SIMSIGNAL_REDIS__DRAIN_SECONDS="1")
+    try:
+        engine.wait_for("Ctrl-C to stop")
+        server.stop()
+        engine.wait_for("Redis has been failing for", seconds=60)
+        assert "no Redis server answers" not in engine.out  # the reason is Redis's own error
+        t0 = time.monotonic()
+        engine.proc.send_signal(signal.SIGTERM)
+        code = engine.finish(seconds=120)
+        assert time.monotonic() - t0 < 60
+    finally:
+        server.stop()
+    assert code == 0, engine.out[-3000:]  # nothing was pending: nothing lost
+    assert "stopped after 0 bars" in engine.out
+
+
+@pytest.mark.slow
+def test_a_date_before_all_history_is_one_line_and_exit_2(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    _, history, live = _data(tmp_path, 5)
+    done = subprocess.run(
+        [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(history),
+         "--feed", "replay", "--replay", str(live), "--date", "2001-01-04", "--redis-url",
+         redis_server.url], capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "history error: no usable history day before 2001-01-04" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_empty_history_folder_fails_before_ray_starts(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "live.csv").write_text("ticker,datetime,open,high,low,close,volume\n"
+                                       "000300,2024-04-26 09:30:00,1,1,1,1,1\n")  # fmt: skip
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(tmp_path / "empty"),
+         "--feed", "replay", "--replay", str(tmp_path / "live.csv")],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "history error: no CSV or Parquet files" in done.stdout
+    assert "Ray up" not in done.stdout and time.monotonic() - t0 < 30
+
+
+def test_markup_in_a_rejected_value_is_printed_as_text() -> None:
+    """`[/x]` would end a rich style that was never opened: printed as markup, it raises."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=False, width=200)
+    with LiveTable(console, "000300") as view:
+        view.add({"rejected": "close='[/x] [bold]': not a plain decimal number"})
+    assert "close='[/x] [bold]'" in buffer.getvalue()
