@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal as signals_
 import time
 import uuid
@@ -14,7 +15,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from simsignal.engine.cluster import LOOPBACK_ONLY
 from simsignal.engine.settings import Settings, load_settings
+
+# Local mode listens on loopback only: this must be set before anything imports Ray.
+os.environ.setdefault(*LOOPBACK_ONLY)
 
 app = typer.Typer(
     add_completion=False,

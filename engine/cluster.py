@@ -87,6 +87,15 @@ def drop_dangling_session_link(ray_dir: Path) -> bool:
     return False
 
 
+log = logging.getLogger(__name__)
+LOOPBACK = "127.0.0.1"
+# Ray takes its node address from this switch when it is imported: "0" makes it 127.0.0.1,
+# and then every Ray server binds to loopback (measured with `ss -ltn`: none on 0.0.0.0).
+# The switch's name is about Windows and macOS; on Linux it does the same. Set it before
+# `import ray` (the CLI and the tests' conftest do); never when joining a real cluster.
+LOOPBACK_ONLY = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dict[str, Any]:
     """Start (or join) Ray with the JVM options RayDP needs; returns ray.init's context info."""
     import ray  # noqa: PLC0415
@@ -95,6 +104,11 @@ def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dic
     os.environ["PYSPARK_PYTHON"] = sys.executable  # else Spark's workers miss our packages
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     drop_dangling_session_link(Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray")
+    if address == "local":  # one machine: Ray's, Spark's and the metrics ports on loopback only
+        os.environ["SPARK_LOCAL_IP"] = LOOPBACK  # the JVMs that Ray's workers start inherit it
+        if os.environ.get(LOOPBACK_ONLY[0]) != LOOPBACK_ONLY[1]:
+            log.warning("%s is not set before Ray was imported: Ray listens on every interface",
+                        LOOPBACK_ONLY[0])  # fmt: skip
     ctx = ray.init(
         address=address,
         num_cpus=num_cpus,
@@ -140,6 +154,11 @@ def start_spark(
             "spark.executor.extraJavaOptions": opens,
             "spark.driver.extraJavaOptions": opens,
             "spark.sql.session.timeZone": "UTC",  # bar times are exchange-local wall times
+            **(
+                {"spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LOOPBACK}
+                if os.environ.get("SPARK_LOCAL_IP") == LOOPBACK
+                else {}
+            ),
             "spark.ui.enabled": "false",
             "spark.ray.actor.resource.cpu": "0",
             "spark.ui.showConsoleProgress": "false",

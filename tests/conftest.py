@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from simsignal.engine.cluster import LOOPBACK_ONLY
 from simsignal.engine.redis_server import RedisServer
 from simsignal.engine.redis_store import RedisStore
 
@@ -63,3 +64,4 @@ def seed_data() -> Path:
 
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault(*LOOPBACK_ONLY)  # before any test module imports Ray (as the CLI does)
