@@ -132,9 +132,10 @@ def summary_table(stats: dict[str, Any], info: dict[str, str]) -> Table:
     rejected = stats["rejected"]
     t.add_row(
         "bars rejected",
-        f"{sum(rejected.values())}"
-        + (f"  ({'; '.join(f'{n}× {r}' for r, n in rejected.items())})" if rejected else ""),
-    )
+        Text(f"{sum(rejected.values())}"
+             + (f"  ({'; '.join(f'{n}× {r}' for r, n in sorted(rejected.items()))})"
+                if rejected else "")),
+    )  # fmt: skip
     t.add_row(
         "signals published",
         f"{stats['published']:,} new"
@@ -142,6 +143,18 @@ def summary_table(stats: dict[str, Any], info: dict[str, str]) -> Table:
     )
     if stats["pending"]:
         t.add_row("signals pending (Redis down)", str(stats["pending"]))
+    if stats.get("spilled"):
+        where = f"{stats['spilled']:,} in {stats.get('spill_path', '')}: simsignal flush"
+        t.add_row(Text("signals spilled (Redis down)", style="red"), Text(where))
+    if stats.get("refused_backfill"):
+        t.add_row(Text("signals refused (back-fill)", style="red"),
+                  str(len(stats["refused_backfill"])))  # fmt: skip
+    if stats.get("engine_errors"):
+        t.add_row("engine errors (see the log)", str(stats["engine_errors"]))
+    if stats.get("coordinator_restarted") or stats.get("resumed_batches"):
+        t.add_row("resumed from the journal", f"{stats.get('resumed_batches', 0)} batch(es)"
+                  + (" after a coordinator restart" if stats.get("coordinator_restarted")
+                     else ""))  # fmt: skip
     t.add_row(
         "latency (bar in → signal out)",
         f"p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms, "

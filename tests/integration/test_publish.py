@@ -220,3 +220,43 @@ def test_embedded_redis_when_nothing_answers() -> None:
     finally:
         assert server is not None
         server.stop()
+
+
+# What the engine needs of Redis, as README lists it ("Operating it"): keys and channels under
+# the prefix, and these commands (the publish script's XADD, XRANGE, PUBLISH, HSET included).
+ENGINE_ACL = ["on", ">engine-secret", "resetkeys", "~simsignal:*", "resetchannels",
+              "&simsignal:*", "-@all", "+ping", "+hello", "+auth",
+              "+xadd", "+xrange", "+xreadgroup", "+xgroup|create", "+xack", "+evalsha",
+              "+script|load", "+publish", "+hset", "+expire", "+multi", "+exec"]  # fmt: skip
+
+
+def test_a_user_limited_to_the_prefix_and_the_listed_commands_is_enough(
+    redis_server: RedisServer, store: RedisStore
+) -> None:
+    import redis
+
+    from simsignal.engine.pipeline.journal import BatchRecord
+
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.acl_setuser("engine", reset=True)
+    admin.execute_command("ACL", "SETUSER", "engine", *ENGINE_ACL)
+    url = f"redis://engine:engine-secret@127.0.0.1:{redis_server.port}/0"
+    try:
+        limited = RedisStore.connect(url)
+        bars = KEYS.bars("000300")
+        limited.ensure_group([bars], KEYS.group)
+        entry_id = store.add(bars, {"ticker": "000300"})
+        [entry] = limited.read_group(KEYS.group, "c", {bars: ">"}, count=10)
+        pub = SignalPublisher(limited, KEYS, 5, journal_key=KEYS.journal("2024-04-26", "live"),
+                              group=KEYS.group)  # fmt: skip
+        pub.preload()
+        record = BatchRecord(receipts=[(bars, entry.id)], signals=2)
+        letter = dead_letter_entry(bars, "close", "x", "not a plain decimal number", {})
+        assert pub.publish(_day_signals(0), record, [letter]) == 2 and not pub.last_error
+        assert store.settled(bars, KEYS.group) and entry.id == entry_id
+        assert store.length(KEYS.deadletter) == 1
+        assert len(limited.entries(KEYS.journal("2024-04-26", "live"))) == 1
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            limited.add("other:key", {"a": "1"})  # and nothing outside the prefix
+    finally:
+        admin.acl_deluser("engine")
