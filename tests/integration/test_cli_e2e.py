@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -215,18 +216,28 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
 def test_subscribe_stops_at_count_and_says_what_it_reads(
     redis_server: object, store: RedisStore, tmp_path: Path
 ) -> None:
+    import redis
+
     from simsignal.engine.keys import Keys
     from simsignal.engine.publish import SignalPublisher
     from tests.unit.test_messages import _signal
 
     sigs = [_signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m) for m in range(1, 21)]
-    assert SignalPublisher(store, Keys(), 1000).publish(sigs) == 20
     url = redis_server.url  # type: ignore[attr-defined]
+    publisher = SignalPublisher(store, Keys(), 1000)
+    assert publisher.publish(sigs[:2]) == 2
+    # A foreign entry between minutes 2 and 3 (another writer, or a cut-short entry).
+    foreign: dict[Any, Any] = {"minute": "x", "[/x]": "[bold]"}
+    redis.Redis.from_url(url).xadd("simsignal:signals:000300", foreign, id="1714095150000-0")
+    assert publisher.publish(sigs[2:]) == 18
     out = _simsignal(
         ["subscribe", "000300", "--from-start", "--count", "8", "--redis-url", url], tmp_path
     )
     lines = out.strip().splitlines()
     assert lines[0].startswith(f"reading simsignal:signals:000300 at {url}")
     assert "stopping after 8" in lines[0]
-    assert len(lines) == 1 + 8 and all(" m=" in line for line in lines[1:])
-    assert [int(line.split("m=")[1].split()[0]) for line in lines[1:]] == list(range(1, 9))
+    assert len(lines) == 1 + 1 + 8
+    assert lines[3].startswith("skipped entry 1714095150000-0: not a signal")
+    assert lines[3].endswith("1 so far")
+    shown = [line for line in lines[1:] if " m=" in line]
+    assert [int(line.split("m=")[1].split()[0]) for line in shown] == list(range(1, 9))

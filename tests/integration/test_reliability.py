@@ -294,3 +294,78 @@ def test_a_coordinator_killed_mid_replay_recovers_exactly(
     assert ray.get(co.health.remote())["pid"] != pid
     _same(_signals(store, "ck"), want)
     ray.get(co.close.remote())
+
+
+def test_a_redis_outage_while_following_touches_no_shard(
+    ray_cluster: None, redis_server: Any, store: RedisStore, tmp_path: Any
+) -> None:
+    """Redis stops for 12 s (longer than a compiled graph's timeout) while the engine follows
+    the bar streams, then comes back with its data (AOF): no shard recovery, no engine error,
+    and the signals equal a clean run's."""
+    from simsignal.engine.redis_server import RedisServer, free_port
+
+    port = free_port()
+    server = RedisServer(port=port, data_dir=str(tmp_path))
+    refs, _, _ = _history(100, 61)
+    good = _good(10, 62)
+    want = _clean_run(refs, redis_server.url, store, good)
+    keys, there = Keys("out"), RedisStore.connect(server.url)
+    try:
+        _, co = _engine(refs, server.url, "out")
+        loop = co.run_redis_feed.remote(list(TICKERS))
+        for minute in good[:5]:
+            there.add_to_streams([(keys.bars(b["ticker"]), b) for b in minute])
+        _wait(lambda: _settled(there, "out"), "the first minutes")
+        server.stop()
+        time.sleep(12.0)
+        assert ray.get(co.health.remote())["failing_s"] > 5
+        server = RedisServer(port=port, data_dir=str(tmp_path))
+        for minute in good[5:]:
+            _wait(there.ping, "Redis back")
+            there.add_to_streams([(keys.bars(b["ticker"]), b) for b in minute])
+        _wait(lambda: _settled(there, "out"), "the minutes after the outage")
+        ray.get(co.stop.remote())
+        assert ray.get(loop) == 20
+        stats = ray.get(co.stats.remote())
+        assert stats["restarts"] == 0 and stats["engine_errors"] == 0, stats
+        got = _signals(there, "out")
+        ray.get(co.close.remote())
+    finally:
+        server.stop()
+    _same(got, want)
+
+
+def test_redis_error_replies_keep_the_signals_until_redis_takes_them(
+    ray_cluster: None, redis_server: Any, store: RedisStore
+) -> None:
+    """OOM (maxmemory reached) and READONLY (a replica) replies are not connection errors:
+    the batches are kept, in order, and committed once Redis accepts writes again."""
+    import redis
+
+    refs, _, _ = _history(100, 71)
+    good = _good(12, 72)
+    want = _clean_run(refs, redis_server.url, store, good)
+    admin = redis.Redis.from_url(redis_server.url)
+    _, co = _engine(refs, redis_server.url, "oom")
+    try:
+        for m, minute in enumerate(good):
+            if m == 4:
+                admin.config_set("maxmemory-policy", "noeviction")
+                admin.config_set("maxmemory", "1")
+            if m == 8:  # a replica (of a master that is not there) answers writes READONLY
+                admin.config_set("maxmemory", "0")
+                admin.replicaof("127.0.0.1", "1")
+            if m == 10:
+                assert ray.get(co.flush.remote()) > 0  # a forced attempt, past the back-off
+                assert "ReadOnlyError" in ray.get(co.health.remote())["last_error"]
+                admin.replicaof("NO", "ONE")
+            assert not any("rejected" in r for r in ray.get(co.on_bars.remote(minute)))
+            if m == 6:
+                health = ray.get(co.health.remote())
+                assert health["pending"] > 0 and "OutOfMemoryError" in health["last_error"], health
+        assert ray.get(co.flush.remote()) == 0
+    finally:
+        admin.config_set("maxmemory", "0")
+        admin.replicaof("NO", "ONE")
+    _same(_signals(store, "oom"), want)
+    ray.get(co.close.remote())

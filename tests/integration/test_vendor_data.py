@@ -170,10 +170,12 @@ def test_a_ticker_without_days_is_dead_lettered_and_the_rest_runs_on(
     finally:
         ray.get(co.close.remote())
     assert stats["accepted"] == 10
-    assert stats["rejected"] == {"has no usable history day (see the load report)": 10}
+    assert stats["rejected"] == {"ticker:no_history": 10}
     assert sorted(published(store, "000300")) == [(m, "sq") for m in range(1, 11)]
     letters = store.entries("simsignal:deadletter")
-    assert len(letters) == 10 and {e.fields["value"] for e in letters} == {"600000"}
+    assert len(letters) == 10 and {e.fields["value"] for e in letters} == {"'600000'"}
+    assert {e.fields["reason"] for e in letters} == {"has no usable history day (see the load "
+                                                     "report)"}  # fmt: skip
 
 
 def test_cli_names_the_fitting_template_in_one_line_before_starting_ray(tmp_path: Path) -> None:
