@@ -260,3 +260,47 @@ def test_a_user_limited_to_the_prefix_and_the_listed_commands_is_enough(
             limited.add("other:key", {"a": "1"})  # and nothing outside the prefix
     finally:
         admin.acl_deluser("engine")
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key for 127.0.0.1, which no client trusts by default."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))  # fmt: skip
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return cert_path, key_path
+
+
+def test_a_refused_tls_certificate_is_said_as_such(tmp_path: Path) -> None:
+    from simsignal.actors.session import resolve_redis
+
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    server = RedisServer(extra=["--tls-port", str(port), "--tls-cert-file", str(cert),
+                                "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+                                "--tls-auth-clients", "no"])  # fmt: skip
+    try:
+        with pytest.raises(ConnectionError, match=r"TLS failed.*certificate verify failed"):
+            resolve_redis(f"rediss://127.0.0.1:{port}/0", print)
+        trusted = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+        assert resolve_redis(trusted, print)[0] == trusted
+    finally:
+        server.stop()
