@@ -197,6 +197,7 @@ class Coordinator:
             except Exception as err:  # an engine fault must not end the run
                 self.engine_errors += 1
                 log.exception("batch of %d bar(s) failed (attempt %d)", len(batch), attempt)
+                self.sink.forget()
                 self._rebuild(self.pipeline.journal)
                 cause = err
         why = f"engine error ({type(cause).__name__}: {str(cause)[:120]})"
@@ -205,6 +206,7 @@ class Coordinator:
         for a in batch:
             self.sink.reject(a, bad)
             record.rejected.append(bad.key)
+            self.pipeline.rejected[bad.key] += 1
         self.sink.publish([], record)
         self.pipeline.journal.append(record)
         return [Rejection(a, bad) for a in batch]

@@ -284,7 +284,7 @@ def _exit_if_lost(lost: int, stats: dict[str, Any]) -> None:
         raise typer.Exit(1)
 
 
-def _resilient(method: Any, *args: Any, seconds: float = 180.0) -> Any:
+def _resilient(method: Any, *args: Any, seconds: float = 120.0) -> Any:
     """`ray.get(method.remote(*args))`, sent again while Ray restarts a coordinator that died.
 
     Safe to repeat: a restarted coordinator resumes from its journal, and a batch sent again
@@ -298,8 +298,8 @@ def _resilient(method: Any, *args: Any, seconds: float = 180.0) -> Any:
         try:
             return ray.get(method.remote(*args))
         except (RayActorError, ActorUnavailableError) as err:
-            if time.monotonic() > deadline or "max_restarts" in str(err):
-                raise
+            if time.monotonic() > deadline:  # restarts used up, or it cannot start again
+                raise err from None
             if not told:
                 console.print("[yellow]the coordinator died: Ray is restarting it, and it "
                               "resumes from the journal[/]")  # fmt: skip

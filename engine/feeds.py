@@ -61,7 +61,7 @@ def paced(rows: Iterator[Numbered], speed: float) -> Iterator[Numbered]:
         due = start_wall + (ts.replace(tzinfo=None) - start_bar).total_seconds() / speed
         delay = due - time.monotonic()
         if delay > 0:
-            time.sleep(min(delay, 60.0))
+            time.sleep(delay)
         yield row
 
 

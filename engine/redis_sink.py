@@ -21,6 +21,10 @@ class RedisSink:
         dead, self._dead = self._dead, []
         self.publisher.publish(signals, record, dead)
 
+    def forget(self) -> None:
+        """Drop dead letters of a batch that failed (it is handled again from the start)."""
+        self._dead = []
+
     def reject(self, arrival: Arrival, bad: BadBar) -> None:
         """Hold a refused bar's dead letter for the batch's commit."""
         self._dead.append(

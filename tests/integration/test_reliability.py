@@ -369,3 +369,47 @@ def test_redis_error_replies_keep_the_signals_until_redis_takes_them(
         admin.replicaof("NO", "ONE")
     _same(_signals(store, "oom"), want)
     ray.get(co.close.remote())
+
+
+def test_an_engine_error_mid_batch_is_undone_and_the_batch_redone(
+    ray_cluster: None, redis_server: Any, store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault injected into our own forecast step (after the shards have moved on): the
+    coordinator rebuilds today and the shards from its batch log and does the batch again. A
+    batch that fails twice is refused bar by bar (`engine_error`), and the day goes on."""
+    from simsignal.actors.coordinator import Coordinator
+    from simsignal.engine.pipeline.minute import MinutePipeline
+
+    refs, _, _ = _history(100, 81)
+    good = _good(10, 82)
+    want = _clean_run(refs, redis_server.url, store, good)
+    shards = [ShardActor.remote(i, refs, CN.slots, ALGOS, 5, False) for i in range(2)]
+    pipeline = PipelineConfig(
+        algorithms=tuple(ALGOS), k=5, template="cn", date=DATE,
+        last_close={t: ("2024-04-25", p) for t, p in PREV.items()},
+    )  # fmt: skip
+    co = Coordinator(shards, CoordinatorConfig(pipeline, redis_url=redis_server.url,
+                                               prefix="err", compiled_graph=False))  # fmt: skip
+    real = MinutePipeline._forecasts
+    faults = {"left": 0}
+
+    def faulty(self: MinutePipeline, *args: Any) -> Any:
+        if faults["left"]:
+            faults["left"] -= 1
+            raise ZeroDivisionError("injected")
+        return real(self, *args)
+
+    monkeypatch.setattr(MinutePipeline, "_forecasts", faulty)
+    for m, minute in enumerate(good):
+        faults["left"] = {3: 1, 6: 2}.get(m, 0)  # minute 4 fails once, minute 7 twice
+        rows = co.on_bars(minute)
+        assert any("rejected" in r for r in rows) == (m == 6), (m, rows)
+    stats = co.stats()
+    assert stats["engine_errors"] == 3 and stats["rejected"] == {"batch:engine_error": 2}
+    letters = store.entries(Keys("err").deadletter)
+    assert [e.fields["code"] for e in letters] == ["engine_error"] * 2  # once each, not twice
+    got = _signals(store, "err")
+    assert got.keys() == want.keys()  # minute 7 too: filled from 6 when minute 8 came
+    before = {k for k, sig in want.items() if sig.minute < 7}
+    _same({k: got[k] for k in before}, {k: want[k] for k in before})
+    co.close()
