@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import ray
 
 from simsignal.actors.fanout import RayFanOut
@@ -34,7 +35,7 @@ from simsignal.engine.pipeline.minute import (
     PipelineConfig,
     Rejection,
 )
-from simsignal.engine.pipeline.observers import ChartSnapshot, LatencyStats
+from simsignal.engine.pipeline.observers import ChartSnapshot, LatencyStats, LiveView
 from simsignal.engine.publish import SignalPublisher
 from simsignal.engine.redis_sink import RedisSink
 from simsignal.engine.redis_store import RedisError, RedisStore, Unavailable
@@ -60,6 +61,8 @@ class CoordinatorConfig:
     consumer: str = "coordinator"  # this engine's name in the bar streams' consumer group
     max_pending: int = 100_000  # signals kept in memory while Redis fails, then spilled
     spill_path: str | None = None  # JSON lines of commits Redis did not take (simsignal flush)
+    view_tickers: frozenset[str] = frozenset()  # drawn for the dashboard ({prefix}:view:{t})
+    health_every_s: float = 1.0  # the engine hash's live figures, at most this often
 
 
 class Coordinator:
@@ -89,6 +92,15 @@ class Coordinator:
             next(a for a in config.pipeline.algorithms if a != "ensemble"),
             lambda ticker: list(self.pipeline.today[ticker].xs),
         )
+        self.observers: list[Any] = [self.latency, self.chart]
+        if config.view_tickers:
+            self.observers.append(LiveView(
+                config.view_tickers, self.chart.algo,
+                [template.label(i) for i in range(template.slots)],
+                lambda ticker: list(self.pipeline.today[ticker].xs),
+                self.fanout.curves, self._put_view,
+            ))  # fmt: skip
+        self._health_at = 0.0
         self.pipeline = self._new_pipeline()
         self.engine_errors = 0
         self.read_failing_since: float | None = None  # the bar streams could not be read
@@ -98,9 +110,30 @@ class Coordinator:
         self._lock = threading.Lock()  # the actor is threaded (stop() must reach the feed loop)
 
     def _new_pipeline(self) -> MinutePipeline:
-        return MinutePipeline(
-            self.config.pipeline, self.fanout, self.sink, observers=[self.latency, self.chart]
-        )
+        return MinutePipeline(self.config.pipeline, self.fanout, self.sink, self.observers)
+
+    def _put_view(self, ticker: str, view: dict[str, Any]) -> None:
+        with contextlib.suppress(RedisError):  # a display: never worth stopping a minute for
+            ttl = max(1, int(self.config.retention_days * 86_400))
+            note = orjson.dumps({"ticker": ticker, "minute": view["minute"]}).decode()
+            self.store.put(self.keys.view(ticker), orjson.dumps(view).decode(), ttl,
+                           announce=(self.keys.views, note))  # fmt: skip
+
+    def _write_health(self, force: bool = False) -> None:
+        """The engine hash's live figures (the dashboard's health line), at most every 1 s."""
+        now = time.monotonic()
+        if not force and now - self._health_at < self.config.health_every_s:
+            return
+        self._health_at = now
+        lat = self.latency.summary()
+        with contextlib.suppress(RedisError):
+            self.store.set_hash(self.keys.engine, {
+                "minutes": int(lat["minutes"]), "p50_ms": round(float(lat["p50_ms"]), 3),
+                "p99_ms": round(float(lat["p99_ms"]), 3), "accepted": self.pipeline.accepted,
+                "rejected": sum(self.pipeline.rejected.values()),
+                "pending": self.publisher.pending_signals, "spilled": self.publisher.spilled,
+                "health_at": round(time.time(), 3),
+            })  # fmt: skip
 
     def _history(self, ticker: str, m: int) -> list[tuple[float, ...]]:
         return self.pipeline.values_before(ticker, m)
@@ -173,6 +206,7 @@ class Coordinator:
         # first collection would scan every signal and neighbour tuple of the minute.
         with self._lock, gc_paused():
             out = self._batch(batch)
+            self._write_health()
             if wake:
                 self.fanout.wake()  # a no-op unless this batch found the graph parked
             rows: dict[int, dict[str, Any]] = {}
@@ -243,6 +277,7 @@ class Coordinator:
                     self.fanout.park()
                     if self.publisher.pending:
                         self.publisher.flush()
+                    self._write_health()  # the last minutes' figures, once bars stop
             try:
                 if not ready:
                     self.store.ensure_group(streams, group)
@@ -292,6 +327,7 @@ class Coordinator:
         """Retry pending publications; returns how many signals are still pending."""
         with self._lock:
             self.publisher.flush(force=True)
+            self._write_health(force=True)
             return self.publisher.pending_signals
 
     def spill(self) -> dict[str, Any]:

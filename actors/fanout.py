@@ -128,5 +128,10 @@ class RayFanOut:
                 time.sleep(0.2)
 
     def curves(self, where: list[tuple[int, int]]) -> list[Any]:
-        """Full price curves of (shard, row) days, for the chart."""
-        return [ray.get(self.shards[s].curves_of.remote([row]))[0] for s, row in where]
+        """Full price curves of (shard, row) days, for charts: one call per shard."""
+        rows: dict[int, list[int]] = {}
+        for shard, row in where:
+            rows.setdefault(shard, []).append(row)
+        asked = {s: self.shards[s].curves_of.remote(r) for s, r in rows.items()}
+        got = {s: iter(ray.get(ref)) for s, ref in asked.items()}
+        return [next(got[shard]) for shard, _ in where]

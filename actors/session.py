@@ -105,6 +105,7 @@ def coordinator_config(
         run=run,
         max_pending=s.redis.max_pending_signals,
         spill_path=spill_path,
+        view_tickers=frozenset(s.dashboard.view_tickers),
     )
 
 

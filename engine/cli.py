@@ -28,6 +28,7 @@ app = typer.Typer(
     help="Live similar-history signals: Spark (RayDP) → Ray shard actors → Redis.",
 )
 console = Console()
+DEMO_TICKER = "000300"  # the synthetic index of `simsignal demo`
 SPILL_FILE = "spill.jsonl"  # under --out: commits Redis did not take (simsignal flush)
 
 ConfigOpt = Annotated[
@@ -114,6 +115,7 @@ def _replay_and_report(
     out: Path,
     chart_minute: int | None,
     verbose: bool = False,
+    with_dashboard: bool = False,
 ) -> None:
     """Shared by demo and run: start, replay one day (default date: its first bar's), chart."""
     from simsignal.actors.session import Session, masked  # noqa: PLC0415
@@ -147,6 +149,9 @@ def _replay_and_report(
                 f"{sum(i['days'] for i in session.shard_info):,} days"
             )
             live_ticker = tickers[0] if tickers else (rows[0].get("ticker", "?") if rows else "?")
+            if with_dashboard:
+                page = _serve_dashboard(session.redis_url, settings, live_ticker)
+                console.print(f"[green]✓[/] dashboard at [bold]{page}[/]", highlight=False)
             replay0 = time.perf_counter()
             coordinator = session.coordinator
             with LiveTable(console, live_ticker) as view:
@@ -194,9 +199,18 @@ def _replay_and_report(
             console.print(summary_table(stats, info))
             _write_summary(out, session, stats, date=date, ticker=live_ticker,
                            wall_s=time.perf_counter() - wall0)  # fmt: skip
+            if with_dashboard:
+                _wait_for_interrupt(f"the dashboard stays at {page} until Ctrl-C")
         finally:
             session.close()
     _exit_if_lost(lost, stats)
+
+
+def _wait_for_interrupt(message: str) -> None:
+    console.print(message, highlight=False)
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(1.0)
 
 
 def _write_summary(out: Path, session: Any, stats: dict[str, Any], **extra: Any) -> None:
@@ -323,6 +337,9 @@ def demo(
     chart_minute: ChartOpt = None,
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
+    with_dashboard: Annotated[
+        bool, typer.Option("--dashboard", help="serve the dashboard and print its URL")
+    ] = False,
 ) -> None:
     """Synthetic index history → RayDP → shards; replay the held-back day; chart and summary."""
     from simsignal.engine.synthetic import write_demo_data  # noqa: PLC0415
@@ -340,9 +357,13 @@ def demo(
     ):
         history, replay, date = write_demo_data(data, template, years)
     console.print(f"[green]✓[/] synthetic history {history} (replay day {date}: {replay})")
-    _replay_and_report(
-        settings, [str(history)], replay, date, None, speed, out, chart_minute, verbose
-    )
+    if with_dashboard:  # the engine draws the demo's ticker for the page
+        views = (*settings.dashboard.view_tickers, DEMO_TICKER)
+        settings = settings.model_copy(
+            update={"dashboard": settings.dashboard.model_copy(update={"view_tickers": views})}
+        )
+    _replay_and_report(settings, [str(history)], replay, date, None, speed, out, chart_minute,
+                       verbose, with_dashboard)  # fmt: skip
 
 
 @app.command()
@@ -561,55 +582,117 @@ def bench(
 
 
 @app.command()
-def subscribe(
-    ticker: Annotated[str, typer.Argument(help="ticker whose signal stream to follow")],
+def dashboard(
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8050)")] = None,
     redis_url: RedisOpt = None,
     config: ConfigOpt = None,
-    count: Annotated[int, typer.Option(help="stop after this many signals (0: never)")] = 0,
-    from_start: Annotated[bool, typer.Option(help="read the stream from its first entry")] = False,
 ) -> None:
-    """Print signals of one ticker as they arrive in its Redis stream."""
+    """A read-only web page of the live signals, fed from Redis (server-sent events)."""
+    import uvicorn  # noqa: PLC0415
+
     from simsignal.actors.session import masked  # noqa: PLC0415
-    from simsignal.engine.keys import Keys  # noqa: PLC0415
-    from simsignal.engine.redis_store import RedisStore, Unavailable  # noqa: PLC0415
+    from simsignal.engine.dashboard.app import make_app  # noqa: PLC0415
+    from simsignal.engine.redis_store import probe  # noqa: PLC0415
     from simsignal.engine.settings import DEFAULT_REDIS_URL  # noqa: PLC0415
-    from simsignal.engine.signals import Signal  # noqa: PLC0415
 
     settings = _settings(config, redis_url=redis_url)
     url = settings.redis.url.get_secret_value() if settings.redis.url else DEFAULT_REDIS_URL
-    store = RedisStore.connect(url)
-    stream = Keys(settings.redis.prefix).signals(ticker)
-    console.print(
-        f"reading {stream} at {masked(url)} "
-        f"({'from the first entry' if from_start else 'new signals only'}"
-        f"{f', stopping after {count}' if count else ''}; Ctrl-C to stop)",
-        highlight=False,
-        soft_wrap=True,
-    )
-    last, seen, skipped = ("0-0" if from_start else "$"), 0, 0
-    while count == 0 or seen < count:
-        try:
-            entries = store.read({stream: last}, block_ms=1000, count=(count - seen) or None)
-        except Unavailable as err:
-            console.print(f"[red]Redis at {masked(url)} is unreachable:[/] {err}")
-            raise typer.Exit(1) from None
-        for entry in entries:
-            last = entry.id
-            try:
-                sig = Signal.from_fields(entry.fields)
-            except (KeyError, ValueError, TypeError) as err:  # not the engine's, or cut short
-                skipped += 1
-                why = f"{type(err).__name__}: {str(err)[:80]}"
-                console.print(f"skipped entry {entry.id}: not a signal ({why}); {skipped} so far",
-                              markup=False, highlight=False)  # fmt: skip
-                continue
-            seen += 1
-            console.print(
-                f"{sig.date} {sig.slot} m={sig.minute:>3} {sig.algo:<8} pred_close "
-                f"{sig.pred_close:+.3%} up {sig.up_prob:.3%} latency {sig.latency_ms} ms",
-                highlight=False,
-                markup=False,
-            )
+    problem = probe(url, timeout=2.0)
+    if problem:
+        console.print(f"[red]redis error:[/] Redis at {masked(url)}: {problem}", highlight=False)
+        raise typer.Exit(2)
+    where = f"http://{host or settings.dashboard.host}:{port or settings.dashboard.port}/"
+    console.print(f"dashboard at {where} reading {masked(url)} (read-only; Ctrl-C to stop)",
+                  highlight=False)  # fmt: skip
+    uvicorn.run(make_app(url, settings.redis.prefix), host=host or settings.dashboard.host,
+                port=port or settings.dashboard.port, log_level="warning")  # fmt: skip
+
+
+def _serve_dashboard(url: str, settings: Settings, ticker: str) -> str:
+    """The dashboard in a thread of this process (the demo's --dashboard); returns its URL."""
+    import threading  # noqa: PLC0415
+
+    import uvicorn  # noqa: PLC0415
+
+    from simsignal.engine.dashboard.app import make_app  # noqa: PLC0415
+
+    d = settings.dashboard
+    server = uvicorn.Server(uvicorn.Config(make_app(url, settings.redis.prefix), host=d.host,
+                                           port=d.port, log_level="warning"))  # fmt: skip
+    threading.Thread(target=server.run, name="dashboard", daemon=True).start()
+    return f"http://{d.host}:{d.port}/?ticker={ticker}"
+
+
+@app.command()
+def subscribe(
+    tickers: Annotated[
+        list[str] | None, typer.Argument(help="tickers whose signals to follow", show_default=False)
+    ] = None,
+    all_tickers: Annotated[
+        bool, typer.Option("--all", help="every ticker, including streams that appear later")
+    ] = False,
+    algo: Annotated[
+        list[str] | None, typer.Option("--algo", help="only this algorithm (repeatable)")
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option(help="consumer group: resume where it left off, share work")
+    ] = None,
+    consumer: Annotated[str, typer.Option(help="this reader's name in the group")] = "cli",
+    from_start: Annotated[
+        bool, typer.Option(help="from the first entry (a new group too), not new signals only")
+    ] = False,
+    count: Annotated[int, typer.Option(help="stop after this many signals (0: never)")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    redis_url: RedisOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Print signals as they arrive (with --group, each is acknowledged once printed)."""
+    from simsignal.actors.session import masked  # noqa: PLC0415
+    from simsignal.engine.settings import DEFAULT_REDIS_URL  # noqa: PLC0415
+    from simsignal.engine.signals import Signal  # noqa: PLC0415
+    from simsignal.engine.subscriber import SignalReader  # noqa: PLC0415
+
+    if not tickers and not all_tickers:
+        raise typer.BadParameter("name a ticker or give --all", param_hint="TICKER")
+    settings = _settings(config, redis_url=redis_url)
+    url = settings.redis.url.get_secret_value() if settings.redis.url else DEFAULT_REDIS_URL
+    err = Console(stderr=True)
+    reader = SignalReader(
+        url, None if all_tickers else tickers, algos=algo, group=group, consumer=consumer,
+        from_start=from_start, prefix=settings.redis.prefix,
+        say=lambda msg: err.print(f"[yellow]{masked(url)}:[/] {msg}", highlight=False),
+    )  # fmt: skip
+    prefix = settings.redis.prefix
+    streams = f"{prefix}:signals:*" if all_tickers else ", ".join(
+        f"{prefix}:signals:{t}" for t in tickers or [])  # fmt: skip
+    err.print(
+        f"reading {streams} at {masked(url)} ("
+        + (f"group {group} as {consumer}, " if group else "")
+        + ("from the first entry" if from_start else "new signals only")
+        + (f", algorithms {', '.join(algo)}" if algo else "")
+        + (f", stopping after {count}" if count else "") + "; Ctrl-C to stop)",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+    def show(sig: Signal) -> None:
+        if as_json:
+            print(sig.to_json(), flush=True)
+        else:
+            print(f"{sig.ticker} {sig.date} {sig.slot} m={sig.minute:>3} {sig.algo:<8} "
+                  f"pred_close {sig.pred_close:+.3%} up {sig.up_prob:.3%} "
+                  f"latency {sig.latency_ms} ms", flush=True)  # fmt: skip
+
+    try:
+        reader.handle(show, limit=count or None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reader.close()
+    if reader.skipped:
+        what = "entry that was not a signal" if reader.skipped == 1 else "entries that were not"
+        err.print(f"skipped {reader.skipped} {what}" + ("" if reader.skipped == 1 else " signals"),
+                  highlight=False)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -179,6 +181,10 @@ def release_spark() -> None:
     import raydp  # noqa: PLC0415
 
     raydp.stop_spark(cleanup_data=False)
+    # PySpark's SIGINT handler outlives its context and then fails on Ctrl-C with a traceback
+    # (its Java context is gone): Ctrl-C is Python's own again.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def shutdown() -> None:

@@ -46,3 +46,12 @@ class Keys:
     def journal(self, date: str, run: str) -> str:
         """Stream: one entry per handled batch of a session (what a restart rebuilds from)."""
         return f"{self.prefix}:journal:{date}:{run}"
+
+    def view(self, ticker: str) -> str:
+        """JSON: what the dashboard draws for a ticker on display (today, neighbours' curves)."""
+        return f"{self.prefix}:view:{ticker}"
+
+    @property
+    def views(self) -> str:
+        """Pub/sub channel: `{"ticker": …, "minute": …}` each time a view is written."""
+        return f"{self.prefix}:views"

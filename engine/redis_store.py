@@ -185,6 +185,21 @@ class RedisStore:
             pipe.xadd(stream, dict(fields))
         pipe.execute()
 
+    def put(
+        self, key: str, value: str, ttl_s: int, announce: tuple[str, str] | None = None
+    ) -> None:
+        """SET a string that expires, then PUBLISH `announce` (channel, message) if given."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.set(key, value, ex=ttl_s)
+        if announce is not None:
+            pipe.publish(*announce)
+        pipe.execute()
+
+    def get(self, key: str) -> str | None:
+        """GET as text (None: no such key)."""
+        value: Any = self._client.get(key)
+        return None if value is None else text(value)
+
     def hash(self, key: str) -> Fields:
         """HGETALL as text."""
         return _fields(self._client.hgetall(key))
@@ -195,11 +210,13 @@ class RedisStore:
             self._client.delete(*keys)
 
     @contextlib.contextmanager
-    def subscription(self, channel: str) -> Iterator[Any]:
-        """A pub/sub connection subscribed to `channel`; `next_message(sub, timeout)` reads it."""
+    def subscription(self, *channels: str) -> Iterator[Any]:
+        """A pub/sub connection subscribed to `channels`; `next_message(sub, timeout)` reads it."""
         sub: Any = self._client.pubsub()
-        sub.subscribe(channel)
-        sub.get_message(timeout=1.0)  # the subscribe confirmation
+        sub.subscribe(*channels)
+        for _ in channels:  # the confirmations: subscribed for sure before returning
+            sub.get_message(timeout=1.0)
+        sub.ignore_subscribe_messages = True
         try:
             yield sub
         finally:
@@ -251,21 +268,42 @@ class RedisStore:
         return added, refused
 
     # -- the bar streams' consumer group --------------------------------------------------
+    def ack(self, stream: str, group: str, ids: Sequence[str]) -> int:
+        """XACK: entries the group is done with; returns how many were pending."""
+        return int(self._client.xack(stream, group, *ids)) if ids else 0
+
+    def claim_idle(
+        self, stream: str, group: str, consumer: str, min_idle_ms: int, count: int = 100
+    ) -> list[Entry]:
+        """XAUTOCLAIM: take over entries another consumer left pending for `min_idle_ms`."""
+        reply: Any = self._client.xautoclaim(stream, group, consumer, min_idle_ms, "0-0",
+                                             count=count)  # fmt: skip
+        claimed = reply[1] if reply else []
+        return [Entry(stream, text(i), _fields(f)) for i, f in claimed if f is not None]
+
+    def streams_matching(self, pattern: str) -> list[str]:
+        """Stream keys matching a glob pattern (SCAN, so the server is never blocked)."""
+        keys: Any = self._client.scan_iter(match=pattern, count=1000, _type="stream")
+        return sorted(text(k) for k in keys)
+
+    def last_id(self, stream: str) -> str:
+        """The newest entry's ID, `0-0` for an empty or missing stream."""
+        last: Any = self._client.xrevrange(stream, count=1)
+        return text(last[0][0]) if last else "0-0"
+
     def settled(self, stream: str, group: str) -> bool:
         """Every entry of `stream` delivered to `group` and acknowledged (tests, health)."""
         groups: Any = self._client.xinfo_groups(stream)
         info = next((g for g in groups if text(g["name"]) == group), None)
         if info is None:
             return False
-        last: Any = self._client.xrevrange(stream, count=1)
-        newest = text(last[0][0]) if last else "0-0"
-        return int(info["pending"]) == 0 and text(info["last-delivered-id"]) == newest
+        return int(info["pending"]) == 0 and text(info["last-delivered-id"]) == self.last_id(stream)
 
-    def ensure_group(self, streams: Sequence[str], group: str) -> None:
-        """Create `group` on each stream (from its first entry) unless it is there."""
+    def ensure_group(self, streams: Sequence[str], group: str, start: str = "0") -> None:
+        """Create `group` on each stream unless it is there, at `start` (`0` or `$`)."""
         pipe = self._client.pipeline(transaction=False)
         for stream in streams:
-            pipe.xgroup_create(stream, group, id="0", mkstream=True)
+            pipe.xgroup_create(stream, group, id=start, mkstream=True)
         for reply in pipe.execute(raise_on_error=False):
             if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
                 raise reply

@@ -97,6 +97,14 @@ class EngineSettings(_Section):
         return value
 
 
+class DashboardSettings(_Section):
+    """The read-only web page, and which tickers the engine draws for it."""
+
+    view_tickers: tuple[str, ...] = ()  # the engine writes {prefix}:view:{ticker} for these
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(gt=0, lt=65536)] = 8050
+
+
 class ClusterSettings(_Section):
     """Ray and Spark sizing; Ray's own defaults where unset."""
 
@@ -119,6 +127,7 @@ class Settings(BaseSettings):
     history: HistorySettings = HistorySettings()
     input: InputSettings = InputSettings()
     engine: EngineSettings = EngineSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     cluster: ClusterSettings = ClusterSettings()
 
     @classmethod

@@ -52,3 +52,45 @@ class ChartSnapshot:
             "weights": similarity_weights(best.scores).tolist(),
             "forecast": result.forecasts[self.algo],
         }  # fmt: skip
+
+
+Where = list[tuple[int, int]]  # (shard, row) of each neighbour day
+
+
+@dataclass
+class LiveView:
+    """For the tickers on display: each minute, what the dashboard draws, as plain JSON.
+
+    Why the engine writes it: the page needs today's line and the neighbours' whole curves,
+    which live only in the engine (its shards), never in the signal stream. Fetching the
+    curves costs a call per shard, so only the tickers asked for get a view.
+    """
+
+    tickers: frozenset[str]
+    algo: str
+    labels: list[str]  # HH:MM of every slot
+    today: Callable[[str], list[float]]  # ticker → today's price ratios so far
+    curves: Callable[[Where], list[Any]]  # full price-ratio curves of neighbour days
+    write: Callable[[str, dict[str, Any]], None]  # ticker, view → the documented Redis key
+
+    def __call__(self, result: MinuteResult) -> None:
+        """Write the view of a ticker on display."""
+        if result.ticker not in self.tickers or self.algo not in result.best:
+            return
+        best = result.best[self.algo]
+        where = list(zip(best.shards.tolist(), best.rows.tolist(), strict=True))
+        curves = np.asarray(self.curves(where), np.float64)
+        weights = similarity_weights(best.scores)
+        now, x_now = result.minute - 1, result.x
+        continued = (1.0 + x_now) * (1.0 + curves[:, now:]) / (1.0 + curves[:, [now]]) - 1.0
+        lo, hi = np.quantile(continued, [0.1, 0.9], axis=0)
+        f = result.forecasts[self.algo]
+        self.write(result.ticker, {
+            "ticker": result.ticker, "minute": result.minute, "slot": self.labels[now],
+            "algo": self.algo, "labels": self.labels, "today": self.today(result.ticker),
+            "neighbors": [[t, d, s] for t, d, s, *_ in best.neighbors()],
+            "curves": curves.round(6).tolist(), "weights": weights.round(6).tolist(),
+            "forecast": (weights @ continued).round(6).tolist(),
+            "q10": lo.round(6).tolist(), "q90": hi.round(6).tolist(),
+            "pred_close": f.pred_close, "up_prob": f.up_prob,
+        })  # fmt: skip

@@ -119,13 +119,61 @@ def test_run_on_seed_format_history_equals_brute_force(
     assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
 
 
+def _demo_with_dashboard(url: str, tmp_path: Path, heard: list[tuple[str, str]]) -> str:
+    """`simsignal demo --dashboard`: the page is served beside the demo and stays up after it.
+
+    The demo waits for Ctrl-C; the async follower has heard every signal by then (within 5 s).
+    """
+    import signal
+    import time
+    import urllib.request
+
+    from simsignal.engine.redis_server import free_port
+    from tests.integration.test_cli_faults import _Engine
+
+    port = free_port()
+    demo = _Engine(["demo", "--redis-url", url, "--dashboard"], tmp_path,
+                   SIMSIGNAL_DASHBOARD__PORT=str(port))  # fmt: skip
+    demo.wait_for("stays at")
+    ended = time.monotonic()
+    assert f"dashboard at http://127.0.0.1:{port}/?ticker=000300" in demo.out
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state?ticker=000300") as reply:
+        state = json.loads(reply.read())
+    assert state["view"]["minute"] == 241 and len(state["latest"]) == len(ALGOS)
+    demo.proc.send_signal(signal.SIGINT)
+    assert demo.finish(seconds=120) == 0, demo.out[-3000:]
+    while len(heard) < 241 * len(ALGOS) and time.monotonic() - ended < 5:
+        time.sleep(0.05)
+    return demo.out
+
+
 @pytest.mark.slow
 def test_demo_publishes_every_minute_of_every_algorithm(
     redis_server: object, store: RedisStore, tmp_path: Path
 ) -> None:
+    import asyncio
+    import threading
+
+    from simsignal.engine.subscriber import SignalReader
+
     url = redis_server.url  # type: ignore[attr-defined]
-    out = _simsignal(["demo", "--redis-url", url], tmp_path)
+    # An asyncio consumer follows the replay (at --speed 0) while it runs.
+    reader = SignalReader(url, ["000300"], group="watch", from_start=True, block_ms=200)
+    heard: list[tuple[str, str]] = []
+
+    async def follow() -> None:
+        async for sig in reader.aiter():
+            heard.append((str(sig.minute), sig.algo))
+
+    follower = threading.Thread(target=asyncio.run, args=(follow(),), daemon=True)
+    follower.start()
+    try:
+        out = _demo_with_dashboard(url, tmp_path, heard)
+    finally:
+        reader.stop()
+        follower.join(timeout=10)
     entries = store.entries("simsignal:signals:000300")
+    assert heard == [(e.fields["minute"], e.fields["algo"]) for e in entries]  # all, in order
     pairs = {(e.fields["minute"], e.fields["algo"]) for e in entries}
     assert len(entries) == len(pairs) == 241 * len(ALGOS)
     assert len(store.hash("simsignal:latest:000300")) == len(ALGOS)
@@ -230,14 +278,16 @@ def test_subscribe_stops_at_count_and_says_what_it_reads(
     foreign: dict[Any, Any] = {"minute": "x", "[/x]": "[bold]"}
     redis.Redis.from_url(url).xadd("simsignal:signals:000300", foreign, id="1714095150000-0")
     assert publisher.publish(sigs[2:]) == 18
-    out = _simsignal(
-        ["subscribe", "000300", "--from-start", "--count", "8", "--redis-url", url], tmp_path
-    )
-    lines = out.strip().splitlines()
-    assert lines[0].startswith(f"reading simsignal:signals:000300 at {url}")
-    assert "stopping after 8" in lines[0]
-    assert len(lines) == 1 + 1 + 8
-    assert lines[3].startswith("skipped entry 1714095150000-0: not a signal")
-    assert lines[3].endswith("1 so far")
-    shown = [line for line in lines[1:] if " m=" in line]
-    assert [int(line.split("m=")[1].split()[0]) for line in shown] == list(range(1, 9))
+    done = subprocess.run(
+        [sys.executable, "-m", "simsignal.engine.cli", "subscribe", "000300", "--from-start",
+         "--count", "8", "--redis-url", url], capture_output=True, text=True, timeout=120,
+        check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = done.stderr.strip().splitlines()
+    assert said[0].startswith(f"reading simsignal:signals:000300 at {url}")
+    assert "stopping after 8" in said[0]
+    assert "skipped 1 entry that was not a signal" in done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 8 and all(line.startswith("000300 2024-04-26") for line in lines)
+    assert [int(line.split("m=")[1].split()[0]) for line in lines] == list(range(1, 9))

@@ -40,11 +40,11 @@ def _data(tmp_path: Path, live_minutes: int) -> tuple[str, Path, Path]:
 
 
 class _Engine:
-    """`simsignal run` in a subprocess; its output is collected line by line as it comes."""
+    """`simsignal <args>` in a subprocess; its output is collected line by line as it comes."""
 
     def __init__(self, args: list[str], cwd: Path, **env: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "simsignal.engine.cli", "run", *args], cwd=cwd,
+            [sys.executable, "-m", "simsignal.engine.cli", *args], cwd=cwd,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "COLUMNS": "160", **env},
         )  # fmt: skip
@@ -90,7 +90,7 @@ def test_redis_lost_for_good_exits_1_and_simsignal_flush_publishes_the_rest(
     data_dir.mkdir()
     server = RedisServer(port=port, data_dir=str(data_dir))
     out = tmp_path / "out"
-    engine = _Engine(["--history", str(history), "--feed", "replay", "--replay", str(live),
+    engine = _Engine(["run", "--history", str(history), "--feed", "replay", "--replay", str(live),
                       "--date", day, "--k", "5", "--speed", "240", "--redis-url", server.url,
                       "--out", str(out)], tmp_path, SIMSIGNAL_REDIS__DRAIN_SECONDS="2")  # fmt: skip
     try:
@@ -130,8 +130,9 @@ def test_following_redis_that_went_away_says_so_and_stops_on_sigterm(
     day, history, _ = _data(tmp_path, 5)
     port = free_port()
     server = RedisServer(port=port)
-    args = ["--history", str(history), "--feed", "redis", "--date", day, "--ticker", "000300",
-            "--k", "5", "--redis-url", server.url, "--out", str(tmp_path / "out")]  # fmt: skip
+    args = ["run", "--history", str(history), "--feed", "redis", "--date", day,
+            "--ticker", "000300", "--k", "5", "--redis-url", server.url,
+            "--out", str(tmp_path / "out")]  # fmt: skip
     engine = _Engine(args, tmp_path, SIMSIGNAL_REDIS__DRAIN_SECONDS="1")
     try:
         engine.wait_for("Ctrl-C to stop")

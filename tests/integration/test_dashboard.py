@@ -1,0 +1,166 @@
+"""The dashboard in a real headless browser (Debian's chromium, driven by Playwright).
+
+A day is fed bar by bar into a running engine (`simsignal run --feed redis`); the page must
+show each new minute and its latest `pred_close` within a second of the signal reaching Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simsignal.engine.redis_server import RedisServer, free_port
+from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.signals import Signal
+from tests.integration.test_cli_faults import _data, _Engine
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "out" / "screenshots"  # one from every run (docs/dashboard.png: by hand)
+
+
+def _wait_http(url: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium; installed with apt-get when missing (a browser is not on PyPI, and
+    Playwright's own download site is not reachable here), as `.ci/run` does."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    print("\ninstalling Debian's chromium for the dashboard's browser test…", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if done.returncode:
+            why = done.stderr.strip()[-300:]
+            raise RuntimeError(f"{' '.join(command)} failed ({why}): install Debian's chromium "
+                               "to run the dashboard's browser test")  # fmt: skip
+    return shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def test_the_page_shows_each_minute_within_a_second(
+    redis_server: RedisServer, store: RedisStore, tmp_path: Path, chromium: str
+) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
+    day, history, live = _data(tmp_path, 8)
+    bars = pd.read_parquet(live)
+    url = redis_server.url
+    args = [
+        "run",
+        "--history",
+        str(history),
+        "--feed",
+        "redis",
+        "--date",
+        day,
+        "--ticker",
+        "000300",
+        "--k",
+        "5",
+        "--redis-url",
+        url,
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    engine = _Engine(args, tmp_path, SIMSIGNAL_DASHBOARD__VIEW_TICKERS='["000300"]')
+    port = free_port()
+    page_server = subprocess.Popen(
+        [sys.executable, "-m", "simsignal.engine.cli", "dashboard", "--port", str(port),
+         "--redis-url", url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    try:
+        engine.wait_for("Ctrl-C to stop")
+        _wait_http(f"http://127.0.0.1:{port}/")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            said: list[str] = []  # the page's console and errors, for a failure's message
+            page.on("console", lambda msg: said.append(f"console: {msg.text}"))
+            page.on("pageerror", lambda err: said.append(f"error: {err}"))
+            page.goto(f"http://127.0.0.1:{port}/?ticker=000300")
+            page.wait_for_selector("#ticker option[value='000300']", state="attached")
+            lags = []
+            for m, bar in enumerate(bars.itertuples(), start=1):
+                fields = {"ticker": "000300", "ts": bar.datetime.replace(" ", "T"),
+                          "open": str(bar.open), "high": str(bar.high), "low": str(bar.low),
+                          "close": str(bar.close), "volume": str(bar.volume)}  # fmt: skip
+                store.add("simsignal:bars:000300", fields)
+                deadline = time.monotonic() + 60
+                while store.length("simsignal:signals:000300") < 4 * m:
+                    assert time.monotonic() < deadline and engine.proc.poll() is None
+                    time.sleep(0.005)
+                arrived = time.monotonic()
+                newest = [Signal.from_fields(e.fields)
+                          for e in store.entries("simsignal:signals:000300")][-4:]  # fmt: skip
+                sq = next(s for s in newest if s.algo == "sq")
+                assert sq.minute == m
+                shows = (
+                    "([m, p]) => document.getElementById('minute').dataset.value === m &&"
+                    " Number(document.getElementById('pred-close').dataset.value) === p &&"
+                    " document.getElementById('latest-sq')?.dataset.minute === m"
+                )
+                try:
+                    page.wait_for_function(shows, arg=[str(m), sq.pred_close], timeout=1000)
+                except PlaywrightTimeout:
+                    seen = page.evaluate(
+                        "() => [document.getElementById('minute').dataset.value,"
+                        " document.getElementById('pred-close').dataset.value]"
+                    )
+                    raise AssertionError(
+                        f"minute {m} ({sq.pred_close!r}) not shown within 1 s:"
+                        f" the page shows {seen}; {said[-5:]}"
+                    ) from None
+                lags.append(time.monotonic() - arrived)
+                shown = page.inner_text("#pred-close")
+                assert shown == f"{sq.pred_close * 100:+.3f}%"
+            assert page.locator("#chart canvas").count() == 1
+            assert "minutes" in page.inner_text("#health")
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+            page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+            browser.close()
+        print(f"\ndashboard lag after each signal: max {max(lags) * 1e3:.0f} ms", file=sys.stderr)
+        assert (tmp_path / "dashboard.png").stat().st_size > 20_000
+    finally:
+        page_server.kill()
+        engine.proc.send_signal(signal.SIGINT)
+        engine.finish(seconds=120)
+
+
+def test_the_page_loads_nothing_from_the_internet() -> None:
+    """The chart library is bundled (uPlot, MIT, with its licence); no CDN, no remote URL."""
+    static = ROOT / "engine" / "dashboard" / "static"
+    for name in ("index.html", "dashboard.js"):
+        text = (static / name).read_text()
+        assert "http://" not in text and "https://" not in text, name
+    assert "MIT License" in (static / "uPlot-LICENSE.txt").read_text()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1"])
+def test_the_dashboard_binds_to_loopback_by_default(host: str) -> None:
+    from simsignal.engine.settings import load_settings
+
+    assert load_settings().dashboard.host == host
