@@ -150,7 +150,10 @@ class Session:
         warnings.filterwarnings("ignore", message=".*sql_ctx.*")
         with self.console.status("starting Ray…") as status:
             java = cluster.ensure_java(say)
-            cluster.start_ray(s.cluster.num_cpus)
+            if s.cluster.address:  # join: the cluster's resources, and it outlives this run
+                cluster.start_ray(address=s.cluster.address)
+            else:
+                cluster.start_ray(s.cluster.num_cpus)
             say(f"[green]✓[/] Ray up ({time.perf_counter() - t0:.1f}s), Java: {java}")
 
             def step(msg: str) -> None:
@@ -196,9 +199,10 @@ class Session:
                     f"({self.history.report.rows_read:,} rows read; see the load report)"
                 )
             status.update("starting shard actors…")
+            placement = self._placements()
             algos = list(s.engine.algorithms)
             self.shards = [
-                ShardActor.remote(
+                ShardActor.options(scheduling_strategy=placement(i)).remote(
                     i,
                     self.history.refs_for(i),
                     template.slots,
@@ -226,6 +230,17 @@ class Session:
             )
             self.compiled = ray.get(self.coordinator.compile.remote())
         self.cold_start_s = time.perf_counter() - t0
+
+    @staticmethod
+    def _placements() -> Any:
+        """Shard i → a node: round robin over the nodes with CPUs (one machine: Ray's choice)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415
+
+        nodes = sorted(n["NodeID"] for n in ray.nodes()
+                       if n["Alive"] and n["Resources"].get("CPU", 0) > 0)  # fmt: skip
+        if len(nodes) < 2:
+            return lambda i: "DEFAULT"
+        return lambda i: NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)
 
     def _cache_folder(
         self, files: list[Path], template: SessionTemplate, date: str, tickers: list[str] | None

@@ -61,7 +61,8 @@ class Shard:
         """Size and identity, for the summary."""
         with self._lock:
             return {"shard": self.shard_id, "days": self.state.days,
-                    "bytes": self.state.nbytes, "tickers": len(self.state.ranges)}  # fmt: skip
+                    "bytes": self.state.nbytes, "tickers": len(self.state.ranges),
+                    "node": ray.get_runtime_context().get_node_id()}  # fmt: skip
 
     def memory(self) -> dict[str, int]:
         """Memory against what the shard must hold (bytes), for the summary.

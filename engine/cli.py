@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal as signals_
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,8 +19,10 @@ from rich.console import Console
 from simsignal.engine.cluster import LOOPBACK_ONLY
 from simsignal.engine.settings import Settings, load_settings
 
-# Local mode listens on loopback only: this must be set before anything imports Ray.
-os.environ.setdefault(*LOOPBACK_ONLY)
+# Local mode listens on loopback only: this must be set before anything imports Ray, and
+# never when joining a cluster (its nodes must see this driver's real address).
+if "--address" not in sys.argv and not os.environ.get("SIMSIGNAL_CLUSTER__ADDRESS"):
+    os.environ.setdefault(*LOOPBACK_ONLY)
 
 app = typer.Typer(
     add_completion=False,
@@ -70,6 +73,10 @@ MissingOpt = Annotated[
         "forward-filled",
     ),
 ]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option("--address", help="join this Ray cluster (auto, HOST:PORT, ray://HOST:10001)"),
+]
 GapOpt = Annotated[
     int | None,
     typer.Option(
@@ -93,13 +100,15 @@ def _settings(
     motif_window: int | None = None,
     max_missing: int | None = None,
     max_gap_days: int | None = None,
+    address: str | None = None,
 ) -> Settings:
     engine = {"algorithms": algorithms, "k": k, "shards": shards, "channels": channels,
               "dtw_band": dtw_band, "motif_window": motif_window}  # fmt: skip
     history = {"template": template, "max_missing_slots": max_missing,
                "max_gap_days": max_gap_days}  # fmt: skip
     try:
-        return load_settings(config, redis={"url": redis_url}, engine=engine, history=history)
+        return load_settings(config, redis={"url": redis_url}, engine=engine, history=history,
+                             cluster={"address": address})  # fmt: skip
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]configuration error:[/] {err}")
         raise typer.Exit(2) from None
@@ -223,6 +232,7 @@ def _write_summary(out: Path, session: Any, stats: dict[str, Any], **extra: Any)
     report.update(session.status(), redis_url=masked(session.redis_url), **extra)
     report["load"] = dataclasses.asdict(session.history.report)
     report["shard_memory"] = session.shard_memory()
+    report["shard_info"] = session.shard_info  # each shard's days, bytes and Ray node
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(report, indent=2))
 
@@ -340,6 +350,7 @@ def demo(
     with_dashboard: Annotated[
         bool, typer.Option("--dashboard", help="serve the dashboard and print its URL")
     ] = False,
+    address: AddressOpt = None,
 ) -> None:
     """Synthetic index history → RayDP → shards; replay the held-back day; chart and summary."""
     from simsignal.engine.synthetic import write_demo_data  # noqa: PLC0415
@@ -347,7 +358,7 @@ def demo(
 
     settings = _settings(
         config, redis_url=redis_url, algorithms=algorithms, k=k, shards=shards,
-        channels=channels, dtw_band=dtw_band, motif_window=motif_window,
+        channels=channels, dtw_band=dtw_band, motif_window=motif_window, address=address,
     )  # fmt: skip
     template = get_template(
         "cn" if settings.history.template == "auto" else settings.history.template
@@ -395,6 +406,7 @@ def run(
     out: OutOpt = Path("out"),
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
+    address: AddressOpt = None,
 ) -> None:
     """Load history before --date; replay a day (--feed replay) or follow Redis (--feed redis)."""
     settings = _settings(
@@ -409,6 +421,7 @@ def run(
         motif_window=motif_window,
         max_missing=max_missing,
         max_gap_days=max_gap_days,
+        address=address,
     )
     paths = [*history, *(more_history or [])]
     if feed == "replay":
@@ -558,8 +571,6 @@ def bench(
     ] = None,
 ) -> None:
     """Measure the engine as a user runs it, from a separate client through real Redis."""
-    import sys  # noqa: PLC0415
-
     from simsignal.engine.benchmark.run import bench as run_bench  # noqa: PLC0415
     from simsignal.engine.benchmark.workloads import Workload  # noqa: PLC0415
 

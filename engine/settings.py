@@ -108,6 +108,7 @@ class DashboardSettings(_Section):
 class ClusterSettings(_Section):
     """Ray and Spark sizing; Ray's own defaults where unset."""
 
+    address: str | None = None  # an existing Ray cluster (auto, HOST:PORT, ray://…); None: local
     num_cpus: Annotated[int, Field(gt=0)] | None = None
     executor_memory: str = "auto"  # "auto": 2 GB + 0.3 GB per million bars, ≤ half the RAM
     executor_cores: Annotated[int, Field(gt=0)] | None = None  # default: every core
