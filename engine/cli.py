@@ -593,6 +593,34 @@ def bench(
 
 
 @app.command()
+def health(
+    max_age: Annotated[
+        float, typer.Option(help="seconds since the engine last wrote its figures")
+    ] = 120.0,
+    redis_url: RedisOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Exit 0 when the engine is up and wrote its figures lately (container health checks)."""
+    from simsignal.engine.keys import Keys  # noqa: PLC0415
+    from simsignal.engine.redis_store import RedisError, RedisStore  # noqa: PLC0415
+    from simsignal.engine.settings import DEFAULT_REDIS_URL  # noqa: PLC0415
+
+    settings = _settings(config, redis_url=redis_url)
+    url = settings.redis.url.get_secret_value() if settings.redis.url else DEFAULT_REDIS_URL
+    try:
+        state = RedisStore.connect(url).hash(Keys(settings.redis.prefix).engine)
+    except RedisError as err:
+        console.print(f"unhealthy: Redis: {err}", highlight=False)
+        raise typer.Exit(1) from None
+    age = time.time() - float(state.get("health_at") or 0)
+    if state.get("state") != "ready" or ("health_at" in state and age > max_age):
+        console.print(f"unhealthy: state {state.get('state', 'unknown')!r}, figures {age:.0f} s "
+                      "old", highlight=False)  # fmt: skip
+        raise typer.Exit(1)
+    console.print("healthy", highlight=False)
+
+
+@app.command()
 def dashboard(
     host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default 8050)")] = None,

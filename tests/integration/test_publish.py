@@ -304,3 +304,25 @@ def test_a_refused_tls_certificate_is_said_as_such(tmp_path: Path) -> None:
         assert resolve_redis(trusted, print)[0] == trusted
     finally:
         server.stop()
+
+
+def test_simsignal_health_reads_the_engine_hash(
+    redis_server: RedisServer, store: RedisStore
+) -> None:
+    """The containers' health check: up and recent → 0; stale, stopped or absent → 1."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from simsignal.engine.cli import app
+
+    def health() -> int:
+        return CliRunner().invoke(app, ["health", "--redis-url", redis_server.url]).exit_code
+
+    assert health() == 1  # no engine has written anything
+    store.set_hash(KEYS.engine, {"state": "ready", "health_at": time.time()})
+    assert health() == 0
+    store.set_hash(KEYS.engine, {"health_at": time.time() - 600})
+    assert health() == 1
+    store.set_hash(KEYS.engine, {"state": "stopped", "health_at": time.time()})
+    assert health() == 1
