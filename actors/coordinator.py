@@ -114,10 +114,9 @@ class Coordinator:
 
     def _put_view(self, ticker: str, view: dict[str, Any]) -> None:
         with contextlib.suppress(RedisError):  # a display: never worth stopping a minute for
-            ttl = max(1, int(self.config.retention_days * 86_400))
             note = orjson.dumps({"ticker": ticker, "minute": view["minute"]}).decode()
-            self.store.put(self.keys.view(ticker), orjson.dumps(view).decode(), ttl,
-                           announce=(self.keys.views, note))  # fmt: skip
+            self.store.put(self.keys.view(ticker), orjson.dumps(view).decode(),
+                           self.publisher.keep_s, announce=(self.keys.views, note))  # fmt: skip
 
     def _write_health(self, force: bool = False) -> None:
         """The engine hash's live figures (the dashboard's health line), at most every 1 s."""

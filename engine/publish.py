@@ -95,6 +95,11 @@ class SignalPublisher:
         return int(self.retention_days * DAY_MS)
 
     @property
+    def keep_s(self) -> int:
+        """Retention in whole seconds (at least 1): journal entries and views expire after it."""
+        return max(1, int(self.retention_days * 86_400))
+
+    @property
     def pending_signals(self) -> int:
         """Signals held in memory, not yet in Redis."""
         return sum(u.signals for u in self.pending)
@@ -175,8 +180,7 @@ class SignalPublisher:
         calls = [(self.keys.signals(t), self.keys.latest(t), a) for t, a in by_ticker.items()]
         journal, acks = [], []
         if record is not None and self.journal_key and (record.bars or record.receipts):
-            ttl = max(1, int(self.retention_days * 86_400))
-            journal.append((self.journal_key, record.to_fields(), ttl))
+            journal.append((self.journal_key, record.to_fields(), self.keep_s))
         if record is not None and self.group:
             streams: dict[str, list[str]] = {}
             for source, receipt in record.receipts:

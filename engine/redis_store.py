@@ -17,8 +17,6 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-from simsignal.engine.keys import Keys
-
 RedisError = redis.RedisError
 Unavailable = (redis.ConnectionError, redis.TimeoutError)  # worth retrying later
 Fields = dict[str, str]
@@ -322,15 +320,6 @@ class RedisStore:
             for entry_id, fields in entries or []
             if fields is not None  # a pending entry trimmed away comes back without fields
         ]
-
-    def dead_letter(self, keys: Keys, entry: Mapping[str, str]) -> bool:
-        """Park a rejected input now; never raises (returns whether Redis took it)."""
-        try:
-            self._client.xadd(keys.deadletter, _encoded(entry), maxlen=DEAD_LETTER_MAXLEN,
-                              approximate=True)  # fmt: skip
-        except Exception:  # a dead letter must never stop the engine
-            return False
-        return True
 
 
 DEAD_LETTER_MAXLEN = 100_000

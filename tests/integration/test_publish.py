@@ -99,7 +99,7 @@ def test_signals_survive_an_outage_in_order() -> None:
 
 def test_dead_letter_records_the_reason(store: RedisStore) -> None:
     letter = dead_letter_entry("test", "close", "nan", "not a finite number", {"close": "nan"})
-    assert store.dead_letter(KEYS, letter)
+    SignalPublisher(store, KEYS, 5).publish([], dead=[letter])  # in a batch's commit
     [entry] = store.entries(KEYS.deadletter)
     fields = entry.fields
     assert fields["field"] == "close" and fields["reason"] == "not a finite number"
@@ -111,7 +111,7 @@ def test_a_hostile_dead_letter_is_short_and_never_raises(store: RedisStore) -> N
     huge = "9" * 100_000
     letter = dead_letter_entry("s\ud800", "close", "\udfff" + huge, "r" * 5000,
                                {"close": huge, "x": "\ud800"})  # fmt: skip
-    assert store.dead_letter(KEYS, letter)
+    SignalPublisher(store, KEYS, 5).publish([], dead=[letter])  # in a batch's commit
     [entry] = store.entries(KEYS.deadletter)
     assert sum(len(v) for v in entry.fields.values()) < 6000
     assert entry.fields["source"] == "s\\ud800"  # escaped, not dropped
