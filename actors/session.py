@@ -233,14 +233,14 @@ class Session:
 
     @staticmethod
     def _placements() -> Any:
-        """Shard i → a node: round robin over the nodes with CPUs (one machine: Ray's choice)."""
+        """Shard i → the i-th node with CPUs, held there (a soft hint was overridden once in CI)."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415
 
         nodes = sorted(n["NodeID"] for n in ray.nodes()
                        if n["Alive"] and n["Resources"].get("CPU", 0) > 0)  # fmt: skip
         if len(nodes) < 2:
             return lambda i: "DEFAULT"
-        return lambda i: NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)
+        return lambda i: NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=False)
 
     def _cache_folder(
         self, files: list[Path], template: SessionTemplate, date: str, tickers: list[str] | None
