@@ -84,6 +84,11 @@ class DayCurves:
     def __len__(self) -> int:
         return int(self.ratio.shape[0])
 
+    def select(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> DayCurves:
+        """The given rows (a mask or indices, kept in order), every channel with them."""
+        return DayCurves(self.tickers[rows], self.dates[rows], self.ratio[rows],
+                         self.prev_close[rows], {c: v[rows] for c, v in self.extra.items()})  # fmt: skip
+
     def channel(self, name: str) -> F32:
         """The curves of one channel."""
         if name == "price":

@@ -13,7 +13,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -340,21 +340,29 @@ class MinutePipeline:
 
 
 def _votes(best: list[Matches], k: int) -> tuple[tuple[str | float, ...], ...]:
-    """Ensemble neighbours: days most algorithms chose; score = 1 − share of algorithms."""
-    votes: Counter[tuple[str, str]] = Counter()
-    ranks: dict[tuple[str, str], list[int]] = {}
+    """Ensemble neighbours: days most algorithms chose; score = 1 − share of algorithms.
+
+    Ties go to the better mean rank, then to (ticker, date). Plain dicts and ints: this runs
+    for every ticker every minute.
+    """
+    count: dict[tuple[str, str], int] = {}
+    rank_sum: dict[tuple[str, str], int] = {}
     for matches in best:
-        for rank, key in enumerate(zip(matches.tickers, matches.dates, strict=True)):
-            votes[key] += 1
-            ranks.setdefault(key, []).append(rank)
+        keys = zip(matches.tickers.tolist(), matches.dates.tolist(), strict=True)
+        for rank, key in enumerate(keys):
+            count[key] = count.get(key, 0) + 1
+            rank_sum[key] = rank_sum.get(key, 0) + rank
     n = len(best)
-    order = sorted(votes, key=lambda key: (-votes[key], float(np.mean(ranks[key])), key))
-    return tuple((t, d, 1.0 - votes[(t, d)] / n) for t, d in order[:k])
+    order = sorted(count, key=lambda key: (-count[key], rank_sum[key] / count[key], key))
+    return tuple((t, d, 1.0 - count[(t, d)] / n) for t, d in order[:k])
 
 
 def _finite(f: Forecast) -> bool:
     """Every number of a forecast is finite (strict JSON and every consumer need that)."""
-    return all(math.isfinite(v) for v in astuple(f))
+    return all(math.isfinite(getattr(f, name)) for name in _FORECAST_FIELDS)
+
+
+_FORECAST_FIELDS = tuple(Forecast.__slots__)
 
 
 def _unreadable(err: Exception) -> BadBar:

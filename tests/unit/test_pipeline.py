@@ -13,17 +13,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simsignal.engine.bars import BadBar
 from simsignal.engine.history.curves import DayCurves
 from simsignal.engine.pipeline.batcher import Arrival, MinuteBatcher
-from simsignal.engine.pipeline.journal import BatchRecord
+from simsignal.engine.pipeline.local import ListSink, LocalShards
 from simsignal.engine.pipeline.minute import (
     MinutePipeline,
     PipelineConfig,
     Rejection,
-    ShardReply,
 )
-from simsignal.engine.shard_state import ShardState, Update
+from simsignal.engine.shard_state import ShardState
 from simsignal.engine.signals import Signal
 from simsignal.engine.templates import get_template
 from tests.helpers import brute_topk
@@ -32,39 +30,6 @@ CN = get_template("cn")
 ALGOS = ("sq", "var", "sq_norm", "var_norm")
 TICKERS = [f"{i:06d}" for i in range(1, 8)]
 DATE = "2024-04-26"
-
-
-class InProcessShards:
-    """The fan-out port over ShardStates in this process (real shard code, no Ray)."""
-
-    def __init__(self, shards: list[ShardState]) -> None:
-        self.shards = shards
-        self.calls = 0
-
-    def step(self, updates: list[Update]) -> list[ShardReply]:
-        self.calls += 1
-        return [s.step(updates) for s in self.shards]
-
-
-class ListSink:
-    """The signal-sink port as lists."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[Signal]] = []
-        self.records: list[BatchRecord] = []
-        self.rejected: list[tuple[Arrival, BadBar]] = []
-
-    def publish(self, signals: list[Signal], record: BatchRecord) -> None:
-        if signals:
-            self.batches.append(list(signals))
-        self.records.append(record)
-
-    def reject(self, arrival: Arrival, bad: BadBar) -> None:
-        self.rejected.append((arrival, bad))
-
-    @property
-    def signals(self) -> list[Signal]:
-        return [s for b in self.batches for s in b]
 
 
 def _history(seed: int = 5, days: int = 40) -> tuple[DayCurves, dict[str, np.ndarray]]:
@@ -92,9 +57,9 @@ def _split(hist: DayCurves, n: int) -> list[DayCurves]:
     return out
 
 
-def _pipeline(n_shards: int, k: int = 5) -> tuple[MinutePipeline, ListSink, InProcessShards]:
+def _pipeline(n_shards: int, k: int = 5) -> tuple[MinutePipeline, ListSink, LocalShards]:
     hist, _ = _history()
-    shards = InProcessShards([ShardState(c, list(ALGOS), k, False) for c in _split(hist, n_shards)])
+    shards = LocalShards([ShardState(c, list(ALGOS), k, False) for c in _split(hist, n_shards)])
     sink = ListSink()
     config = PipelineConfig(
         algorithms=ALGOS, k=k, template="cn", date=DATE,

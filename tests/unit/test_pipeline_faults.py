@@ -11,14 +11,13 @@ from typing import Any
 import numpy as np
 
 from simsignal.engine.pipeline.batcher import Arrival
+from simsignal.engine.pipeline.local import ListSink, LocalShards
 from simsignal.engine.pipeline.minute import MinutePipeline, PipelineConfig, Rejection
 from simsignal.engine.shard_state import ShardState
 from tests.unit.test_pipeline import (
     ALGOS,
     CN,
     TICKERS,
-    InProcessShards,
-    ListSink,
     _arrivals,
     _bars,
     _by_key,
@@ -93,7 +92,7 @@ def test_a_pipeline_rebuilt_from_its_journal_goes_on_exactly() -> None:
             first.on_batch(batch)
     # A new coordinator: same shards, a fresh pipeline rebuilt from the journal records.
     hist, _ = _history()
-    fresh_shards = InProcessShards([ShardState(c, list(ALGOS), 5, False) for c in _split(hist, 2)])
+    fresh_shards = LocalShards([ShardState(c, list(ALGOS), 5, False) for c in _split(hist, 2)])
     sink = ListSink()
     config = PipelineConfig(algorithms=ALGOS, k=5, template="cn", date="2024-04-26",
                             last_close={t: ("2024-04-25", 100.0) for t in TICKERS})  # fmt: skip

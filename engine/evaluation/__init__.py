@@ -1,0 +1,1 @@
+"""Judging the signals: walk-forward forecasts, calibration, statistics and the report."""
