@@ -86,8 +86,10 @@ class DayCurves:
 
     def select(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> DayCurves:
         """The given rows (a mask or indices, kept in order), every channel with them."""
-        return DayCurves(self.tickers[rows], self.dates[rows], self.ratio[rows],
-                         self.prev_close[rows], {c: v[rows] for c, v in self.extra.items()})  # fmt: skip
+        extra = {c: v[rows] for c, v in self.extra.items()}
+        return DayCurves(
+            self.tickers[rows], self.dates[rows], self.ratio[rows], self.prev_close[rows], extra
+        )
 
     def channel(self, name: str) -> F32:
         """The curves of one channel."""
