@@ -370,7 +370,8 @@ class Coordinator:
         if snap is None:
             return None
         curves = self.fanout.curves(snap["where"])
-        return {**snap, "curves": np.array(curves), "today": list(self.pipeline.today[ticker].xs)}
+        return {**snap, "curves": np.array(curves), "today": list(self.pipeline.today[ticker].xs),
+                "fitting": self.chart.fitting(ticker)}  # fmt: skip
 
 
 def _reconstructed() -> bool:

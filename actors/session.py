@@ -18,8 +18,10 @@ from rich.console import Console
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
 from simsignal.engine import cluster
+from simsignal.engine.calibration import Calibration
 from simsignal.engine.channels import COLUMNS
 from simsignal.engine.history import curves_cache
+from simsignal.engine.history.curves import DayCurves
 from simsignal.engine.history.formats import (
     NoHistoryError,
     count_bars,
@@ -94,6 +96,11 @@ def coordinator_config(
         max_prev_close_gap=s.input.max_prev_close_gap,
         channels=tuple(s.engine.channels),
         params=s.engine.params,
+        calibration=(
+            Calibration.load(Path(s.engine.calibration)).check_slots(history.slots)
+            if s.engine.calibration
+            else None
+        ),
     )
     return CoordinatorConfig(
         pipeline=pipeline,
@@ -141,70 +148,18 @@ class Session:
         t0 = time.perf_counter()
         s, say = self.settings, self.console.print
         wanted = None if s.engine.pooled else tickers
-        files = expand_paths(history_paths)  # a wrong path or template fails before Ray starts
-        template, fits = choose_for(sample_times(files, wanted), s.history.template)
-        say(f"[green]✓[/] {len(files)} history file(s); session template {template.name} "
-            f"({next(f for f in fits if f.name == template.name).describe()})")  # fmt: skip
+        files, template, fits = self._files(history_paths, wanted)
         url = s.redis.url.get_secret_value() if s.redis.url else None
         self.redis_url, self.embedded = resolve_redis(url, say)
-        warnings.filterwarnings("ignore", message=".*sql_ctx.*")
         with self.console.status("starting Ray…") as status:
-            java = cluster.ensure_java(say)
-            if s.cluster.address:  # join: the cluster's resources, and it outlives this run
-                cluster.start_ray(address=s.cluster.address)
-            else:
-                cluster.start_ray(s.cluster.num_cpus)
-            say(f"[green]✓[/] Ray up ({time.perf_counter() - t0:.1f}s), Java: {java}")
-
-            def step(msg: str) -> None:
-                status.update(f"loading history: {msg}…")
-                say(f"  · {msg} ({time.perf_counter() - t0:.1f}s)")
-
-            cache = self._cache_folder(files, template, date, wanted)
-            columns = [COLUMNS[c] for c in ("price", *s.engine.channels) if c in COLUMNS]
-            hit = (
-                curves_cache.read(cache, template, list(dict.fromkeys(columns))) if cache else None
-            )
-            if hit is not None:
-                say(f"[green]✓[/] day curves from the cache {cache} "
-                    f"({time.perf_counter() - t0:.1f}s): Spark not needed")  # fmt: skip
-                self.history = hit
-            else:
-                status.update("starting Spark on Ray (RayDP)…")
-                memory = cluster.executor_memory_for(count_bars(files), s.cluster.executor_memory)
-                spark = cluster.start_spark(
-                    executor_memory=memory, executor_cores=s.cluster.executor_cores
-                )
-                say(f"[green]✓[/] Spark on Ray up ({time.perf_counter() - t0:.1f}s, "
-                    f"executor memory {memory})")  # fmt: skip
-                self.history = load_history(
-                    spark,
-                    [str(f) for f in files],
-                    template,
-                    s.engine.shards,
-                    max_missing=s.history.max_missing_slots,
-                    max_gap_days=s.history.max_gap_days,
-                    before_date=date,
-                    partition=s.engine.partition,
-                    tickers=wanted,
-                    cache=cache,
-                    columns=tuple(dict.fromkeys(columns)),
-                    step=step,
-                )
-                cluster.release_spark()
-            self.history.report.template_fit = [f.describe() for f in fits]
-            if self.history.report.days_kept == 0:
-                raise NoHistoryError(
-                    f"no usable history day before {date} in {', '.join(history_paths)} "
-                    f"({self.history.report.rows_read:,} rows read; see the load report)"
-                )
+            history = self._load(files, template, fits, date, wanted, history_paths, t0, status)
             status.update("starting shard actors…")
             placement = self._placements()
             algos = list(s.engine.algorithms)
             self.shards = [
                 ShardActor.options(scheduling_strategy=placement(i)).remote(
                     i,
-                    self.history.refs_for(i),
+                    history.refs_for(i),
                     template.slots,
                     algos,
                     s.engine.k,
@@ -219,7 +174,7 @@ class Session:
                 self.shards,
                 coordinator_config(
                     s,
-                    self.history,
+                    history,
                     date,
                     tickers,
                     self.redis_url,
@@ -230,6 +185,88 @@ class Session:
             )
             self.compiled = ray.get(self.coordinator.compile.remote())
         self.cold_start_s = time.perf_counter() - t0
+
+    def load(self, history_paths: list[str], before: str, tickers: list[str] | None) -> None:
+        """Only Ray and the history strictly before `before`: no Redis, no actors (evaluate)."""
+        t0 = time.perf_counter()
+        wanted = None if self.settings.engine.pooled else tickers
+        files, template, fits = self._files(history_paths, wanted)
+        with self.console.status("starting Ray…") as status:
+            self._load(files, template, fits, before, wanted, history_paths, t0, status)
+        self.cold_start_s = time.perf_counter() - t0
+
+    def curves(self) -> DayCurves:
+        """Every loaded day curve (all shards' rows, sorted by ticker and date) in this process."""
+        assert self.history is not None, "load() first"
+        tables = ray.get(self.history.refs)
+        return DayCurves.from_arrow(tables, self.history.slots)
+
+    def _files(
+        self, history_paths: list[str], wanted: list[str] | None
+    ) -> tuple[list[Path], SessionTemplate, list[Any]]:
+        """The history files and their session template: a wrong one fails before Ray starts."""
+        files = expand_paths(history_paths)
+        template, fits = choose_for(sample_times(files, wanted), self.settings.history.template)
+        chosen = next(f for f in fits if f.name == template.name)
+        self.console.print(f"[green]✓[/] {len(files)} history file(s); session template "
+                           f"{template.name} ({chosen.describe()})")  # fmt: skip
+        return files, template, fits
+
+    def _load(
+        self, files: list[Path], template: SessionTemplate, fits: list[Any], date: str,
+        wanted: list[str] | None, history_paths: list[str], t0: float, status: Any,
+    ) -> LoadedHistory:  # fmt: skip
+        """Ray up, then the day curves from the cache or through Spark (RayDP)."""
+        s, say = self.settings, self.console.print
+        warnings.filterwarnings("ignore", message=".*sql_ctx.*")
+        java = cluster.ensure_java(say)
+        if s.cluster.address:  # join: the cluster's resources, and it outlives this run
+            cluster.start_ray(address=s.cluster.address)
+        else:
+            cluster.start_ray(s.cluster.num_cpus)
+        say(f"[green]✓[/] Ray up ({time.perf_counter() - t0:.1f}s), Java: {java}")
+
+        def step(msg: str) -> None:
+            status.update(f"loading history: {msg}…")
+            say(f"  · {msg} ({time.perf_counter() - t0:.1f}s)")
+
+        cache = self._cache_folder(files, template, date, wanted)
+        columns = [COLUMNS[c] for c in ("price", *s.engine.channels) if c in COLUMNS]
+        hit = curves_cache.read(cache, template, list(dict.fromkeys(columns))) if cache else None
+        if hit is not None:
+            say(f"[green]✓[/] day curves from the cache {cache} "
+                f"({time.perf_counter() - t0:.1f}s): Spark not needed")  # fmt: skip
+            self.history = hit
+        else:
+            status.update("starting Spark on Ray (RayDP)…")
+            memory = cluster.executor_memory_for(count_bars(files), s.cluster.executor_memory)
+            spark = cluster.start_spark(
+                executor_memory=memory, executor_cores=s.cluster.executor_cores
+            )
+            say(f"[green]✓[/] Spark on Ray up ({time.perf_counter() - t0:.1f}s, "
+                f"executor memory {memory})")  # fmt: skip
+            self.history = load_history(
+                spark,
+                [str(f) for f in files],
+                template,
+                s.engine.shards,
+                max_missing=s.history.max_missing_slots,
+                max_gap_days=s.history.max_gap_days,
+                before_date=date,
+                partition=s.engine.partition,
+                tickers=wanted,
+                cache=cache,
+                columns=tuple(dict.fromkeys(columns)),
+                step=step,
+            )
+            cluster.release_spark()
+        self.history.report.template_fit = [f.describe() for f in fits]
+        if self.history.report.days_kept == 0:
+            raise NoHistoryError(
+                f"no usable history day before {date} in {', '.join(history_paths)} "
+                f"({self.history.report.rows_read:,} rows read; see the load report)"
+            )
+        return self.history
 
     @staticmethod
     def _placements() -> Any:

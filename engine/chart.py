@@ -54,3 +54,37 @@ def draw_similarity(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def draw_fitting(
+    data: dict[str, Any], template: SessionTemplate, ticker: str, date: str, path: Path
+) -> Path:
+    """Write fitting.png: the predicted close at every minute against the realised close.
+
+    The seed's "prediction close index change percent": each minute's forecast of where the
+    day closes (with the neighbours' q10–q90), today's line, and the close it really made.
+    """
+    fit = data["fitting"]
+    minutes = np.asarray(fit["minute"], np.float64)
+    slots = minutes - 1
+    today = np.asarray(data["today"], np.float64) * 100
+    fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
+    ax.fill_between(slots, np.asarray(fit["q10"]) * 100, np.asarray(fit["q90"]) * 100,
+                    color="tab:orange", alpha=0.2, label="neighbours' close q10–q90")  # fmt: skip
+    ax.plot(slots, np.asarray(fit["pred_close"]) * 100, color="tab:orange", lw=2,
+            label=f"predicted close at each minute ({data['algo']})")  # fmt: skip
+    ax.plot(np.arange(len(today)), today, color="tab:blue", lw=1.2, label="today")
+    if len(today) == template.slots:
+        ax.axhline(today[-1], color="k", ls="--", lw=1,
+                   label=f"realised close {today[-1]:+.2f}%")  # fmt: skip
+    ticks = np.linspace(0, template.slots - 1, 9).round().astype(int)
+    ax.set_xticks(ticks, [template.label(int(t)) for t in ticks])
+    ax.set_ylabel("close change, % vs previous close")
+    ax.set_title(f"{ticker} {date}: predicted close change, minute by minute")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

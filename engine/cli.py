@@ -77,6 +77,10 @@ AddressOpt = Annotated[
     str | None,
     typer.Option("--address", help="join this Ray cluster (auto, HOST:PORT, ray://HOST:10001)"),
 ]
+CalibrationOpt = Annotated[
+    Path | None,
+    typer.Option("--calibration", help="calibration.json from simsignal evaluate (up_prob)"),
+]
 GapOpt = Annotated[
     int | None,
     typer.Option(
@@ -101,14 +105,21 @@ def _settings(
     max_missing: int | None = None,
     max_gap_days: int | None = None,
     address: str | None = None,
+    calibration: Path | None = None,
 ) -> Settings:
     engine = {"algorithms": algorithms, "k": k, "shards": shards, "channels": channels,
-              "dtw_band": dtw_band, "motif_window": motif_window}  # fmt: skip
+              "dtw_band": dtw_band, "motif_window": motif_window,
+              "calibration": str(calibration) if calibration else None}  # fmt: skip
     history = {"template": template, "max_missing_slots": max_missing,
                "max_gap_days": max_gap_days}  # fmt: skip
     try:
-        return load_settings(config, redis={"url": redis_url}, engine=engine, history=history,
-                             cluster={"address": address})  # fmt: skip
+        settings = load_settings(config, redis={"url": redis_url}, engine=engine,
+                                 history=history, cluster={"address": address})  # fmt: skip
+        if settings.engine.calibration:  # read now: a bad file fails before Ray starts
+            from simsignal.engine.calibration import Calibration  # noqa: PLC0415
+
+            Calibration.load(Path(settings.engine.calibration))
+        return settings
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]configuration error:[/] {err}")
         raise typer.Exit(2) from None
@@ -128,7 +139,7 @@ def _replay_and_report(
 ) -> None:
     """Shared by demo and run: start, replay one day (default date: its first bar's), chart."""
     from simsignal.actors.session import Session, masked  # noqa: PLC0415
-    from simsignal.engine.chart import draw_similarity  # noqa: PLC0415
+    from simsignal.engine.chart import draw_fitting, draw_similarity  # noqa: PLC0415
     from simsignal.engine.feeds import minute_batches, paced, replay_rows  # noqa: PLC0415
     from simsignal.engine.live_view import (  # noqa: PLC0415
         LiveTable,
@@ -180,6 +191,8 @@ def _replay_and_report(
                 if chart
                 else None
             )
+            if chart:
+                draw_fitting(chart, template, live_ticker, date, out / "fitting.png")
             prefix = settings.redis.prefix
             info = {
                 "redis": masked(session.redis_url)
@@ -200,7 +213,7 @@ def _replay_and_report(
                 f"{sum(i['bytes'] for i in session.shard_info) / 2**20:.1f} MiB of float32 curves"
                 + ("; per-minute fan-out: Ray Compiled Graph" if session.compiled else ""),
                 "replay": f"{len(rows)} bars in {replay_s:.1f} s",
-                "chart": str(chart_path)
+                "chart": f"{chart_path} and {chart_path.with_name('fitting.png')}"
                 if chart_path
                 else "(no snapshot: fewer minutes than --chart-minute)",
                 "wall time": f"{time.perf_counter() - wall0:.1f} s",
@@ -254,6 +267,7 @@ def _engine_output(logs: Path | None) -> Iterator[None]:
     """Ray's, Spark's and the JVMs' output to `logs` (None: on the console)."""
     from rich.text import Text  # noqa: PLC0415
 
+    from simsignal.engine.calibration import CalibrationError  # noqa: PLC0415
     from simsignal.engine.engine_logs import engine_output_to  # noqa: PLC0415
     from simsignal.engine.history.formats import MissingColumnError, NoHistoryError  # noqa: PLC0415
     from simsignal.engine.history.template_fit import TemplateMismatchError  # noqa: PLC0415
@@ -265,6 +279,9 @@ def _engine_output(logs: Path | None) -> Iterator[None]:
             yield
     except (TemplateMismatchError, MissingColumnError, NoHistoryError, FileNotFoundError) as err:
         console.print(Text("history error: ", style="red") + Text(str(err)), highlight=False)
+        raise typer.Exit(2) from None
+    except CalibrationError as err:
+        console.print(Text("calibration error: ", style="red") + Text(str(err)), highlight=False)
         raise typer.Exit(2) from None
     except ConnectionError as err:  # the Redis URL given does not work (resolve_redis says why)
         console.print(Text("redis error: ", style="red") + Text(str(err)), highlight=False)
@@ -407,10 +424,12 @@ def run(
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
     address: AddressOpt = None,
+    calibration: CalibrationOpt = None,
 ) -> None:
     """Load history before --date; replay a day (--feed replay) or follow Redis (--feed redis)."""
     settings = _settings(
         config,
+        calibration=calibration,
         redis_url=redis_url,
         algorithms=algorithms,
         k=k,
@@ -590,6 +609,164 @@ def bench(
         )
     console.print(f"wrote {out}/bench-{result['workload']['key']}.json and .png"
                   + (f", updated {doc}" if doc else ""))  # fmt: skip
+
+
+@app.command()
+def evaluate(
+    history: Annotated[
+        list[str], typer.Option("--history", help="CSV/Parquet files, globs or directories")
+    ],
+    start: Annotated[str, typer.Option("--from", help="first test day YYYY-MM-DD")],
+    end: Annotated[str, typer.Option("--to", help="last test day YYYY-MM-DD")],
+    more_history: Annotated[
+        list[str] | None, typer.Argument(help="more history paths", show_default=False)
+    ] = None,
+    ticker: Annotated[list[str] | None, typer.Option(help="only this ticker (repeatable)")] = None,
+    template: TemplateOpt = None,
+    at: Annotated[
+        str, typer.Option("--at", help="checkpoint minutes, comma separated, or 'all'")
+    ] = "30,60,120,180",
+    algorithms: AlgoOpt = None,
+    k: KOpt = None,
+    cost_bps: Annotated[
+        float, typer.Option("--cost-bps", help="cost per trade and side, basis points")
+    ] = 1.0,
+    out: Annotated[Path, typer.Option("--out", help="default folder of the three files")] = Path(
+        "out"
+    ),
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="the report (default OUT/evaluation.json)")
+    ] = None,
+    html_path: Annotated[
+        Path | None, typer.Option("--html", help="the plots (default OUT/evaluation.html)")
+    ] = None,
+    calibration_path: Annotated[
+        Path | None,
+        typer.Option("--calibration", help="fitted up_prob calibration (OUT/calibration.json)"),
+    ] = None,
+    max_missing: MissingOpt = None,
+    max_gap_days: GapOpt = None,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Walk-forward evaluation: every test day forecast from earlier days only, honestly scored."""
+    from datetime import date, timedelta  # noqa: PLC0415
+
+    from simsignal.engine.evaluation.console import evaluate_and_write  # noqa: PLC0415
+    from simsignal.engine.evaluation.report import checkpoints  # noqa: PLC0415
+    from simsignal.engine.evaluation.walk_forward import WalkConfig  # noqa: PLC0415
+
+    days = {}
+    for flag, value in (("--from", start), ("--to", end)):
+        try:
+            days[flag] = date.fromisoformat(value)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{value!r} is not a date YYYY-MM-DD", param_hint=flag
+            ) from None
+    if days["--from"] > days["--to"]:
+        raise typer.BadParameter(f"--from {start} is after --to {end}", param_hint="--from")
+    settings = _settings(config, algorithms=algorithms, k=k, template=template,
+                         max_missing=max_missing, max_gap_days=max_gap_days)  # fmt: skip
+    try:
+        checkpoints(at, 390)  # the longest session: checked again against the template's
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--at") from None
+    if set(settings.engine.channels) != {"price"}:
+        console.print("note: evaluate scores the price channel only; other channels are ignored")
+    before = (days["--to"] + timedelta(days=1)).isoformat()
+    curves, slots_template = _curves_in_process(
+        settings, [*history, *(more_history or [])], before, ticker, out, verbose
+    )
+    try:
+        minutes = checkpoints(at, slots_template.slots)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--at") from None
+    walk = WalkConfig(tuple(settings.engine.algorithms), settings.engine.k, slots_template,
+                      settings.engine.pooled, settings.engine.params, minutes,
+                      settings.input.max_move)  # fmt: skip
+    paths = {"json": json_path or out / "evaluation.json",
+             "html": html_path or out / "evaluation.html",
+             "calibration": calibration_path or out / "calibration.json"}  # fmt: skip
+    try:
+        evaluate_and_write(console, curves, walk, start, end, ticker, cost_bps, paths)
+    except ValueError as err:
+        console.print(f"[red]evaluate:[/] {err}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _curves_in_process(
+    settings: Settings, paths: list[str], before: str, tickers: list[str] | None, out: Path,
+    verbose: bool,
+) -> tuple[Any, Any]:  # fmt: skip
+    """History strictly before `before`, loaded as `run` loads it, as day curves in this process.
+
+    Ray and Spark stop once the curves are here: evaluate and chart need neither afterwards.
+    """
+    from simsignal.actors.session import Session  # noqa: PLC0415
+
+    logs = None if verbose else out / "logs" / "engine.log"
+    with _engine_output(logs):
+        session = Session(settings, console)
+        try:
+            session.load(paths, before, tickers)
+            assert session.history is not None
+            return session.curves(), session.history.template
+        finally:
+            session.close()
+
+
+@app.command()
+def chart(
+    history: Annotated[
+        list[str], typer.Option("--history", help="CSV/Parquet files, globs or directories")
+    ],
+    day: Annotated[str, typer.Option("--date", help="the past day to draw, YYYY-MM-DD")],
+    more_history: Annotated[
+        list[str] | None, typer.Argument(help="more history paths", show_default=False)
+    ] = None,
+    ticker: Annotated[
+        str | None, typer.Option(help="the ticker (default: the first in the history)")
+    ] = None,
+    minute: Annotated[
+        int | None, typer.Option(help="minute of similarity.png (default: mid-session)")
+    ] = None,
+    template: TemplateOpt = None,
+    algorithms: AlgoOpt = None,
+    k: KOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="where the two PNGs go")] = Path("out"),
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Draw a past day as the engine saw it: similarity.png (one minute) and fitting.png (all)."""
+    from datetime import date, timedelta  # noqa: PLC0415
+
+    from simsignal.engine.chart import draw_fitting, draw_similarity  # noqa: PLC0415
+    from simsignal.engine.evaluation.walk_forward import WalkConfig, day_chart  # noqa: PLC0415
+
+    try:
+        before = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    except ValueError:
+        raise typer.BadParameter(f"{day!r} is not a date YYYY-MM-DD", param_hint="--date") from None
+    settings = _settings(config, algorithms=algorithms, k=k, template=template)
+    tickers = [ticker] if ticker else None
+    curves, tpl = _curves_in_process(
+        settings, [*history, *(more_history or [])], before, tickers, out, verbose
+    )
+    name = ticker or str(curves.tickers[0])
+    at = minute or tpl.slots // 2
+    if not 1 <= at <= tpl.slots:
+        raise typer.BadParameter(f"{at} is outside 1..{tpl.slots}", param_hint="--minute")
+    walk = WalkConfig(tuple(settings.engine.algorithms), settings.engine.k, tpl,
+                      settings.engine.pooled, settings.engine.params)  # fmt: skip
+    try:
+        data = day_chart(curves, walk, day, name, at)
+    except ValueError as err:
+        console.print(f"[red]chart:[/] {err}", highlight=False)
+        raise typer.Exit(2) from None
+    paths = (draw_similarity(data, tpl, name, day, out / "similarity.png"),
+             draw_fitting(data, tpl, name, day, out / "fitting.png"))  # fmt: skip
+    console.print(f"[green]✓[/] wrote {paths[0]} and {paths[1]}")
 
 
 @app.command()

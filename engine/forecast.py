@@ -15,11 +15,12 @@ class Forecast:
     pred_close: float  # similarity-weighted mean of the neighbours' closes, continued from now
     pred_close_mean: float  # the seed's form: plain mean of the neighbours' own close ratios
     pred_move: float  # pred_close relative to now: (1 + pred_close) / (1 + x_now) − 1
-    up_prob: float  # weighted share of neighbours that rose from now to the close (ties: half)
+    up_prob: float  # calibrated when a calibration is loaded; else equal to up_prob_raw
     q10: float
     q50: float
     q90: float
     dispersion: float  # standard deviation of the continued closes
+    up_prob_raw: float  # weighted share of neighbours that rose from now to the close (ties: ½)
 
 
 def similarity_weights(scores: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -88,7 +89,7 @@ def forecast_many(
     move = (1.0 + pred) / (1.0 + x[:, 0]) - 1.0
     up = (w * rose(now, end)).sum(axis=1)
     q10, q50, q90 = np.quantile(closes, [0.1, 0.5, 0.9], axis=1)
-    columns = (pred, end.mean(axis=1), move, up, q10, q50, q90, closes.std(axis=1))
+    columns = (pred, end.mean(axis=1), move, up, q10, q50, q90, closes.std(axis=1), up)
     return [Forecast(*(float(v) for v in row)) for row in zip(*columns, strict=True)]
 
 
@@ -107,7 +108,7 @@ def ensemble(forecasts: list[Forecast], x_now: float) -> tuple[Forecast, NDArray
     Rule: precision weighting, w_a ∝ 1 / (dispersion_a² + ε) with ε = 10⁻³·mean(dispersion²)
     (+tiny), so an algorithm whose neighbours agree counts more. pred_close, up_prob and the
     quantiles are w-weighted means; dispersion is √(Σ w·dispersion²); pred_close_mean is the
-    plain mean of the algorithms' own.
+    plain mean of the algorithms' own; up_prob_raw mixes the algorithms' raw shares.
     """
     if not forecasts:
         raise ValueError("ensemble needs at least one forecast")
@@ -128,5 +129,6 @@ def ensemble(forecasts: list[Forecast], x_now: float) -> tuple[Forecast, NDArray
         q50=mix("q50"),
         q90=mix("q90"),
         dispersion=float(np.sqrt(w @ var)),
+        up_prob_raw=mix("up_prob_raw"),
     )
     return combined, w

@@ -61,6 +61,7 @@ class EngineSettings(_Section):
     dtw_band: Annotated[int, Field(ge=0)] = 10
     motif_window: Annotated[int, Field(ge=1, le=390)] = 30
     compiled_graph: bool = True
+    calibration: str = ""  # up_prob calibration from `simsignal evaluate`; "" = raw share
 
     @field_validator("channels", mode="before")
     @classmethod

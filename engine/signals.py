@@ -2,7 +2,8 @@
 
 Schema 2 keeps an entry slim: the neighbour list is written once, in the stream entry. The
 pub/sub payload and the latest hash carry the other fields as one JSON object, plus `id`, the
-stream entry that holds the neighbours.
+stream entry that holds the neighbours. Schema 3 adds `up_prob_raw` (the neighbours' share
+of risers) beside `up_prob` (that share calibrated, when the engine has a calibration).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import orjson
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class Signal:
     pred_close_mean: float
     pred_move: float
     up_prob: float
+    up_prob_raw: float
     q10: float
     q50: float
     q90: float
@@ -74,6 +76,9 @@ class Signal:
         strs = {"ticker", "date", "slot", "algo"}
         kwargs: dict[str, Any] = {}
         for key in cls.__slots__:
+            if key == "up_prob_raw" and key not in fields:  # schema 2: never calibrated
+                kwargs[key] = float(fields["up_prob"])
+                continue
             raw = fields[key]
             if key == "neighbors":
                 kwargs[key] = tuple(tuple(n) for n in orjson.loads(raw))

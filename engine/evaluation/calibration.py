@@ -9,10 +9,8 @@ base rate's where earlier days showed skill.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,7 +20,6 @@ from simsignal.engine.evaluation.metrics import outcome
 
 MIN_DAYS = 20  # fewer earlier days than this: λ = 0
 Z = 2.326  # one-sided 99 %: λ is a lower confidence bound
-FORMAT = 1
 
 
 @dataclass
@@ -87,39 +84,3 @@ def calibrate(
 ) -> NDArray[np.float64]:
     """The calibrated probability, b + λ·(raw − b), element-wise."""
     return np.asarray(base + lam * (raw - base), np.float64)
-
-
-@dataclass
-class Calibration:
-    """What a live run needs to calibrate up_prob: λ per algorithm and the base rates."""
-
-    weights: dict[str, float]
-    base_up: dict[str, list[float]]  # ticker (or "*" for any other) → share up, per minute
-    fitted_on: dict[str, str | int] = field(default_factory=dict)
-    format: int = FORMAT
-
-    def up_prob(self, algo: str, ticker: str, minute: int, raw: float) -> float:
-        """The calibrated probability of a rise to the close (raw when the algo is unknown)."""
-        lam = self.weights.get(algo)
-        base = self.base_up.get(ticker) or self.base_up.get("*")
-        if lam is None or base is None:
-            return raw
-        b = base[min(minute, len(base)) - 1]
-        return b + lam * (raw - b)
-
-    def save(self, path: Path) -> Path:
-        """Write as JSON."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=1))
-        return path
-
-    @classmethod
-    def load(cls, path: Path) -> Calibration:
-        """Read a file `save` wrote; a clear error for anything else."""
-        try:
-            raw = json.loads(Path(path).read_text())
-            if raw.get("format") != FORMAT:
-                raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT}")
-            return cls(**raw)
-        except (OSError, ValueError, TypeError) as err:
-            raise ValueError(f"calibration file {path}: {err}") from err

@@ -8,12 +8,13 @@ from typing import Any
 
 import pandas as pd
 
+from simsignal.engine.calibration import Calibration
 from simsignal.engine.evaluation import calibration, report
 from simsignal.engine.evaluation.walk_forward import (
     Progress,
     WalkConfig,
+    dates_to_test,
     moves_to_close,
-    test_dates,
     up_share,
     walk_forward,
 )
@@ -26,7 +27,7 @@ class Evaluation:
 
     frame: pd.DataFrame
     report: dict[str, Any]
-    calibration: calibration.Calibration
+    calibration: Calibration
 
 
 def evaluate(
@@ -39,7 +40,7 @@ def evaluate(
     progress: Progress = lambda done, total: None,
 ) -> Evaluation:
     """Walk forward over the test days in [start, end]; calibrate up_prob on earlier days."""
-    dates = test_dates(curves, start, end, tickers)
+    dates = dates_to_test(curves, start, end, tickers)
     if not dates:
         raise ValueError(f"no test day in {start}..{end} with an earlier history day")
     walked = walk_forward(curves, config, dates, tickers, progress)
@@ -56,7 +57,7 @@ def evaluate(
         "pooled": config.pooled, "forecasts": len(frame), "rejected": walked.rejected,
         "seconds": round(walked.seconds, 2), "cost_bps_per_side": cost_bps,
     }  # fmt: skip
-    fitted = calibration.Calibration(
+    fitted = Calibration(
         weights=calibration.final_weights(frame),
         base_up=_base_rates(curves, end, names, config.pooled),
         fitted_on={"from": dates[0], "to": dates[-1], "days": walked.days, "k": config.k},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from simsignal.engine.pipeline.batcher import Arrival
 from simsignal.engine.pipeline.journal import BatchRecord
 from simsignal.engine.pipeline.local import LocalShards
 from simsignal.engine.pipeline.minute import MinutePipeline, MinuteResult, PipelineConfig
+from simsignal.engine.pipeline.observers import ChartSnapshot
 from simsignal.engine.shard_state import ShardState
 from simsignal.engine.signals import Signal
 from simsignal.engine.templates import SessionTemplate
@@ -59,7 +61,7 @@ class _Tally:
         self.rejected.append((arrival, bad))
 
 
-def test_dates(
+def dates_to_test(
     curves: DayCurves, start: str, end: str, tickers: Sequence[str] | None = None
 ) -> list[str]:
     """Dates in [start, end] with a kept day of a wanted ticker and at least one earlier day."""
@@ -203,3 +205,23 @@ def _wanted(curves: DayCurves, tickers: Sequence[str] | None) -> NDArray[np.bool
     if not tickers:
         return np.ones(len(curves), bool)
     return np.isin(curves.tickers, list(tickers))
+
+
+def day_chart(
+    curves: DayCurves, config: WalkConfig, date: str, ticker: str, minute: int
+) -> dict[str, Any]:
+    """A past day replayed from the days before it: what similarity.png and fitting.png draw."""
+    algo = next(a for a in config.algorithms if a != ENSEMBLE)
+    have = (curves.dates.astype(str) == date) & (curves.tickers == ticker)
+    if not have.any():
+        raise ValueError(f"--date {date}: no kept day of {ticker} in the history (see the load "
+                         "report); chart draws a past day that the history holds")  # fmt: skip
+    chart = ChartSnapshot(minute, algo, lambda t: [])
+    _, history, today = run_day(curves, config, date, [ticker], [chart])
+    snap = chart.taken.get(ticker)
+    if snap is None:
+        raise ValueError(f"{ticker} {date}: no forecast at minute {minute} (no earlier day)")
+    rows = [row for _, row in snap["where"]]
+    full = today.ratio[0].astype(np.float64)
+    return {**snap, "x": full[:minute].tolist(), "curves": history.ratio[rows],
+            "today": full.tolist(), "fitting": chart.fitting(ticker)}  # fmt: skip

@@ -13,7 +13,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from simsignal.engine.algorithms import ALGO_INDEX, ENSEMBLE, Algorithm, Params, select
 from simsignal.engine.bars import BadBar, BarGate, check_move, parse_bar
+from simsignal.engine.calibration import Calibration
 from simsignal.engine.forecast import Forecast, ensemble, forecast_many
 from simsignal.engine.pipeline.batcher import Arrival
 from simsignal.engine.pipeline.journal import BatchRecord
@@ -69,6 +70,7 @@ class PipelineConfig:
     max_prev_close_gap: float = 0.25
     channels: tuple[str, ...] = ("price",)
     params: Params = Params()
+    calibration: Calibration | None = None  # None: up_prob is the neighbours' raw share
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,7 @@ class MinutePipeline:
         self, p: _Pending, best: dict[str, Matches], made: dict[str, Forecast]
     ) -> MinuteResult:
         signals: list[Signal] = []
+        made = {name: self._calibrated(name, p, f) for name, f in made.items()}
         for algo in self.algos:
             if algo.name not in best:
                 continue
@@ -305,6 +308,7 @@ class MinutePipeline:
             signals.append(self._signal(p, algo.name, f, matches.neighbors(labels)))
         if self.with_ensemble and made:
             f, _ = ensemble(list(made.values()), p.x)
+            f = self._calibrated(ENSEMBLE, p, f)
             if not _finite(f):
                 self.not_finite += 1
                 return MinuteResult(p.ticker, p.minute, p.x, p.close, best, made, signals,
@@ -312,6 +316,13 @@ class MinutePipeline:
             made = {**made, ENSEMBLE: f}
             signals.append(self._signal(p, ENSEMBLE, f, _votes(list(best.values()), self.config.k)))
         return MinuteResult(p.ticker, p.minute, p.x, p.close, best, made, signals, p.arrival)
+
+    def _calibrated(self, algo: str, p: _Pending, f: Forecast) -> Forecast:
+        """up_prob through the calibration, when it has a weight for this algorithm."""
+        cal = self.config.calibration
+        if cal is None or algo not in cal.weights:
+            return f
+        return replace(f, up_prob=cal.up_prob(algo, p.ticker, p.minute, f.up_prob_raw))
 
     def _signal(
         self, p: _Pending, algo: str, f: Forecast, neighbors: tuple[tuple[str | float, ...], ...]
@@ -321,7 +332,8 @@ class MinutePipeline:
             slot=self.template.label(p.minute - 1), algo=algo, algo_index=ALGO_INDEX[algo],
             bar_epoch_ms=self.stamp(p.minute), k=len(neighbors), pred_close=f.pred_close,
             pred_close_mean=f.pred_close_mean, pred_move=f.pred_move, up_prob=f.up_prob,
-            q10=f.q10, q50=f.q50, q90=f.q90, dispersion=f.dispersion, neighbors=neighbors,
+            up_prob_raw=f.up_prob_raw, q10=f.q10, q50=f.q50, q90=f.q90, dispersion=f.dispersion,
+            neighbors=neighbors,
             latency_ms=round((self.clock() - p.arrival.at) * 1e3, 3),
         )  # fmt: skip
 

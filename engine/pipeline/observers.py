@@ -33,15 +33,19 @@ class LatencyStats:
 
 @dataclass
 class ChartSnapshot:
-    """Keeps, per ticker, the first algorithm's neighbours at the chart minute."""
+    """The first algorithm: its neighbours at the chart minute, its forecast at every minute."""
 
     minute: int
     algo: str
     today: Callable[[str], list[float]]  # ticker → today's price ratios so far
     taken: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trace: dict[str, dict[int, tuple[float, float, float]]] = field(default_factory=dict)
 
     def __call__(self, result: MinuteResult) -> None:
-        """Keep the snapshot if this is the chart minute."""
+        """Trace the forecast; keep the snapshot if this is the chart minute."""
+        f = result.forecasts.get(self.algo)
+        if f is not None:
+            self.trace.setdefault(result.ticker, {})[result.minute] = (f.pred_close, f.q10, f.q90)
         if result.minute != self.minute or self.algo not in result.best:
             return
         best = result.best[self.algo]
@@ -52,6 +56,12 @@ class ChartSnapshot:
             "weights": similarity_weights(best.scores).tolist(),
             "forecast": result.forecasts[self.algo],
         }  # fmt: skip
+
+    def fitting(self, ticker: str) -> dict[str, list[float]]:
+        """The traced forecasts of a ticker as columns: minute, pred_close, q10, q90."""
+        rows = sorted(self.trace.get(ticker, {}).items())
+        return {"minute": [float(m) for m, _ in rows], "pred_close": [v[0] for _, v in rows],
+                "q10": [v[1] for _, v in rows], "q90": [v[2] for _, v in rows]}  # fmt: skip
 
 
 Where = list[tuple[int, int]]  # (shard, row) of each neighbour day

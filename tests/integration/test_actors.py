@@ -227,7 +227,8 @@ def test_all_algorithms_and_channels_equal_recompute(
             if name == "motif":
                 assert all(len(n) == 4 and ":" in str(n[2]) for n in sig.neighbors)
             made.append(Forecast(sig.pred_close, sig.pred_close_mean, sig.pred_move, sig.up_prob,
-                                 sig.q10, sig.q50, sig.q90, sig.dispersion))  # fmt: skip
+                                 sig.q10, sig.q50, sig.q90, sig.dispersion,
+                                 sig.up_prob_raw))  # fmt: skip
         combined, _ = ensemble(made, float(today["price"][m - 1]))
         ens = got[(m, "ensemble")]
         assert ens.pred_close == pytest.approx(combined.pred_close, rel=1e-12)

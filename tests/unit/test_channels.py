@@ -59,7 +59,7 @@ def test_parse_channels() -> None:
 
 
 def _f(pred: float, disp: float, up: float) -> Forecast:
-    return Forecast(pred, pred, pred, up, pred - disp, pred, pred + disp, disp)
+    return Forecast(pred, pred, pred, up, pred - disp, pred, pred + disp, disp, up)
 
 
 def test_ensemble_weights_by_precision() -> None:

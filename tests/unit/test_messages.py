@@ -149,6 +149,7 @@ def _signal(**over: object) -> Signal:
         pred_close_mean=0.02,
         pred_move=0.001,
         up_prob=0.5,
+        up_prob_raw=0.625,
         q10=-0.01,
         q50=0.0,
         q90=0.02,
@@ -164,13 +165,22 @@ def test_signal_fields_round_trip_and_id() -> None:
     sig = _signal()
     fields = sig.to_fields()
     assert all(isinstance(v, str) for v in fields.values())
-    assert fields["v"] == "2"
+    assert fields["v"] == "3"
     assert Signal.from_fields(fields) == sig
     assert sig.stream_id == "1714095120000-1"
 
 
+def test_a_schema_2_entry_reads_with_up_prob_raw_equal_to_up_prob() -> None:
+    """Schema 2 had no calibration: its up_prob was the raw share."""
+    fields = _signal().to_fields()
+    del fields["up_prob_raw"]
+    fields["v"] = "2"
+    old = Signal.from_fields(fields)
+    assert old.up_prob_raw == old.up_prob == 0.5 and old.v == 2
+
+
 def test_the_neighbours_are_written_once() -> None:
-    """Schema 2: the entry has them; the pub/sub / latest payload points at the entry."""
+    """Since schema 2 the entry has them; the pub/sub / latest payload points at the entry."""
     sig = _signal(pred_close=0.1 + 0.2)  # a float that needs all its digits
     payload = json.loads(sig.to_json())
     assert "neighbors" not in payload and payload["id"] == sig.stream_id

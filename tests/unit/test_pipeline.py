@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from simsignal.engine.calibration import Calibration
 from simsignal.engine.history.curves import DayCurves
 from simsignal.engine.pipeline.batcher import Arrival, MinuteBatcher
 from simsignal.engine.pipeline.local import ListSink, LocalShards
@@ -171,3 +172,37 @@ def test_batcher_closes_on_all_tickers_a_repeat_or_the_deadline() -> None:
     assert b.add([], now=0.09) == [[bar("A", 0.03)]]  # deadline passed
     late: Any = b.add([bar("B", 0.2)], now=0.2)
     assert late == [] and b.flush() == [[bar("B", 0.2)]]
+
+
+def test_a_calibration_moves_up_prob_toward_the_base_rate_and_keeps_the_raw_share() -> None:
+    algos = (*ALGOS, "ensemble")
+    base = [0.3 + 0.001 * m for m in range(CN.slots)]
+    cal = Calibration(weights={"sq": 0.25, "var": 0.0, "ensemble": 0.5},
+                      base_up={TICKERS[0]: base, "*": [0.6] * CN.slots})  # fmt: skip
+    hist, _ = _history()
+    runs = []
+    for calibration in (None, cal):
+        sink = ListSink()
+        config = PipelineConfig(
+            algorithms=algos, k=5, template="cn", date=DATE,
+            last_close={t: ("2024-04-25", 100.0) for t in TICKERS}, calibration=calibration,
+        )  # fmt: skip
+        pipeline = MinutePipeline(config, LocalShards([ShardState(hist, list(ALGOS), 5, False)]),
+                                  sink)  # fmt: skip
+        for rows in _bars(6).values():
+            pipeline.on_batch(_arrivals(rows))
+        runs.append(_by_key(sink.signals))
+    plain, calibrated = runs
+    assert plain.keys() == calibrated.keys()
+    for key, p in plain.items():
+        c = calibrated[key]
+        ticker, minute, algo = key
+        assert p.up_prob == p.up_prob_raw  # no calibration: the raw share
+        b = (base if ticker == TICKERS[0] else [0.6] * CN.slots)[minute - 1]
+        if algo in ("sq", "var", "ensemble"):
+            lam = cal.weights[algo]
+            assert c.up_prob_raw == pytest.approx(p.up_prob_raw, abs=1e-15), key
+            assert c.up_prob == pytest.approx(b + lam * (p.up_prob_raw - b), abs=1e-12), key
+        else:  # no weight for this algorithm: left raw
+            assert c.up_prob == p.up_prob, key
+        assert replace(c, up_prob=0.0, up_prob_raw=0.0) == replace(p, up_prob=0.0, up_prob_raw=0.0)

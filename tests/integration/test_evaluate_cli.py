@@ -1,0 +1,129 @@
+"""`simsignal evaluate`, `chart` and `run --calibration` as users run them (Spark via RayDP).
+
+The report's numbers are checked against a brute force built from the bar files with pandas;
+the live signals' up_prob against the calibration file and history base rates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.synthetic import make_history
+from simsignal.engine.templates import get_template
+from tests.helpers import brute_topk, curves_from_bars, signals_in
+
+CN = get_template("cn")
+AT = (30, 120)
+
+
+def _simsignal(args: list[str], cwd: Path, code: int = 0) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "simsignal.engine.cli", *args], cwd=cwd, capture_output=True,
+        text=True, timeout=600, check=False, env={**os.environ, "COLUMNS": "160"},
+    )  # fmt: skip
+    assert proc.returncode == code, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def _data(tmp_path: Path) -> tuple[pd.DataFrame, Path, Path, str]:
+    """~1.2 years of one index; the replay day is the day after the history's last day."""
+    bars = make_history(CN, years=1.2, ticker="000300", seed=21)
+    dates = pd.to_datetime(bars["datetime"].str[:10])
+    day = dates[dates.dt.weekday.between(1, 4)].iloc[-1]  # Tue-Fri: the day before is a weekday
+    history, replay = tmp_path / "h.parquet", tmp_path / "day.csv"
+    bars[dates < day].to_parquet(history)
+    bars[dates == day].to_csv(replay, index=False)
+    return bars[dates < day], history, replay, day.strftime("%Y-%m-%d")
+
+
+@pytest.mark.slow
+def test_evaluate_then_run_with_its_calibration_then_chart(
+    redis_server: object, store: RedisStore, tmp_path: Path
+) -> None:
+    bars, history, replay, day = _data(tmp_path)
+    curves = curves_from_bars(bars, CN)
+    dates = sorted(curves.index.get_level_values("date").unique())
+    start, end = dates[-30], dates[-1]
+    out = _simsignal(["evaluate", "--history", str(history), "--from", start, "--to", end,
+                      "--at", "30,120", "--algorithms", "sq,var,ensemble", "--k", "10",
+                      "--out", "out"], tmp_path)  # fmt: skip
+    assert "30 test days" in out and "Direction:" in out
+    report = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert report["version"] == 1 and report["days"] == 30 and report["checkpoints"] == [30, 120]
+    assert set(report["results"]) == {"sq", "var", "ensemble"}
+    assert (tmp_path / "out" / "evaluation.html").read_text().count("data:image/png") == 4
+
+    # sq, pooled, from scratch: own earlier days, brute-force top 10, weighted continuation
+    ratio = curves.droplevel("ticker").to_numpy(np.float64)
+    index = list(curves.index.get_level_values("date"))
+    pred, real, closes = [], [], []
+    for d in dates[-30:]:
+        t, earlier = index.index(d), [i for i, x in enumerate(index) if x < d]
+        x = ratio[t]
+        for m in AT:
+            best = brute_topk("sq", x[:m], ratio[earlier, :m], [("000300", index[i])
+                              for i in earlier], 10)  # fmt: skip
+            rows = [index.index(dd) for _, dd, _ in best]
+            s = np.array([sc for *_, sc in best])
+            w = 1 / (s + 1e-3 * s.mean() + 1e-300)
+            w /= w.sum()
+            c = float(w @ ((1 + x[m - 1]) * (1 + ratio[rows, -1]) / (1 + ratio[rows, m - 1]) - 1))
+            pred.append((1 + c) / (1 + x[m - 1]) - 1)
+            real.append((1 + x[-1]) / (1 + x[m - 1]) - 1)
+            closes.append(abs(c - x[-1]))
+    sq = report["results"]["sq"]["pooled"]
+    rated = [(p, r) for p, r in zip(pred, real, strict=True) if p and r]
+    assert sq["n"] == 60 and sq["n_direction"] == len(rated)
+    assert sq["hit_rate"] == pytest.approx(np.mean([(p > 0) == (r > 0) for p, r in rated]))
+    assert sq["mae"] == pytest.approx(np.mean(closes), rel=1e-5)
+
+    # the live run takes the calibration; its day curves come from evaluate's cache
+    url = redis_server.url  # type: ignore[attr-defined]
+    cal_path = tmp_path / "out" / "calibration.json"
+    run = _simsignal(["run", "--history", str(history), "--replay", str(replay), "--date", day,
+                      "--algorithms", "sq,var,ensemble", "--k", "10", "--calibration",
+                      str(cal_path), "--redis-url", url, "--out", "live"], tmp_path)  # fmt: skip
+    assert "Spark not needed" in run
+    cal = json.loads(cal_path.read_text())
+    moves = (1 + ratio[:, -1:]) / (1 + ratio) - 1
+    base = np.mean(np.where(moves > 0, 1.0, np.where(moves == 0, 0.5, 0.0)), axis=0)
+    np.testing.assert_allclose(cal["base_up"]["000300"], base, rtol=1e-9)
+    signals = signals_in(store, "000300")
+    assert len(signals) == 241 * 3
+    for sig in signals:
+        lam, b = cal["weights"][sig.algo], base[sig.minute - 1]
+        assert 0.0 <= lam <= 1.0
+        assert sig.up_prob == pytest.approx(b + lam * (sig.up_prob_raw - b), abs=1e-12)
+    assert (tmp_path / "live" / "fitting.png").stat().st_size > 10_000
+
+    chart = _simsignal(["chart", "--history", str(history), "--date", end, "--minute", "90",
+                        "--algorithms", "sq,var", "--out", "charts"], tmp_path)  # fmt: skip
+    assert "Spark not needed" in chart
+    for name in ("similarity.png", "fitting.png"):
+        assert (tmp_path / "charts" / name).stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "2024-13-01", "--to", "2024-12-31"], "'2024-13-01' is not a date"),
+        (["--from", "2024-12-31", "--to", "2024-01-31"], "is after --to"),
+        (["--from", "2024-01-02", "--to", "2024-01-31", "--at", "0,30"], "minute 0 is outside"),
+        (["--from", "2024-01-02", "--to", "2024-01-31", "--at", "noon"], "'noon' is not a minute"),
+    ],
+)
+def test_evaluate_refuses_bad_arguments_before_starting_anything(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    out = _simsignal(["evaluate", "--history", str(tmp_path), *args], tmp_path, code=2)
+    assert message in " ".join(out.split())
+    assert "Ray" not in out
