@@ -644,6 +644,9 @@ def evaluate(
         Path | None,
         typer.Option("--calibration", help="fitted up_prob calibration (OUT/calibration.json)"),
     ] = None,
+    plots: Annotated[
+        Path | None, typer.Option("--plots", help="also write the four plots as PNGs here")
+    ] = None,
     max_missing: MissingOpt = None,
     max_gap_days: GapOpt = None,
     config: ConfigOpt = None,
@@ -688,6 +691,8 @@ def evaluate(
     paths = {"json": json_path or out / "evaluation.json",
              "html": html_path or out / "evaluation.html",
              "calibration": calibration_path or out / "calibration.json"}  # fmt: skip
+    if plots:
+        paths["plots"] = plots
     try:
         evaluate_and_write(console, curves, walk, start, end, ticker, cost_bps, paths)
     except ValueError as err:

@@ -45,6 +45,8 @@ def evaluate_and_write(
     report.write_json(r, paths["json"])
     report.write_html(r, paths["html"])
     done.calibration.save(paths["calibration"])
+    if "plots" in paths:
+        report.write_plots(r, paths["plots"])
     console.print(f"wrote {paths['json']}, {paths['html']} and {paths['calibration']} "
                   "(for run --calibration)")  # fmt: skip
     return done

@@ -43,6 +43,50 @@ def pesaran_timmermann(predicted_up: ArrayLike, realised_up: ArrayLike) -> float
     return float(stats.norm.sf((p_hat - p_star) / math.sqrt(v_p - v_star)))
 
 
+def clustered_mean(
+    values: ArrayLike, groups: ArrayLike, level: float = 0.95
+) -> tuple[float, float, float]:
+    """(mean, lo, hi) with a standard error robust to any dependence within a group (a day).
+
+    se² = G/(G−1) · Σ_g (Σ_{i∈g} (v_i − v̄))² / n², the cluster-robust form.
+    """
+    v = np.asarray(values, np.float64)
+    g = np.asarray(groups)
+    n = len(v)
+    _, which = np.unique(g, return_inverse=True)
+    sums = np.bincount(which, weights=v - v.mean())
+    clusters = len(sums)
+    if n == 0 or clusters < 2:
+        return (float(v.mean()) if n else math.nan, math.nan, math.nan)
+    se = math.sqrt(clusters / (clusters - 1) * float(sums @ sums)) / n
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    return (float(v.mean()), float(v.mean()) - z * se, float(v.mean()) + z * se)
+
+
+def pesaran_timmermann_days(
+    predicted_up: ArrayLike, realised_up: ArrayLike, days: ArrayLike
+) -> float:
+    """One-sided p-value of "no better than independence" when checkpoints share days.
+
+    The hits' excess over the rate independence gives (from the margins, as in PT) is
+    averaged with a day-clustered standard error; ignoring the margins' own estimation error
+    makes it a little conservative. Several checkpoints of one day are one piece of evidence,
+    not several.
+    """
+    x = np.asarray(predicted_up, bool)
+    y = np.asarray(realised_up, bool)
+    if len(x) < 2:
+        return math.nan
+    px, py = float(x.mean()), float(y.mean())
+    if px in (0.0, 1.0) or py in (0.0, 1.0):
+        return math.nan
+    excess = (x == y) - (py * px + (1 - py) * (1 - px))
+    mean, lo, _ = clustered_mean(excess, days)
+    if math.isnan(lo) or mean == lo:
+        return math.nan
+    return float(stats.norm.sf(mean / ((mean - lo) / stats.norm.ppf(0.975))))
+
+
 def diebold_mariano(loss_a: ArrayLike, loss_b: ArrayLike, h: int = 1) -> tuple[float, float]:
     """(statistic, two-sided p-value) of "equal expected loss", Harvey et al.'s small-sample form.
 

@@ -61,7 +61,11 @@ def block(rows: pd.DataFrame, cost_bps: float, equity: bool = False) -> dict[str
         "hit_rate": float(hits.mean()) if n_hit else math.nan,
         "hit_rate_ci95": list(metrics.wilson(int(hits.sum()), n_hit)),
         "hit_rate_always_up": float((moved > 0).mean()) if len(moved) else math.nan,
+        "hit_rate_ci95_days": list(metrics.clustered_mean(hits, rows["date"][rated])[1:]),
         "pt_pvalue": metrics.pesaran_timmermann((pred > 0)[rated], (move > 0)[rated]),
+        "pt_pvalue_days": metrics.pesaran_timmermann_days(
+            (pred > 0)[rated], (move > 0)[rated], rows["date"][rated]
+        ),
         "mae": float(e_model.abs().mean()),
         "rmse": float(np.sqrt((e_model**2).mean())),
         "mae_no_move": float(e_none.abs().mean()),
@@ -101,19 +105,26 @@ def block(rows: pd.DataFrame, cost_bps: float, equity: bool = False) -> dict[str
 
 
 def reading(b: dict[str, Any]) -> list[str]:
-    """What one block means, in plain words; never more than the numbers support."""
-    lo, hi = b["hit_rate_ci95"]
-    pt, up = b["pt_pvalue"], b["hit_rate_always_up"]
+    """What one block means, in plain words; never more than the numbers support.
+
+    With several checkpoints a day, the day-clustered interval and test are the ones quoted:
+    they count a day's checkpoints as the one piece of evidence they are.
+    """
+    per_day = b["n"] > b["days"]
+    lo, hi = b["hit_rate_ci95_days" if per_day else "hit_rate_ci95"]
+    pt = b["pt_pvalue_days" if per_day else "pt_pvalue"]
+    up = b["hit_rate_always_up"]
+    clustered = " by day" if per_day else ""
     lines = []
     if b["hit_rate"] <= up:
         lines.append(f"Direction: 'always up' ({up:.1%}) beats it ({b['hit_rate']:.1%}).")
     elif not math.isnan(pt) and pt < ALPHA:
-        lines.append(f"Direction: better than chance (hit {b['hit_rate']:.1%}, 95% CI "
-                     f"{lo:.1%}–{hi:.1%}, PT p = {pt:.2g}) and than 'always up' "
+        lines.append(f"Direction: better than chance (hit {b['hit_rate']:.1%}, "
+                     f"95% CI{clustered} {lo:.1%}–{hi:.1%}, PT p = {pt:.2g}) and than 'always up' "
                      f"({up:.1%}).")  # fmt: skip
     else:
-        lines.append(f"Direction: no evidence of skill (hit {b['hit_rate']:.1%}, 95% CI "
-                     f"{lo:.1%}–{hi:.1%}, PT p = {pt:.2g}).")  # fmt: skip
+        lines.append(f"Direction: no evidence of skill (hit {b['hit_rate']:.1%}, "
+                     f"95% CI{clustered} {lo:.1%}–{hi:.1%}, PT p = {pt:.2g}).")  # fmt: skip
     dm, p = b["dm_stat_no_move"], b["dm_pvalue_no_move"]
     if not math.isnan(p) and p < ALPHA and dm < 0:
         lines.append(f"Size: beats 'no further move' (RMSE {b['rmse']:.3%} vs "
@@ -200,6 +211,17 @@ def write_html(report: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
     return path
+
+
+def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
+    """The HTML's four plots as PNG files (for documents)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, png in _plots(report["results"]):
+        path = folder / f"evaluation-{name.replace(' ', '-')}.png"
+        path.write_bytes(base64.b64decode(png))
+        out.append(path)
+    return out
 
 
 def _p(v: float) -> str:

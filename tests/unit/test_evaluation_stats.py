@@ -178,3 +178,21 @@ def test_block_statistics_match_loops() -> None:
     assert s["total_return_after_cost"] == pytest.approx(
         sum(np.mean(trades[i : i + 4]) for i in range(0, n, 4))
     )
+
+
+def test_day_clustered_interval_and_test_match_statsmodels_cluster_robust_ols() -> None:
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(9)
+    days = np.repeat(np.arange(40), 6)  # six checkpoints a day share a day effect
+    y = rng.random(240) < 0.5 + np.repeat(rng.normal(0, 0.2, 40), 6)
+    pred = rng.random(240) < 0.6
+    hits = (pred == y).astype(float)
+    fit = sm.OLS(hits, np.ones(240)).fit(cov_type="cluster", cov_kwds={"groups": days})
+    mean, lo, hi = metrics.clustered_mean(hits, days)
+    assert mean == pytest.approx(fit.params[0])
+    assert (lo, hi) == pytest.approx(tuple(fit.conf_int(0.05)[0]), rel=1e-9)
+    star = pred.mean() * y.mean() + (1 - pred.mean()) * (1 - y.mean())
+    excess = sm.OLS(hits - star, np.ones(240)).fit(cov_type="cluster", cov_kwds={"groups": days})
+    want = stats.norm.sf(excess.params[0] / excess.bse[0])
+    assert metrics.pesaran_timmermann_days(pred, y, days) == pytest.approx(want, rel=1e-9)

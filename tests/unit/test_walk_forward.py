@@ -99,7 +99,9 @@ def test_random_walk_shows_no_skill() -> None:
         b = per["pooled"]
         lo, hi = b["hit_rate_ci95"]
         assert lo <= 0.5 <= hi, algo
-        assert not b["pt_pvalue"] < 0.01, algo
+        assert not b["pt_pvalue"] < 0.01 and not b["pt_pvalue_days"] < 0.01, algo
+        lo, hi = b["hit_rate_ci95_days"]
+        assert lo <= 0.5 <= hi, algo
         assert not (b["dm_pvalue_no_move"] < 0.01 and b["dm_stat_no_move"] < 0), algo
         assert abs(b["ic_tstat"]) < 2.576, algo
         assert b["brier"] <= b["brier_base_rate"] + 1e-15, algo
@@ -128,7 +130,7 @@ def test_planted_day_shapes_are_found_and_beat_every_baseline() -> None:
         b = per["pooled"]
         assert b["hit_rate"] >= 0.70, algo
         assert b["hit_rate"] > b["hit_rate_always_up"], algo
-        assert b["pt_pvalue"] < 0.01, algo
+        assert b["pt_pvalue"] < 0.01 and b["pt_pvalue_days"] < 0.01, algo
         assert b["rmse"] < b["rmse_no_move"] and b["rmse"] < b["rmse_hist_mean"], algo
         assert b["dm_pvalue_no_move"] < 0.05 and b["dm_stat_no_move"] < 0, algo
         assert b["brier"] < b["brier_base_rate"], algo
