@@ -54,15 +54,16 @@ def evaluate_and_write(
 
 def pooled_table(r: dict[str, Any]) -> Table:
     """One row per algorithm: the pooled statistics against their baselines."""
-    t = Table(title="pooled over checkpoints " + str(r["checkpoints"]))
+    t = Table(title="pooled over checkpoints " + str(r["checkpoints"]),
+              caption=report.CLUSTERED)  # fmt: skip
     for name in ("algorithm", "n", "hit rate (95% CI)", "always up", "PT p", "RMSE",
                  "RMSE no move", "DM p", "IC", "Brier", "Brier base"):  # fmt: skip
         t.add_column(name, justify="left" if name == "algorithm" else "right")
     for algo, per in r["results"].items():
         b = per["pooled"]
-        lo, hi = b["hit_rate_ci95"]
+        (lo, hi), pt = report.quoted(b)
         t.add_row(algo, f"{b['n_direction']:,}", f"{b['hit_rate']:.1%} ({lo:.1%}–{hi:.1%})",
-                  f"{b['hit_rate_always_up']:.1%}", _p(b["pt_pvalue"]), f"{b['rmse']:.3%}",
+                  f"{b['hit_rate_always_up']:.1%}", _p(pt), f"{b['rmse']:.3%}",
                   f"{b['rmse_no_move']:.3%}", _p(b["dm_pvalue_no_move"]),
                   _p(b["ic_spearman"], "+.3f"), f"{b['brier']:.4f}",
                   f"{b['brier_base_rate']:.4f}")  # fmt: skip

@@ -53,11 +53,13 @@ def clustered_mean(
     v = np.asarray(values, np.float64)
     g = np.asarray(groups)
     n = len(v)
+    if n == 0:
+        return (math.nan, math.nan, math.nan)
     _, which = np.unique(g, return_inverse=True)
     sums = np.bincount(which, weights=v - v.mean())
     clusters = len(sums)
-    if n == 0 or clusters < 2:
-        return (float(v.mean()) if n else math.nan, math.nan, math.nan)
+    if clusters < 2:
+        return (float(v.mean()), math.nan, math.nan)
     se = math.sqrt(clusters / (clusters - 1) * float(sums @ sums)) / n
     z = float(stats.norm.ppf(0.5 + level / 2))
     return (float(v.mean()), float(v.mean()) - z * se, float(v.mean()) + z * se)

@@ -24,6 +24,8 @@ from simsignal.engine.evaluation import metrics
 
 VERSION = 1
 ALPHA = 0.01  # a test "rejects no skill" below this p-value
+CLUSTERED = ("With several checkpoints a day, the hit-rate interval and the PT p-value are "
+             "day-clustered: a day's checkpoints are one piece of evidence.")  # fmt: skip
 
 
 def positions(pred_move: pd.Series, up_prob: pd.Series) -> pd.Series:
@@ -104,17 +106,22 @@ def block(rows: pd.DataFrame, cost_bps: float, equity: bool = False) -> dict[str
     return out
 
 
+def quoted(b: dict[str, Any]) -> tuple[list[float], float]:
+    """The hit-rate interval and direction p-value to quote: by day when days repeat."""
+    if b["n"] > b["days"]:
+        return b["hit_rate_ci95_days"], b["pt_pvalue_days"]
+    return b["hit_rate_ci95"], b["pt_pvalue"]
+
+
 def reading(b: dict[str, Any]) -> list[str]:
     """What one block means, in plain words; never more than the numbers support.
 
     With several checkpoints a day, the day-clustered interval and test are the ones quoted:
     they count a day's checkpoints as the one piece of evidence they are.
     """
-    per_day = b["n"] > b["days"]
-    lo, hi = b["hit_rate_ci95_days" if per_day else "hit_rate_ci95"]
-    pt = b["pt_pvalue_days" if per_day else "pt_pvalue"]
+    (lo, hi), pt = quoted(b)
     up = b["hit_rate_always_up"]
-    clustered = " by day" if per_day else ""
+    clustered = " by day" if b["n"] > b["days"] else ""
     lines = []
     if b["hit_rate"] <= up:
         lines.append(f"Direction: 'always up' ({up:.1%}) beats it ({b['hit_rate']:.1%}).")
@@ -181,11 +188,11 @@ def write_html(report: dict[str, Any], path: Path) -> Path:
     rows = []
     for algo, per in results.items():
         b = per["pooled"]
-        lo, hi = b["hit_rate_ci95"]
+        (lo, hi), pt = quoted(b)
         rows.append(
             f"<tr><td>{html.escape(algo)}</td><td>{b['n']}</td><td>{b['hit_rate']:.1%} "
             f"({lo:.1%}–{hi:.1%})</td><td>{b['hit_rate_always_up']:.1%}</td>"
-            f"<td>{_p(b['pt_pvalue'])}</td><td>{b['rmse']:.3%}</td><td>{b['rmse_no_move']:.3%}</td>"
+            f"<td>{_p(pt)}</td><td>{b['rmse']:.3%}</td><td>{b['rmse_no_move']:.3%}</td>"
             f"<td>{_p(b['dm_pvalue_no_move'])}</td><td>{_num(b['ic_spearman'])}</td>"
             f"<td>{b['brier']:.4f}</td><td>{b['brier_base_rate']:.4f}</td></tr>"
         )
@@ -206,6 +213,7 @@ def write_html(report: dict[str, Any], path: Path) -> Path:
         "earlier days only.</p><table><tr><th>algorithm</th><th>n</th><th>hit rate (95% CI)</th>"
         "<th>always up</th><th>PT p</th><th>RMSE</th><th>RMSE no move</th><th>DM p</th>"
         f"<th>IC</th><th>Brier</th><th>Brier base</th></tr>{''.join(rows)}</table>"
+        f"<p>{CLUSTERED}</p>"
         f"{readings}{plots}"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
