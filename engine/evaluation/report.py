@@ -124,7 +124,8 @@ def reading(b: dict[str, Any]) -> list[str]:
     clustered = " by day" if b["n"] > b["days"] else ""
     lines = []
     if b["hit_rate"] <= up:
-        lines.append(f"Direction: 'always up' ({up:.1%}) beats it ({b['hit_rate']:.1%}).")
+        lines.append(f"Direction: no better than 'always up' ({b['hit_rate']:.1%} against "
+                     f"{up:.1%}).")  # fmt: skip
     elif not math.isnan(pt) and pt < ALPHA:
         lines.append(f"Direction: better than chance (hit {b['hit_rate']:.1%}, "
                      f"95% CI{clustered} {lo:.1%}–{hi:.1%}, PT p = {pt:.2g}) and than 'always up' "
