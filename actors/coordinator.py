@@ -352,7 +352,7 @@ class Coordinator:
         pub = self.publisher
         return {
             "accepted": self.pipeline.accepted, "rejected": dict(self.pipeline.rejected),
-            "published": pub.published, "repeats": pub.repeats,
+            "published": pub.published, "derived": pub.derived, "repeats": pub.repeats,
             "pending": pub.pending_signals, "spilled": pub.spilled,
             "spill_path": str(pub.spill or ""), "refused_backfill": list(pub.refused),
             "not_finite": self.pipeline.not_finite, "engine_errors": self.engine_errors,

@@ -101,6 +101,9 @@ def coordinator_config(
             if s.engine.calibration
             else None
         ),
+        timing=s.signals.rules()[0],
+        rebalance=s.signals.rules()[1],
+        derived_algo=s.signals.algo,
     )
     return CoordinatorConfig(
         pipeline=pipeline,

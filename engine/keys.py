@@ -55,3 +55,32 @@ class Keys:
     def views(self) -> str:
         """Pub/sub channel: `{"ticker": …, "minute": …}` each time a view is written."""
         return f"{self.prefix}:views"
+
+    def timing(self, ticker: str) -> str:
+        """Stream: the ticker timing signal (position −1/0/+1) per minute."""
+        return f"{self.prefix}:timing:{ticker}"
+
+    @property
+    def timing_latest(self) -> str:
+        """Hash: ticker → newest timing entry (JSON)."""
+        return f"{self.prefix}:timing-latest"
+
+    @property
+    def timing_channel(self) -> str:
+        """Pub/sub channel announcing every timing entry."""
+        return f"{self.prefix}:timing"
+
+    @property
+    def rebalance(self) -> str:
+        """Stream: the portfolio's target weights, once a minute."""
+        return f"{self.prefix}:rebalance"
+
+    @property
+    def rebalance_latest(self) -> str:
+        """Hash: "portfolio" → newest rebalance entry (JSON)."""
+        return f"{self.prefix}:rebalance-latest"
+
+    @property
+    def rebalance_channel(self) -> str:
+        """Pub/sub channel announcing every rebalance entry."""
+        return f"{self.prefix}:rebalance-updates"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import orjson
 
+from simsignal.engine.derived import Derived
 from simsignal.engine.keys import Keys
 from simsignal.engine.pipeline.journal import BatchRecord
 from simsignal.engine.redis_store import Commit, RedisError, RedisStore
@@ -81,6 +82,7 @@ class SignalPublisher:
     spill: Path | None = None
     pending: deque[_Unit] = field(default_factory=deque)
     published: int = 0
+    derived: int = 0  # timing and rebalance entries published (not counted as signals)
     repeats: int = 0
     refused: list[str] = field(default_factory=list)  # back-fills refused (stream:id)
     spilled: int = 0
@@ -110,7 +112,7 @@ class SignalPublisher:
 
     def publish(
         self,
-        signals: Iterable[Signal],
+        signals: Iterable[Signal | Derived],
         record: BatchRecord | None = None,
         dead: list[dict[str, str]] | None = None,
     ) -> int:
@@ -167,17 +169,21 @@ class SignalPublisher:
 
     # -- internals ---------------------------------------------------------------------
     def _unit(
-        self, signals: list[Signal], record: BatchRecord | None, dead: list[dict[str, str]]
+        self,
+        signals: list[Signal | Derived],
+        record: BatchRecord | None,
+        dead: list[dict[str, str]],
     ) -> _Unit:
-        by_ticker: dict[str, list[str | int | float]] = {}
-        for sig in signals:  # dicts keep insertion order: each ticker's signals stay in order
-            args = by_ticker.setdefault(
-                sig.ticker, [sig.bar_epoch_ms - self.keep_ms, self.keys.channel]
+        by_stream: dict[tuple[str, str], list[str | int | float]] = {}
+        for sig in signals:  # dicts keep insertion order: each stream's entries stay in order
+            args = by_stream.setdefault(
+                (sig.stream(self.keys), sig.latest(self.keys)),
+                [sig.bar_epoch_ms - self.keep_ms, sig.channel(self.keys)],
             )
             args[0] = min(int(args[0]), sig.bar_epoch_ms - self.keep_ms)
-            args += [sig.stream_id, sig.algo, sig.to_json(),
+            args += [sig.stream_id, sig.hash_field, sig.to_json(),
                      orjson.dumps(sig.field_list()).decode()]  # fmt: skip
-        calls = [(self.keys.signals(t), self.keys.latest(t), a) for t, a in by_ticker.items()]
+        calls = [(stream, latest, a) for (stream, latest), a in by_stream.items()]
         journal, acks = [], []
         if record is not None and self.journal_key and (record.bars or record.receipts):
             journal.append((self.journal_key, record.to_fields(), self.keep_s))
@@ -188,13 +194,22 @@ class SignalPublisher:
                     streams.setdefault(source, []).append(receipt)
             acks = [(s, self.group, ids) for s, ids in streams.items()]
         dead_rows = [(self.keys.deadletter, d) for d in dead]
-        return _Unit(Commit(calls, journal, acks, dead_rows), len(signals))
+        plain = sum(1 for s in signals if isinstance(s, Signal))
+        return _Unit(Commit(calls, journal, acks, dead_rows), plain)
 
     def _commit(self, commit: Commit, units: list[_Unit] | None = None) -> int:
-        added, refused = self.store.commit(commit)
-        n = sum(u.signals for u in units) if units is not None else commit.signal_count
+        """Run a commit; count new signals (and, apart, new derived entries)."""
+        by_stream, refused = self.store.commit(commit)
+        ours = self.keys.signals("")
+        added = sum(n for s, n in by_stream.items() if s.startswith(ours))
+        self.derived += sum(n for s, n in by_stream.items() if not s.startswith(ours))
+        n = (
+            sum(u.signals for u in units)
+            if units is not None
+            else sum((len(a) - 2) // 4 for s, _, a in commit.calls if s.startswith(ours))
+        )
         self.published += added
-        self.repeats += n - added - len(refused)
+        self.repeats += n - added - sum(1 for r in refused if r.startswith(ours))
         if refused:
             self.refused += refused
             log.error("%d signal(s) refused: back-fill below a stream's newest entry (%s)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from simsignal.engine.bars import BadBar
+from simsignal.engine.derived import Derived
 from simsignal.engine.pipeline.batcher import Arrival
 from simsignal.engine.pipeline.journal import BatchRecord
 from simsignal.engine.publish import SignalPublisher, dead_letter_entry
@@ -16,7 +17,7 @@ class RedisSink:
         self.publisher = publisher
         self._dead: list[dict[str, str]] = []
 
-    def publish(self, signals: list[Signal], record: BatchRecord) -> None:
+    def publish(self, signals: list[Signal | Derived], record: BatchRecord) -> None:
         """Commit the batch: signals, journal entry, bar acks and dead letters together."""
         dead, self._dead = self._dead, []
         self.publisher.publish(signals, record, dead)

@@ -86,11 +86,6 @@ class Commit:
     acks: list[tuple[str, str, list[str]]] = field(default_factory=list)  # stream, group, ids
     dead: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # stream, fields
 
-    @property
-    def signal_count(self) -> int:
-        """Signals in the calls (four script arguments each, after two)."""
-        return sum((len(args) - 2) // 4 for _, _, args in self.calls)
-
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form (the spill file's lines)."""
         return {"calls": self.calls, "journal": self.journal, "acks": self.acks,
@@ -231,13 +226,13 @@ class RedisStore:
         """Load the publish script now, so the first minute pays no NOSCRIPT round trip."""
         self._sha = text(self._client.script_load(_PUBLISH_LUA))
 
-    def commit(self, commit: Commit) -> tuple[int, list[str]]:
+    def commit(self, commit: Commit) -> tuple[dict[str, int], list[str]]:
         """Run one batch's commit as a MULTI/EXEC transaction, in one round trip.
 
         EVALSHA is sent straight away (no SCRIPT EXISTS check per call); if the server lost
         the script (a restart), it is loaded again and the whole commit re-sent, which is safe
         because stream IDs make every signal idempotent and acks are idempotent too. Returns
-        the entries newly added and the refused back-fills as `stream:id`.
+        the entries newly added per stream and the refused back-fills as `stream:id`.
         """
         if self._sha is None:
             self.load_publish_script()
@@ -247,7 +242,7 @@ class RedisStore:
             self.load_publish_script()
             return self._run_commit(commit)
 
-    def _run_commit(self, commit: Commit) -> tuple[int, list[str]]:
+    def _run_commit(self, commit: Commit) -> tuple[dict[str, int], list[str]]:
         pipe = self._client.pipeline(transaction=True)
         for stream, latest, args in commit.calls:
             pipe.evalsha(self._sha, 2, stream, latest, *args)
@@ -259,9 +254,10 @@ class RedisStore:
         for key, fields in commit.dead:
             pipe.xadd(key, _encoded(fields), maxlen=DEAD_LETTER_MAXLEN, approximate=True)
         results: list[Any] = pipe.execute()
-        added, refused = 0, []
+        added: dict[str, int] = {}
+        refused: list[str] = []
         for (stream, _, _), reply in zip(commit.calls, results, strict=False):
-            added += int(reply[0])
+            added[stream] = added.get(stream, 0) + int(reply[0])
             refused += [f"{stream}:{text(i)}" for i in reply[1:]]
         return added, refused
 

@@ -6,7 +6,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -98,6 +98,26 @@ class EngineSettings(_Section):
         return value
 
 
+class SignalsSettings(_Section):
+    """The derived signals: ticker timing and the portfolio rebalance (engine/derived.py)."""
+
+    timing: bool = True
+    rebalance: bool = True
+    algo: str = ""  # whose forecasts they use; "": the ensemble when it runs, else the first
+    prob_margin: Annotated[float, Field(ge=0, lt=0.5)] = 0.05  # timing: |up_prob − ½| at least
+    min_edge: Annotated[float, Field(ge=0)] = 0.25  # timing: |pred_move| / dispersion at least
+    cap: Annotated[float, Field(gt=0, le=1)] = 0.1  # rebalance: largest weight of one ticker
+    max_turnover: Annotated[float, Field(gt=0, le=2)] = 0.2  # rebalance: Σ|Δw| per minute
+
+    def rules(self) -> tuple[Any, Any]:
+        """(TimingRule | None, RebalanceRule | None) as configured."""
+        from simsignal.engine.derived import RebalanceRule, TimingRule  # noqa: PLC0415
+
+        timing = TimingRule(self.prob_margin, self.min_edge)
+        return (timing if self.timing else None,
+                RebalanceRule(self.cap, self.max_turnover) if self.rebalance else None)  # fmt: skip
+
+
 class DashboardSettings(_Section):
     """The read-only web page, and which tickers the engine draws for it."""
 
@@ -129,8 +149,17 @@ class Settings(BaseSettings):
     history: HistorySettings = HistorySettings()
     input: InputSettings = InputSettings()
     engine: EngineSettings = EngineSettings()
+    signals: SignalsSettings = SignalsSettings()
     dashboard: DashboardSettings = DashboardSettings()
     cluster: ClusterSettings = ClusterSettings()
+
+    @model_validator(mode="after")
+    def _derived_algo_runs(self) -> Settings:
+        algo = self.signals.algo
+        if algo and algo not in self.engine.algorithms:
+            raise ValueError(f"signals.algo {algo!r} is not among engine.algorithms "
+                             f"{', '.join(self.engine.algorithms)}")  # fmt: skip
+        return self
 
     @classmethod
     def settings_customise_sources(

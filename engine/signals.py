@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from simsignal.engine.keys import Keys
+
 SCHEMA_VERSION = 3
 
 
@@ -41,6 +43,23 @@ class Signal:
     neighbors: tuple[tuple[str | float, ...], ...]  # (ticker, date[, slot], score), best first
     latency_ms: float = 0.0
     v: int = SCHEMA_VERSION
+
+    def stream(self, keys: Keys) -> str:
+        """The ticker's signal stream."""
+        return keys.signals(self.ticker)
+
+    def latest(self, keys: Keys) -> str:
+        """The ticker's latest hash (field: the algorithm)."""
+        return keys.latest(self.ticker)
+
+    def channel(self, keys: Keys) -> str:
+        """The pub/sub channel of every signal."""
+        return keys.channel
+
+    @property
+    def hash_field(self) -> str:
+        """The latest hash's field."""
+        return self.algo
 
     @property
     def stream_id(self) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from simsignal.engine.derived import TimingRule
 from simsignal.engine.evaluation import metrics
 
 VERSION = 1
@@ -28,14 +29,19 @@ CLUSTERED = ("With several checkpoints a day, the hit-rate interval and the PT p
              "day-clustered: a day's checkpoints are one piece of evidence.")  # fmt: skip
 
 
-def positions(pred_move: pd.Series, up_prob: pd.Series) -> pd.Series:
-    """The timing rule: long when both say up, short when both say down, else flat."""
-    long = (pred_move > 0) & (up_prob > 0.5)
-    short = (pred_move < 0) & (up_prob < 0.5)
-    return pd.Series(np.where(long, 1.0, np.where(short, -1.0, 0.0)), index=pred_move.index)
+def positions(rows: pd.DataFrame, rule: TimingRule) -> pd.Series:
+    """The live timing signal's rule (engine/derived.py) on every row, vectorised."""
+    pred, disp, up = rows["pred_move"], rows["dispersion"], rows["up_prob"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        edge = np.where(disp > 0, pred / disp, np.sign(pred) * np.inf)
+    long = (up >= 0.5 + rule.prob_margin) & (edge >= rule.min_edge)
+    short = (up <= 0.5 - rule.prob_margin) & (edge <= -rule.min_edge)
+    return pd.Series(np.where(long, 1.0, np.where(short, -1.0, 0.0)), index=rows.index)
 
 
-def block(rows: pd.DataFrame, cost_bps: float, equity: bool = False) -> dict[str, Any]:
+def block(
+    rows: pd.DataFrame, cost_bps: float, rule: TimingRule = TimingRule(), equity: bool = False
+) -> dict[str, Any]:
     """Every statistic of one set of forecasts (one algorithm, one checkpoint or pooled)."""
     move, pred = rows["move"], rows["pred_move"]
     rated = (move != 0) & (pred != 0)
@@ -51,7 +57,7 @@ def block(rows: pd.DataFrame, cost_bps: float, equity: bool = False) -> dict[str
     dm_mean, p_mean = metrics.diebold_mariano(daily["m"], daily["h"])
     ic, ic_t = metrics.spearman_ic(pred, move)
     y = metrics.outcome(move)
-    pos = positions(pred, rows["up_prob"])
+    pos = positions(rows, rule)
     gross = pos * move
     net = gross - 2e-4 * cost_bps * pos.abs()
     per_day = pd.DataFrame({"date": rows["date"], "g": gross, "c": net, "b": move})
@@ -94,6 +100,8 @@ def block(rows: pd.DataFrame, cost_bps: float, equity: bool = False) -> dict[str
             "total_return_after_cost": float(per_day["c"].sum()),
             "buy_and_hold_total": float(per_day["b"].sum()),
             "cost_bps_per_side": cost_bps,
+            "prob_margin": rule.prob_margin,
+            "min_edge": rule.min_edge,
         },
     }
     if equity:
@@ -153,14 +161,16 @@ def reading(b: dict[str, Any]) -> list[str]:
     return lines
 
 
-def build(frame: pd.DataFrame, meta: dict[str, Any], cost_bps: float) -> dict[str, Any]:
+def build(
+    frame: pd.DataFrame, meta: dict[str, Any], cost_bps: float, rule: TimingRule = TimingRule()
+) -> dict[str, Any]:
     """The whole report: meta, then per algorithm the pooled block and one per checkpoint."""
     results: dict[str, dict[str, Any]] = {}
     readings: dict[str, list[str]] = {}
     for algo, rows in frame.groupby("algo", sort=False):
-        per: dict[str, Any] = {"pooled": block(rows, cost_bps, equity=True)}
+        per: dict[str, Any] = {"pooled": block(rows, cost_bps, rule, equity=True)}
         for minute, at in rows.groupby("minute", sort=True):
-            per[str(minute)] = block(at, cost_bps)
+            per[str(minute)] = block(at, cost_bps, rule)
         results[str(algo)] = per
         readings[str(algo)] = reading(per["pooled"])
     return {"version": VERSION, **meta, "results": results, "reading": readings}

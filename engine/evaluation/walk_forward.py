@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from simsignal.engine.algorithms import ENSEMBLE, Params
 from simsignal.engine.bars import BadBar
+from simsignal.engine.derived import Derived
 from simsignal.engine.history.curves import DayCurves
 from simsignal.engine.pipeline.batcher import Arrival
 from simsignal.engine.pipeline.journal import BatchRecord
@@ -54,7 +55,7 @@ class _Tally:
     signals: int = 0
     rejected: list[tuple[Arrival, BadBar]] = field(default_factory=list)
 
-    def publish(self, signals: list[Signal], record: BatchRecord) -> None:
+    def publish(self, signals: list[Signal | Derived], record: BatchRecord) -> None:
         self.signals += len(signals)
 
     def reject(self, arrival: Arrival, bad: BadBar) -> None:

@@ -7,6 +7,7 @@ Redis); the tests use them too. Real shard code, nothing stubbed.
 from __future__ import annotations
 
 from simsignal.engine.bars import BadBar
+from simsignal.engine.derived import Derived
 from simsignal.engine.pipeline.batcher import Arrival
 from simsignal.engine.pipeline.journal import BatchRecord
 from simsignal.engine.pipeline.minute import ShardReply
@@ -32,13 +33,16 @@ class ListSink:
 
     def __init__(self) -> None:
         self.batches: list[list[Signal]] = []
+        self.derived: list[Derived] = []
         self.records: list[BatchRecord] = []
         self.rejected: list[tuple[Arrival, BadBar]] = []
 
-    def publish(self, signals: list[Signal], record: BatchRecord) -> None:
+    def publish(self, signals: list[Signal | Derived], record: BatchRecord) -> None:
         """Keep a batch's signals (empty batches are left out) and its record."""
-        if signals:
-            self.batches.append(list(signals))
+        plain = [s for s in signals if isinstance(s, Signal)]
+        if plain:
+            self.batches.append(plain)
+        self.derived += [d for d in signals if isinstance(d, Derived)]
         self.records.append(record)
 
     def reject(self, arrival: Arrival, bad: BadBar) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 from simsignal.engine.algorithms import ALGO_INDEX, ENSEMBLE, Algorithm, Params, select
 from simsignal.engine.bars import BadBar, BarGate, check_move, parse_bar
 from simsignal.engine.calibration import Calibration
+from simsignal.engine.derived import Derived, Deriver, RebalanceRule, TimingRule
 from simsignal.engine.forecast import Forecast, ensemble, forecast_many
 from simsignal.engine.pipeline.batcher import Arrival
 from simsignal.engine.pipeline.journal import BatchRecord
@@ -45,8 +46,8 @@ class FanOut(Protocol):
 class SignalSink(Protocol):
     """Where signals and rejected input go (Redis in production, a list in tests)."""
 
-    def publish(self, signals: list[Signal], record: BatchRecord) -> None:
-        """Hand over one batch's signals, in order, with what the batch did (its journal)."""
+    def publish(self, signals: list[Signal | Derived], record: BatchRecord) -> None:
+        """Hand over one batch's signals, then its derived entries, and its journal record."""
         ...
 
     def reject(self, arrival: Arrival, bad: BadBar) -> None:
@@ -71,6 +72,9 @@ class PipelineConfig:
     channels: tuple[str, ...] = ("price",)
     params: Params = Params()
     calibration: Calibration | None = None  # None: up_prob is the neighbours' raw share
+    timing: TimingRule | None = None  # derived ticker timing (None: not published)
+    rebalance: RebalanceRule | None = None  # derived portfolio weights (None: not published)
+    derived_algo: str = ""  # whose forecasts they use ("": the ensemble, else the first)
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ class MinutePipeline:
         self._day = datetime.fromisoformat(c.date)
         self.move_limit = c.max_move or self.template.move_limit
         self._stamps: dict[int, int] = {}  # minute → epoch ms (one session day)
+        source = c.derived_algo or (ENSEMBLE if self.with_ensemble else self.algos[0].name)
+        self.deriver = Deriver(source, c.timing, c.rebalance) if c.timing or c.rebalance else None
 
     # -- the path ---------------------------------------------------------------------
     def on_batch(self, batch: Sequence[Arrival]) -> list[MinuteResult | Rejection]:
@@ -184,7 +190,8 @@ class MinutePipeline:
         results = [self._minute(p, b, f) for p, b, f in zip(pending, best, made, strict=True)]
         signals = [s for r in results for s in r.signals]
         record.signals = len(signals)
-        self.sink.publish(signals, record)
+        derived = self._derived(results)
+        self.sink.publish([*signals, *derived], record)
         self.journal.append(record)
         for r in results:
             for observe in self.observers:
@@ -316,6 +323,13 @@ class MinutePipeline:
             made = {**made, ENSEMBLE: f}
             signals.append(self._signal(p, ENSEMBLE, f, _votes(list(best.values()), self.config.k)))
         return MinuteResult(p.ticker, p.minute, p.x, p.close, best, made, signals, p.arrival)
+
+    def _derived(self, results: list[MinuteResult]) -> list[Derived]:
+        """The batch's timing entries and its rebalance (none when both are off)."""
+        if self.deriver is None:
+            return []
+        label = self.template.label
+        return self.deriver.entries(results, self.config.date, self.stamp, lambda m: label(m - 1))
 
     def _calibrated(self, algo: str, p: _Pending, f: Forecast) -> Forecast:
         """up_prob through the calibration, when it has a weight for this algorithm."""

@@ -326,3 +326,33 @@ def test_simsignal_health_reads_the_engine_hash(
     assert health() == 1
     store.set_hash(KEYS.engine, {"state": "stopped", "health_at": time.time()})
     assert health() == 1
+
+
+def test_derived_entries_go_to_their_own_streams_once_each(store: RedisStore) -> None:
+    from simsignal.engine.derived import Derived
+
+    sigs = [_signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m) for m in (1, 2)]
+    timing = [
+        Derived("timing", "000300", s.date, s.minute, s.slot, "sq", s.bar_epoch_ms,
+                {"position": s.minute - 1, "edge": 0.3 * s.minute})
+        for s in sigs
+    ]  # fmt: skip
+    weights = {"weights": {"000300": 0.1}, "cash": 0.9}
+    last = sigs[1]
+    portfolio = Derived("rebalance", "", last.date, 2, last.slot, "sq", last.bar_epoch_ms, weights)
+    pub = SignalPublisher(store, KEYS, retention_days=5)
+    with store.subscription(KEYS.timing_channel) as sub:
+        assert pub.publish([*sigs, *timing, portfolio]) == 2  # signals; derived counted apart
+        assert pub.derived == 3
+        msg = store.next_message(sub, timeout=2)
+    assert msg is not None and json.loads(msg)["position"] == 0
+    assert pub.publish([*sigs, *timing, portfolio]) == 0  # a retry adds nothing
+    assert pub.derived == 3 and pub.repeats == 2
+    entries = store.entries(KEYS.timing("000300"))
+    assert [e.fields["position"] for e in entries] == ["0", "1"]
+    assert [e.id for e in entries] == [f"{s.bar_epoch_ms}-0" for s in sigs]
+    (rebalance,) = store.entries(KEYS.rebalance)
+    assert json.loads(rebalance.fields["weights"]) == {"000300": 0.1}
+    assert json.loads(store.hash(KEYS.timing_latest)["000300"])["minute"] == 2
+    assert json.loads(store.hash(KEYS.rebalance_latest)["portfolio"])["cash"] == 0.9
+    assert len(store.entries(KEYS.signals("000300"))) == 2

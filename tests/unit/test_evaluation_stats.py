@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
+from simsignal.engine.derived import TimingRule
 from simsignal.engine.evaluation import calibration, metrics, report
 
 
@@ -156,9 +157,10 @@ def test_block_statistics_match_loops() -> None:
         "date": [f"d{i // 4:03d}" for i in range(n)], "x_now": x_now, "x_end": x_end,
         "pred_close": pred_close, "pred_move": (1 + pred_close) / (1 + x_now) - 1,
         "move": (1 + x_end) / (1 + x_now) - 1, "mean_move": 0.0005, "up_raw": rng.random(n),
-        "base_up": 0.5, "up_prob": rng.random(n),
+        "base_up": 0.5, "up_prob": rng.random(n), "dispersion": rng.uniform(0.0, 0.02, n),
     })  # fmt: skip
-    b = report.block(rows, cost_bps=2.0)
+    rows.loc[:9, "dispersion"] = 0.0  # unbounded edge
+    b = report.block(rows, cost_bps=2.0, rule=TimingRule(prob_margin=0.1, min_edge=0.2))
     rated = [(p, m) for p, m in zip(rows["pred_move"], rows["move"], strict=True) if m and p]
     hits = sum((p > 0) == (m > 0) for p, m in rated)
     assert b["n_direction"] == len(rated) == n - 4
@@ -169,8 +171,11 @@ def test_block_statistics_match_loops() -> None:
     assert b["mae_hist_mean"] == pytest.approx(np.mean(np.abs(hist - x_end)))
     daily = rows.assign(d=(pred_close - x_end) ** 2 - (x_now - x_end) ** 2).groupby("date")["d"]
     assert b["dm_pvalue_no_move"] == pytest.approx(stats.ttest_1samp(daily.mean(), 0).pvalue)
-    pos = [1 if p > 0 and u > 0.5 else -1 if p < 0 and u < 0.5 else 0
-           for p, u in zip(rows["pred_move"], rows["up_prob"], strict=True)]  # fmt: skip
+    pos = []
+    for p, u, d in zip(rows["pred_move"], rows["up_prob"], rows["dispersion"], strict=True):
+        e = p / d if d else (math.inf if p > 0 else -math.inf)
+        pos.append(1 if u >= 0.6 and e >= 0.2 else -1 if u <= 0.4 and e <= -0.2 else 0)
+    assert {1, -1, 0} <= set(pos)
     trades = [q * m - 2 * 2e-4 * abs(q) for q, m in zip(pos, rows["move"], strict=True)]
     s = b["strategy"]
     assert s["trades"] == sum(1 for q in pos if q)
