@@ -152,13 +152,28 @@ class Coordinator:
                 time.sleep(1.0)
         if entries:
             self._rebuild([BatchRecord.from_fields(e.fields) for e in entries])
+            self._resume_rebalance()
             log.warning("resumed from %d journal entries (restarted: %s)", len(entries),
                         self.restarted)  # fmt: skip
         return len(entries)
 
+    def _resume_rebalance(self) -> None:
+        """The portfolio goes on from today's last published weights, not from cash."""
+        deriver = self.pipeline.deriver
+        if deriver is None or deriver.rebalance is None:
+            return
+        raw = self.store.hash(self.keys.rebalance_latest).get("portfolio")
+        if raw:
+            latest = orjson.loads(raw)
+            if latest.get("date") == self.config.pipeline.date:
+                deriver.restore(latest)
+
     def _rebuild(self, records: list[BatchRecord]) -> None:
         """A fresh pipeline from `records`, and every shard's query state to match."""
+        old = self.pipeline.deriver
         self.pipeline = self._new_pipeline()
+        if old is not None and self.pipeline.deriver is not None:  # the same portfolio goes on
+            self.pipeline.deriver.held, self.pipeline.deriver.edges = old.held, old.edges
         values = self.pipeline.restore(records)
         for shard in self.fanout.shards:
             ray.get([shard.reset.remote()])

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
-from simsignal.engine import cluster
+from simsignal.engine import cluster, pairs
 from simsignal.engine.calibration import Calibration
 from simsignal.engine.channels import COLUMNS
 from simsignal.engine.history import curves_cache
@@ -104,6 +104,7 @@ def coordinator_config(
         timing=s.signals.rules()[0],
         rebalance=s.signals.rules()[1],
         derived_algo=s.signals.algo,
+        pairs=s.signals.pairs,
     )
     return CoordinatorConfig(
         pipeline=pipeline,
@@ -150,12 +151,16 @@ class Session:
         """
         t0 = time.perf_counter()
         s, say = self.settings, self.console.print
+        if tickers and s.signals.pairs:  # a pair's tickers are live too
+            tickers = list(dict.fromkeys([*tickers, *pairs.members(s.signals.pairs)]))
         wanted = None if s.engine.pooled else tickers
         files, template, fits = self._files(history_paths, wanted)
         url = s.redis.url.get_secret_value() if s.redis.url else None
         self.redis_url, self.embedded = resolve_redis(url, say)
         with self.console.status("starting Ray…") as status:
             history = self._load(files, template, fits, date, wanted, history_paths, t0, status)
+            if s.signals.pairs:
+                self._add_spreads(history)
             status.update("starting shard actors…")
             placement = self._placements()
             algos = list(s.engine.algorithms)
@@ -188,6 +193,24 @@ class Session:
             )
             self.compiled = ray.get(self.coordinator.compile.remote())
         self.cold_start_s = time.perf_counter() - t0
+
+    def _add_spreads(self, history: LoadedHistory) -> None:
+        """The pairs' spread days, as one more object-store block for the emptiest shard."""
+        s, slots = self.settings, history.slots
+        rows = history.report.rows_per_shard
+        shard = min(range(s.engine.shards), key=lambda i: rows.get(i, 0))
+        table = pairs.spread_table(ray.get(history.refs), s.signals.pairs, slots, shard)
+        if table is None:
+            self.console.print("[yellow]![/] no day with both tickers of any pair: "
+                               "no pair signals")  # fmt: skip
+            return
+        ref = ray.put(table)
+        history.refs.append(ref)
+        if history.by_shard is not None:
+            history.by_shard.setdefault(shard, []).append(ref)
+        names = ", ".join(pairs.name(p) for p in s.signals.pairs)
+        self.console.print(f"[green]✓[/] {table.num_rows:,} spread days of {names} "
+                           f"(shard {shard})")  # fmt: skip
 
     def load(self, history_paths: list[str], before: str, tickers: list[str] | None) -> None:
         """Only Ray and the history strictly before `before`: no Redis, no actors (evaluate)."""

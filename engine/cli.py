@@ -106,6 +106,7 @@ def _settings(
     max_gap_days: int | None = None,
     address: str | None = None,
     calibration: Path | None = None,
+    pairs: list[str] | None = None,
 ) -> Settings:
     engine = {"algorithms": algorithms, "k": k, "shards": shards, "channels": channels,
               "dtw_band": dtw_band, "motif_window": motif_window,
@@ -113,8 +114,10 @@ def _settings(
     history = {"template": template, "max_missing_slots": max_missing,
                "max_gap_days": max_gap_days}  # fmt: skip
     try:
+        signals = {"pairs": ",".join(pairs) if pairs else None}
         settings = load_settings(config, redis={"url": redis_url}, engine=engine,
-                                 history=history, cluster={"address": address})  # fmt: skip
+                                 history=history, cluster={"address": address},
+                                 signals=signals)  # fmt: skip
         if settings.engine.calibration:  # read now: a bad file fails before Ray starts
             from simsignal.engine.calibration import Calibration  # noqa: PLC0415
 
@@ -425,11 +428,16 @@ def run(
     verbose: VerboseOpt = False,
     address: AddressOpt = None,
     calibration: CalibrationOpt = None,
+    pair: Annotated[
+        list[str] | None,
+        typer.Option(help="pair trading: the spread A~B (repeatable; signals.pairs)"),
+    ] = None,
 ) -> None:
     """Load history before --date; replay a day (--feed replay) or follow Redis (--feed redis)."""
     settings = _settings(
         config,
         calibration=calibration,
+        pairs=pair,
         redis_url=redis_url,
         algorithms=algorithms,
         k=k,

@@ -15,6 +15,7 @@ import orjson
 
 from simsignal.engine.forecast import Forecast
 from simsignal.engine.keys import Keys
+from simsignal.engine.pairs import is_pair
 
 DERIVED_VERSION = 1
 
@@ -156,7 +157,7 @@ class Deriver:
         last = 0
         for r in minutes:
             f: Forecast | None = r.forecasts.get(self.algo)
-            if f is None:
+            if f is None or is_pair(r.ticker):  # pairs have their own streams
                 continue
             last = max(last, r.minute)
             e = edge(f)
@@ -176,10 +177,16 @@ class Deriver:
             turnover = sum(abs(moved.get(t, 0.0) - self.held.get(t, 0.0))
                            for t in set(moved) | set(self.held))  # fmt: skip
             self.held = moved
+            known = {t: _finite(e) for t, e in self.edges.items()}
             out.append(Derived("rebalance", "", date, last, label(last), self.algo, stamp(last),
                                {"weights": moved, "target": target, "turnover": turnover,
-                                "cash": 1.0 - sum(moved.values())}))  # fmt: skip
+                                "cash": 1.0 - sum(moved.values()), "edges": known}))  # fmt: skip
         return out
+
+    def restore(self, entry: Mapping[str, Any]) -> None:
+        """Carry on from a published rebalance entry (its payload): weights held, edges known."""
+        self.held = {str(t): float(w) for t, w in dict(entry.get("weights") or {}).items()}
+        self.edges = {str(t): float(e) for t, e in dict(entry.get("edges") or {}).items()}
 
 
 def _finite(x: float) -> float:

@@ -73,20 +73,22 @@ def forecast_many(
     scores: NDArray[np.float64],
     y_now: NDArray[np.floating],
     y_end: NDArray[np.floating],
+    additive: bool = False,
 ) -> list[Forecast]:
     """`forecast` for many queries at once: one row per query, one column per neighbour.
 
     Every reduction runs along a row, so a query's forecast does not depend on which others
-    share its batch.
+    share its batch. `additive`: the curves are spreads (pairs), continued as
+    x_now + (y_end − y_now), and pred_move is a difference, pred_close − x_now.
     """
     s = np.maximum(np.asarray(scores, np.float64), 0.0)
     w = 1.0 / (s + 1e-3 * s.mean(axis=1, keepdims=True) + 1e-300)
     w /= w.sum(axis=1, keepdims=True)
     x = np.asarray(x_now, np.float64)[:, None]
     now, end = np.asarray(y_now, np.float64), np.asarray(y_end, np.float64)
-    closes = (1.0 + x) * (1.0 + end) / (1.0 + now) - 1.0
+    closes = x + (end - now) if additive else (1.0 + x) * (1.0 + end) / (1.0 + now) - 1.0
     pred = (w * closes).sum(axis=1)
-    move = (1.0 + pred) / (1.0 + x[:, 0]) - 1.0
+    move = pred - x[:, 0] if additive else (1.0 + pred) / (1.0 + x[:, 0]) - 1.0
     up = (w * rose(now, end)).sum(axis=1)
     q10, q50, q90 = np.quantile(closes, [0.1, 0.5, 0.9], axis=1)
     columns = (pred, end.mean(axis=1), move, up, q10, q50, q90, closes.std(axis=1), up)
@@ -102,7 +104,9 @@ def forecast_path(
     return np.asarray(weights @ continued, np.float64)
 
 
-def ensemble(forecasts: list[Forecast], x_now: float) -> tuple[Forecast, NDArray[np.float64]]:
+def ensemble(
+    forecasts: list[Forecast], x_now: float, additive: bool = False
+) -> tuple[Forecast, NDArray[np.float64]]:
     """Combine the algorithms' forecasts; returns the forecast and each algorithm's weight.
 
     Rule: precision weighting, w_a ∝ 1 / (dispersion_a² + ε) with ε = 10⁻³·mean(dispersion²)
@@ -123,7 +127,7 @@ def ensemble(forecasts: list[Forecast], x_now: float) -> tuple[Forecast, NDArray
     combined = Forecast(
         pred_close=pred,
         pred_close_mean=float(np.mean([f.pred_close_mean for f in forecasts])),
-        pred_move=(1.0 + pred) / (1.0 + x_now) - 1.0,
+        pred_move=pred - x_now if additive else (1.0 + pred) / (1.0 + x_now) - 1.0,
         up_prob=mix("up_prob"),
         q10=mix("q10"),
         q50=mix("q50"),

@@ -84,3 +84,16 @@ class Keys:
     def rebalance_channel(self) -> str:
         """Pub/sub channel announcing every rebalance entry."""
         return f"{self.prefix}:rebalance-updates"
+
+    def pair(self, name: str) -> str:
+        """Stream: a pair's spread signals (`A~B`), one entry per minute and algorithm."""
+        return f"{self.prefix}:pair:{name}"
+
+    def pair_latest(self, name: str) -> str:
+        """Hash: algo → newest pair signal (JSON)."""
+        return f"{self.prefix}:pair-latest:{name}"
+
+    @property
+    def pair_channel(self) -> str:
+        """Pub/sub channel announcing every pair signal."""
+        return f"{self.prefix}:pairs"

@@ -194,7 +194,8 @@ class SignalPublisher:
                     streams.setdefault(source, []).append(receipt)
             acks = [(s, self.group, ids) for s, ids in streams.items()]
         dead_rows = [(self.keys.deadletter, d) for d in dead]
-        plain = sum(1 for s in signals if isinstance(s, Signal))
+        ours = self.keys.signals("")
+        plain = sum(1 for s in signals if s.stream(self.keys).startswith(ours))
         return _Unit(Commit(calls, journal, acks, dead_rows), plain)
 
     def _commit(self, commit: Commit, units: list[_Unit] | None = None) -> int:

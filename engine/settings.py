@@ -108,6 +108,23 @@ class SignalsSettings(_Section):
     min_edge: Annotated[float, Field(ge=0)] = 0.25  # timing: |pred_move| / dispersion at least
     cap: Annotated[float, Field(gt=0, le=1)] = 0.1  # rebalance: largest weight of one ticker
     max_turnover: Annotated[float, Field(gt=0, le=2)] = 0.2  # rebalance: Σ|Δw| per minute
+    pairs: tuple[tuple[str, str], ...] = ()  # (A, B): the spread A − B, matched as `A~B`
+
+    @field_validator("pairs", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        """Pairs as "A~B,C~D" (a flag or an environment variable) or a list of [A, B]."""
+        if isinstance(value, str):
+            value = [p.split("~") for p in value.split(",") if p.strip()]
+        out = []
+        for pair in value or ():
+            if isinstance(pair, str) or len(pair) != 2:
+                raise ValueError(f"pair {pair!r}: two different tickers, A~B")
+            a, b = (str(t).strip() for t in pair)
+            if not a or not b or a == b or "~" in a + b:
+                raise ValueError(f"pair {pair!r}: two different tickers, A~B")
+            out.append((a, b))
+        return tuple(out)
 
     def rules(self) -> tuple[Any, Any]:
         """(TimingRule | None, RebalanceRule | None) as configured."""
@@ -159,6 +176,9 @@ class Settings(BaseSettings):
         if algo and algo not in self.engine.algorithms:
             raise ValueError(f"signals.algo {algo!r} is not among engine.algorithms "
                              f"{', '.join(self.engine.algorithms)}")  # fmt: skip
+        if self.signals.pairs and (self.engine.pooled or set(self.engine.channels) != {"price"}):
+            raise ValueError("signals.pairs needs engine.pooled = false and the price channel "
+                             f"only (channels: {', '.join(self.engine.channels)})")  # fmt: skip
         return self
 
     @classmethod

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from simsignal.engine.keys import Keys
+from simsignal.engine.pairs import is_pair
 
 SCHEMA_VERSION = 3
 
@@ -45,16 +46,16 @@ class Signal:
     v: int = SCHEMA_VERSION
 
     def stream(self, keys: Keys) -> str:
-        """The ticker's signal stream."""
-        return keys.signals(self.ticker)
+        """The ticker's signal stream (a pair's spread forecasts have their own)."""
+        return keys.pair(self.ticker) if is_pair(self.ticker) else keys.signals(self.ticker)
 
     def latest(self, keys: Keys) -> str:
-        """The ticker's latest hash (field: the algorithm)."""
-        return keys.latest(self.ticker)
+        """The ticker's (or pair's) latest hash (field: the algorithm)."""
+        return keys.pair_latest(self.ticker) if is_pair(self.ticker) else keys.latest(self.ticker)
 
     def channel(self, keys: Keys) -> str:
-        """The pub/sub channel of every signal."""
-        return keys.channel
+        """The pub/sub channel of every signal (pairs: of every pair signal)."""
+        return keys.pair_channel if is_pair(self.ticker) else keys.channel
 
     @property
     def hash_field(self) -> str:

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from simsignal.engine import pairs
 from simsignal.engine.algorithms import ALGO_INDEX, ENSEMBLE, Algorithm, Params, select
 from simsignal.engine.bars import BadBar, BarGate, check_move, parse_bar
 from simsignal.engine.calibration import Calibration
@@ -75,6 +76,7 @@ class PipelineConfig:
     timing: TimingRule | None = None  # derived ticker timing (None: not published)
     rebalance: RebalanceRule | None = None  # derived portfolio weights (None: not published)
     derived_algo: str = ""  # whose forecasts they use ("": the ensemble, else the first)
+    pairs: tuple[tuple[str, str], ...] = ()  # (A, B): the spread A − B, searched as `A~B`
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ class MinutePipeline:
     handled: set[str] = field(default_factory=set)  # receipts settled before a restart
     restored_signals: int = 0  # signals published before a restart (from the journal)
     journal: list[BatchRecord] = field(default_factory=list)  # today's committed batches
+    pair_values: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)  # spreads
 
     def __post_init__(self) -> None:
         c = self.config
@@ -180,6 +183,13 @@ class MinutePipeline:
             for _, _, m, x, values in minutes:
                 pending.append(_Pending(arrival, ticker, close, m, x, len(updates)))
                 updates.append((ticker, m, values))
+        came = {p.ticker: p.arrival for p in pending}
+        for pair, m, spread in self._new_pair_minutes():
+            a, b = (came.get(t) for t in self.config.pairs[pair])
+            arrival = max((x for x in (a, b) if x), key=lambda x: x.at)
+            name = pairs.name(self.config.pairs[pair])
+            pending.append(_Pending(arrival, name, 0.0, m, spread, len(updates)))
+            updates.append((name, m, (spread,)))
         if not updates:
             self.sink.publish([], record)
             self.journal.append(record)
@@ -194,9 +204,24 @@ class MinutePipeline:
         self.sink.publish([*signals, *derived], record)
         self.journal.append(record)
         for r in results:
-            for observe in self.observers:
-                observe(r)
+            if not pairs.is_pair(r.ticker):  # observers draw tickers
+                for observe in self.observers:
+                    observe(r)
         return out + results
+
+    def _new_pair_minutes(self) -> list[tuple[int, int, float]]:
+        """(pair index, minute, spread) for every pair minute both tickers have now reached."""
+        out = []
+        for i, (a, b) in enumerate(self.config.pairs):
+            ta, tb = self.today.get(a), self.today.get(b)
+            if ta is None or tb is None:
+                continue
+            done = self.pair_values.setdefault(pairs.name((a, b)), [])
+            for m in range(len(done) + 1, min(len(ta.values), len(tb.values)) + 1):
+                spread = ta.values[m - 1][0] - tb.values[m - 1][0]  # price: the only channel
+                done.append((spread,))
+                out.append((i, m, spread))
+        return out
 
     def restore(self, records: Sequence[BatchRecord]) -> dict[str, list[tuple[float, ...]]]:
         """Rebuild today from journal records (no fan-out, no publishing).
@@ -219,7 +244,10 @@ class MinutePipeline:
                 self.gate.take(ticker, slot)
                 today.advance(slot, close, volume, amount)
                 self.accepted += 1
-        return {t: list(today.values) for t, today in self.today.items()}
+        self.pair_values.clear()
+        self._new_pair_minutes()
+        values = {t: list(today.values) for t, today in self.today.items()}
+        return values | {name: list(v) for name, v in self.pair_values.items()}
 
     def _admit(self, arrival: Arrival) -> list[tuple[str, float, int, float, tuple[float, ...]]]:
         """Validate one bar and advance its ticker's curves; the minutes it makes (gaps filled).
@@ -282,18 +310,20 @@ class MinutePipeline:
         self, pending: list[_Pending], best: list[dict[str, Matches]]
     ) -> list[dict[str, Forecast]]:
         """All (update, algorithm) forecasts of the batch, vectorised per neighbour count."""
-        groups: dict[int, list[tuple[int, str]]] = {}
+        groups: dict[tuple[int, bool], list[tuple[int, str]]] = {}
         for i, matches in enumerate(best):
+            spread = pairs.is_pair(pending[i].ticker)
             for name, m in matches.items():
-                groups.setdefault(len(m), []).append((i, name))
+                groups.setdefault((len(m), spread), []).append((i, name))
         out: list[dict[str, Forecast]] = [{} for _ in best]
-        for keys in groups.values():
+        for (_, spread), keys in groups.items():
             rows = [best[i][name] for i, name in keys]
             made = forecast_many(
                 np.array([pending[i].x for i, _ in keys]),
                 np.stack([m.scores for m in rows]),
                 np.stack([m.y_now for m in rows]),
                 np.stack([m.y_end for m in rows]),
+                additive=spread,
             )
             for (i, name), f in zip(keys, made, strict=True):
                 out[i][name] = f
@@ -314,7 +344,7 @@ class MinutePipeline:
             labels = None if algo.aligned else [self.template.label(e) for e in matches.ends]
             signals.append(self._signal(p, algo.name, f, matches.neighbors(labels)))
         if self.with_ensemble and made:
-            f, _ = ensemble(list(made.values()), p.x)
+            f, _ = ensemble(list(made.values()), p.x, additive=pairs.is_pair(p.ticker))
             f = self._calibrated(ENSEMBLE, p, f)
             if not _finite(f):
                 self.not_finite += 1
@@ -334,7 +364,7 @@ class MinutePipeline:
     def _calibrated(self, algo: str, p: _Pending, f: Forecast) -> Forecast:
         """up_prob through the calibration, when it has a weight for this algorithm."""
         cal = self.config.calibration
-        if cal is None or algo not in cal.weights:
+        if cal is None or algo not in cal.weights or pairs.is_pair(p.ticker):
             return f
         return replace(f, up_prob=cal.up_prob(algo, p.ticker, p.minute, f.up_prob_raw))
 
@@ -362,6 +392,8 @@ class MinutePipeline:
 
     def values_before(self, ticker: str, m: int) -> list[tuple[float, ...]]:
         """Today's channel values of minutes 1..m−1 (to restore a restarted shard)."""
+        if pairs.is_pair(ticker):
+            return self.pair_values[ticker][: m - 1]
         return self.today[ticker].values[: m - 1]
 
 

@@ -7,6 +7,7 @@ and algorithm exactly once, and every bad payload dead-lettered and counted.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
 from simsignal.engine.cli import _resilient
+from simsignal.engine.derived import RebalanceRule, TimingRule
 from simsignal.engine.keys import Keys
 from simsignal.engine.pipeline.minute import PipelineConfig
 from simsignal.engine.redis_store import RedisStore
@@ -57,6 +59,7 @@ def _engine(refs: list[Any], url: str, prefix: str, run: str = "live") -> tuple[
     pipeline = PipelineConfig(
         algorithms=tuple(ALGOS), k=5, template="cn", date=DATE,
         last_close={t: ("2024-04-25", p) for t, p in PREV.items()},
+        timing=TimingRule(0.0, 0.0), rebalance=RebalanceRule(0.5, 0.3),
     )  # fmt: skip
     config = CoordinatorConfig(pipeline, redis_url=url, prefix=prefix, run=run)
     co = CoordinatorActor.remote(shards, config)
@@ -71,6 +74,16 @@ def _signals(store: RedisStore, prefix: str) -> dict[tuple[str, str], Signal]:
         entries = store.entries(Keys(prefix).signals(t))
         assert len({e.id for e in entries}) == len(entries)
         out.update({(t, e.id): Signal.from_fields(e.fields) for e in entries})
+    return out
+
+
+def _derived(store: RedisStore, prefix: str) -> dict[tuple[str, str], dict[str, str]]:
+    """Timing and rebalance entries by (stream, ID), each ID once."""
+    keys, out = Keys(prefix), {}
+    for stream in [*(keys.timing(t) for t in TICKERS), keys.rebalance]:
+        entries = store.entries(stream)
+        assert len({e.id for e in entries}) == len(entries)
+        out.update({(stream.split(":", 1)[1], e.id): e.fields for e in entries})
     return out
 
 
@@ -266,6 +279,10 @@ def test_a_restarted_engine_resumes_after_the_last_handled_bar(
     assert stats["resumed_batches"] > 0 and stats["accepted"] == 40
     assert store.length(keys.deadletter) == 50  # no old bar dead-lettered again
     _same(_signals(store, "rs"), want)
+    derived = _derived(store, "rs")
+    assert derived == _derived(store, "clean") and len(derived) == 20 * 3  # portfolio went on
+    late = [f for (s, i), f in derived.items() if s == "rebalance" and f["minute"] == "20"]
+    assert json.loads(late[0]["weights"])  # invested: a restart from cash would differ
     ray.get(co.close.remote())
 
 
@@ -293,6 +310,7 @@ def test_a_coordinator_killed_mid_replay_recovers_exactly(
     assert stats["accepted"] == 40 and not stats["rejected"]
     assert ray.get(co.health.remote())["pid"] != pid
     _same(_signals(store, "ck"), want)
+    assert _derived(store, "ck") == _derived(store, "clean")
     ray.get(co.close.remote())
 
 
