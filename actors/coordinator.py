@@ -173,7 +173,8 @@ class Coordinator:
         old = self.pipeline.deriver
         self.pipeline = self._new_pipeline()
         if old is not None and self.pipeline.deriver is not None:  # the same portfolio goes on
-            self.pipeline.deriver.held, self.pipeline.deriver.edges = old.held, old.edges
+            new = self.pipeline.deriver
+            new.held, new.edges, new.done = old.held, old.edges, old.done
         values = self.pipeline.restore(records)
         for shard in self.fanout.shards:
             ray.get([shard.reset.remote()])

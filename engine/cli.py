@@ -663,7 +663,7 @@ def evaluate(
     """Walk-forward evaluation: every test day forecast from earlier days only, honestly scored."""
     from datetime import date, timedelta  # noqa: PLC0415
 
-    from simsignal.engine.derived import TimingRule  # noqa: PLC0415
+    from simsignal.engine.derived import RebalanceRule, TimingRule  # noqa: PLC0415
     from simsignal.engine.evaluation.console import evaluate_and_write  # noqa: PLC0415
     from simsignal.engine.evaluation.report import checkpoints  # noqa: PLC0415
     from simsignal.engine.evaluation.walk_forward import WalkConfig  # noqa: PLC0415
@@ -703,8 +703,12 @@ def evaluate(
     if plots:
         paths["plots"] = plots
     try:
-        rule = TimingRule(settings.signals.prob_margin, settings.signals.min_edge)
-        evaluate_and_write(console, curves, walk, start, end, ticker, cost_bps, paths, rule)
+        sig = settings.signals
+        rules = (
+            TimingRule(sig.prob_margin, sig.min_edge),
+            RebalanceRule(sig.cap, sig.max_turnover),
+        )
+        evaluate_and_write(console, curves, walk, start, end, ticker, cost_bps, paths, *rules)
     except ValueError as err:
         console.print(f"[red]evaluate:[/] {err}", highlight=False)
         raise typer.Exit(2) from None

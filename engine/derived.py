@@ -146,11 +146,13 @@ class Deriver:
     rebalance: RebalanceRule | None = RebalanceRule()
     held: dict[str, float] = field(default_factory=dict)  # the rebalance's current weights
     edges: dict[str, float] = field(default_factory=dict)  # each ticker's latest long edge
+    done: int = 0  # the last minute a rebalance was published for
 
     def entries(self, minutes: Sequence[Any], date: str, stamp: Any, label: Any) -> list[Derived]:
-        """Timing per (ticker, minute) with a forecast; one rebalance at the batch's minute.
+        """Timing per (ticker, minute) with a forecast; one rebalance per new minute.
 
-        `minutes` are the pipeline's MinuteResults; `stamp(m)`/`label(m)` give a minute's
+        The rebalance is at the batch's newest minute, if none was published for it yet (a
+        late bar's edge counts from the next minute on). `minutes` are the pipeline's MinuteResults; `stamp(m)`/`label(m)` give a minute's
         epoch ms and HH:MM.
         """
         out: list[Derived] = []
@@ -170,13 +172,13 @@ class Deriver:
                 self.edges[r.ticker] = e if pos > 0 else 0.0
             else:
                 self.edges[r.ticker] = e
-        if self.rebalance is not None and last:
+        if self.rebalance is not None and last > self.done:  # a late bar waits for the next
             # tickers without a bar in this batch keep their last edge (a late bar is no exit)
             target = self.rebalance.target(self.edges)
             moved = self.rebalance.step(self.held, target)
             turnover = sum(abs(moved.get(t, 0.0) - self.held.get(t, 0.0))
                            for t in set(moved) | set(self.held))  # fmt: skip
-            self.held = moved
+            self.held, self.done = moved, last
             known = {t: _finite(e) for t, e in self.edges.items()}
             out.append(Derived("rebalance", "", date, last, label(last), self.algo, stamp(last),
                                {"weights": moved, "target": target, "turnover": turnover,
@@ -187,6 +189,7 @@ class Deriver:
         """Carry on from a published rebalance entry (its payload): weights held, edges known."""
         self.held = {str(t): float(w) for t, w in dict(entry.get("weights") or {}).items()}
         self.edges = {str(t): float(e) for t, e in dict(entry.get("edges") or {}).items()}
+        self.done = int(entry.get("minute") or 0)
 
 
 def _finite(x: float) -> float:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from simsignal.engine.derived import TimingRule
+from simsignal.engine.derived import RebalanceRule, TimingRule
 from simsignal.engine.evaluation import report
 from simsignal.engine.evaluation.evaluate import Evaluation, evaluate
 from simsignal.engine.evaluation.walk_forward import WalkConfig
@@ -28,13 +28,14 @@ def evaluate_and_write(
     cost_bps: float,
     paths: dict[str, Path],
     rule: TimingRule = TimingRule(),
+    rebalance: RebalanceRule = RebalanceRule(),
 ) -> Evaluation:
     """Walk forward with a progress bar; print the pooled table and the reading; write files."""
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("walking forward (test days)", total=None)
-        done = evaluate(curves, config, start, end, tickers, cost_bps, rule,
+        done = evaluate(curves, config, start, end, tickers, cost_bps, rule, rebalance,
                         lambda i, n: bar.update(task, completed=i, total=n))  # fmt: skip
     r = done.report
     console.print(

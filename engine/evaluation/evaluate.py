@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from simsignal.engine.calibration import Calibration
-from simsignal.engine.derived import TimingRule
+from simsignal.engine.derived import RebalanceRule, TimingRule
 from simsignal.engine.evaluation import calibration, report
 from simsignal.engine.evaluation.walk_forward import (
     Progress,
@@ -39,6 +39,7 @@ def evaluate(
     tickers: Sequence[str] | None = None,
     cost_bps: float = 1.0,
     rule: TimingRule = TimingRule(),
+    rebalance: RebalanceRule = RebalanceRule(),
     progress: Progress = lambda done, total: None,
 ) -> Evaluation:
     """Walk forward over the test days in [start, end]; calibrate up_prob on earlier days."""
@@ -64,7 +65,7 @@ def evaluate(
         base_up=_base_rates(curves, end, names, config.pooled),
         fitted_on={"from": dates[0], "to": dates[-1], "days": walked.days, "k": config.k},
     )
-    return Evaluation(frame, report.build(frame, meta, cost_bps, rule), fitted)
+    return Evaluation(frame, report.build(frame, meta, cost_bps, rule, rebalance), fitted)
 
 
 def _base_rates(

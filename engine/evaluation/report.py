@@ -20,23 +20,14 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from simsignal.engine.derived import TimingRule
+from simsignal.engine.derived import RebalanceRule, TimingRule
 from simsignal.engine.evaluation import metrics
+from simsignal.engine.evaluation.strategies import positions, rebalance_strategy
 
 VERSION = 1
 ALPHA = 0.01  # a test "rejects no skill" below this p-value
 CLUSTERED = ("With several checkpoints a day, the hit-rate interval and the PT p-value are "
              "day-clustered: a day's checkpoints are one piece of evidence.")  # fmt: skip
-
-
-def positions(rows: pd.DataFrame, rule: TimingRule) -> pd.Series:
-    """The live timing signal's rule (engine/derived.py) on every row, vectorised."""
-    pred, disp, up = rows["pred_move"], rows["dispersion"], rows["up_prob"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        edge = np.where(disp > 0, pred / disp, np.sign(pred) * np.inf)
-    long = (up >= 0.5 + rule.prob_margin) & (edge >= rule.min_edge)
-    short = (up <= 0.5 - rule.prob_margin) & (edge <= -rule.min_edge)
-    return pd.Series(np.where(long, 1.0, np.where(short, -1.0, 0.0)), index=rows.index)
 
 
 def block(
@@ -155,20 +146,30 @@ def reading(b: dict[str, Any]) -> list[str]:
     lines.append(f"up_prob: Brier {brier:.4f}, {verb} the base rate's {base:.4f} "
                  f"(uncalibrated {b['brier_raw']:.4f}).")  # fmt: skip
     s = b["strategy"]
-    lines.append(f"Timing rule: {s['total_return_after_cost']:+.2%} after costs "
-                 f"({s['total_return']:+.2%} before) against buy-and-hold "
+    lines.append(f"Timing rule: {s['trades']} trades, {s['total_return_after_cost']:+.2%} "
+                 f"after costs ({s['total_return']:+.2%} before) against buy-and-hold "
                  f"{s['buy_and_hold_total']:+.2%}, summed over days.")  # fmt: skip
+    r = b.get("rebalance")
+    if r:
+        lines.append(f"Rebalance: invested on {r['days_invested']} of {r['days']} days, "
+                     f"{r['total_return_after_cost']:+.2%} after costs against the basket's "
+                     f"{r['basket_total']:+.2%}.")  # fmt: skip
     return lines
 
 
 def build(
-    frame: pd.DataFrame, meta: dict[str, Any], cost_bps: float, rule: TimingRule = TimingRule()
+    frame: pd.DataFrame,
+    meta: dict[str, Any],
+    cost_bps: float,
+    rule: TimingRule = TimingRule(),
+    rebalance: RebalanceRule = RebalanceRule(),
 ) -> dict[str, Any]:
     """The whole report: meta, then per algorithm the pooled block and one per checkpoint."""
     results: dict[str, dict[str, Any]] = {}
     readings: dict[str, list[str]] = {}
     for algo, rows in frame.groupby("algo", sort=False):
         per: dict[str, Any] = {"pooled": block(rows, cost_bps, rule, equity=True)}
+        per["pooled"]["rebalance"] = rebalance_strategy(rows, rule, rebalance, cost_bps)
         for minute, at in rows.groupby("minute", sort=True):
             per[str(minute)] = block(at, cost_bps, rule)
         results[str(algo)] = per

@@ -40,7 +40,7 @@ def _loaded(days: int, seed: int) -> tuple[LoadedHistory, dict[str, np.ndarray],
                               "prev_close": np.full(days, 10.0), "shard": np.full(days, i)}))
             for i, t in enumerate((A, B))]  # fmt: skip
     report = LoadReport(days_kept=2 * days, tickers=2, rows_per_shard={0: days, 1: days})
-    history = LoadedHistory(refs, report, {t: (dates[-1], 10.0) for t in (A, B)}, CN,
+    history = LoadedHistory(refs, report, {t: ("2024-04-25", 10.0) for t in (A, B)}, CN,
                             by_shard={0: [refs[0]], 1: [refs[1]]})  # fmt: skip
     return history, ratio, dates
 
@@ -67,6 +67,7 @@ def test_pair_signals_reach_their_stream_equal_to_a_brute_force(
         ray.get(co.on_bars.remote([{"ticker": t, "ts": f"2024-04-26T{CN.label(m)}:00",
                                     "open": c[t], "high": c[t], "low": c[t], "close": c[t],
                                     "volume": "5"} for t in (A, B)]))  # fmt: skip
+    assert store.length(Keys().deadletter) == 0
     entries = store.entries(Keys().pair(f"{A}~{B}"))
     got = {(s.minute, s.algo): s for s in (Signal.from_fields(e.fields) for e in entries)}
     assert len(got) == len(entries) == 12 * len(ALGOS)

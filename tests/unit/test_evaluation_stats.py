@@ -201,3 +201,28 @@ def test_day_clustered_interval_and_test_match_statsmodels_cluster_robust_ols() 
     excess = sm.OLS(hits - star, np.ones(240)).fit(cov_type="cluster", cov_kwds={"groups": days})
     want = stats.norm.sf(excess.params[0] / excess.bse[0])
     assert metrics.pesaran_timmermann_days(pred, y, days) == pytest.approx(want, rel=1e-9)
+
+
+def test_the_rebalance_strategy_matches_a_day_worked_by_hand() -> None:
+    from simsignal.engine.derived import RebalanceRule
+    from simsignal.engine.evaluation.strategies import rebalance_strategy
+
+    rows = pd.DataFrame({
+        "date": ["d1"] * 4, "ticker": ["A", "B", "A", "B"], "minute": [30, 30, 120, 120],
+        "x_now": [0.01, 0.0, 0.02, -0.01], "x_end": [0.03, -0.02, 0.03, -0.02],
+        "pred_move": [0.01, 0.005, -0.01, 0.01], "dispersion": [0.01] * 4,
+        "up_prob": [0.7, 0.7, 0.3, 0.7],
+    })  # fmt: skip
+    got = rebalance_strategy(rows, TimingRule(0.05, 0.25), RebalanceRule(0.5, 0.6), 10.0)
+    # 30: edges A 1, B 0.5 -> target A 0.5 (capped), B 1/3; 0.833 of turnover scaled to 0.6
+    a, b = 0.5 * 0.6 / (0.5 + 1 / 3), (1 / 3) * 0.6 / (0.5 + 1 / 3)
+    made = a * (1.02 / 1.01 - 1) + b * (0.99 / 1.00 - 1)
+    # 120: A is short (edge 0), B long with edge 1 -> target B 0.5; 0.62 of turnover scaled
+    k = 0.6 / (a + (0.5 - b))
+    a2, b2 = a - k * a, b + k * (0.5 - b)
+    made += a2 * (1.03 / 1.02 - 1) + b2 * (0.98 / 0.99 - 1)
+    traded = 0.6 + 0.6 + a2 + b2
+    assert got["total_return"] == pytest.approx(made, rel=1e-12)
+    assert got["total_return_after_cost"] == pytest.approx(made - 10e-4 * traded, rel=1e-12)
+    assert got["mean_turnover"] == pytest.approx(traded)
+    assert got["basket_total"] == pytest.approx(((1.03 / 1.01 - 1) + (0.98 - 1)) / 2)
