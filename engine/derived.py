@@ -152,8 +152,8 @@ class Deriver:
         """Timing per (ticker, minute) with a forecast; one rebalance per new minute.
 
         The rebalance is at the batch's newest minute, if none was published for it yet (a
-        late bar's edge counts from the next minute on). `minutes` are the pipeline's MinuteResults; `stamp(m)`/`label(m)` give a minute's
-        epoch ms and HH:MM.
+        late bar's edge counts from the next minute on). `minutes` are the pipeline's
+        MinuteResults; `stamp(m)` and `label(m)` give a minute's epoch ms and HH:MM.
         """
         out: list[Derived] = []
         last = 0
