@@ -146,9 +146,14 @@ def reading(b: dict[str, Any]) -> list[str]:
     lines.append(f"up_prob: Brier {brier:.4f}, {verb} the base rate's {base:.4f} "
                  f"(uncalibrated {b['brier_raw']:.4f}).")  # fmt: skip
     s = b["strategy"]
-    lines.append(f"Timing rule: {s['trades']} trades, {s['total_return_after_cost']:+.2%} "
-                 f"after costs ({s['total_return']:+.2%} before) against buy-and-hold "
-                 f"{s['buy_and_hold_total']:+.2%}, summed over days.")  # fmt: skip
+    if not s["trades"]:
+        lines.append("Timing rule: no trade; up_prob and the edge never both cleared the "
+                     f"thresholds (±{s['prob_margin']} around ½, edge "
+                     f"{s['min_edge']}).")  # fmt: skip
+    else:
+        lines.append(f"Timing rule: {s['trades']} trades, {s['total_return_after_cost']:+.2%} "
+                     f"after costs ({s['total_return']:+.2%} before) against buy-and-hold "
+                     f"{s['buy_and_hold_total']:+.2%}, summed over days.")  # fmt: skip
     r = b.get("rebalance")
     if r:
         lines.append(f"Rebalance: invested on {r['days_invested']} of {r['days']} days, "

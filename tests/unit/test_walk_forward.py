@@ -134,6 +134,8 @@ def test_planted_day_shapes_are_found_and_beat_every_baseline() -> None:
         assert b["rmse"] < b["rmse_no_move"] and b["rmse"] < b["rmse_hist_mean"], algo
         assert b["dm_pvalue_no_move"] < 0.05 and b["dm_stat_no_move"] < 0, algo
         assert b["brier"] < b["brier_base_rate"], algo
+        s = b["strategy"]
+        assert s["trades"] and s["total_return_after_cost"] > s["buy_and_hold_total"], algo
         assert report["reading"][algo][0].startswith("Direction: better than chance"), algo
 
 
