@@ -43,17 +43,8 @@ def draw_similarity(
         )
     ax.axvline(now, color="k", ls="--", lw=1)
     ax.text(now, ax.get_ylim()[1], f" now {template.label(now)}", va="top")
-    ticks = np.linspace(0, template.slots - 1, 9).round().astype(int)
-    ax.set_xticks(ticks, [template.label(int(t)) for t in ticks])
-    ax.set_ylabel("% vs previous close")
-    ax.set_title(f"{ticker} {date}: similar history days at minute {m}")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    title = f"{ticker} {date}: similar history days at minute {m}"
+    return _finish(fig, ax, template, "% vs previous close", title, path)
 
 
 def draw_fitting(
@@ -77,10 +68,18 @@ def draw_fitting(
     if len(today) == template.slots:
         ax.axhline(today[-1], color="k", ls="--", lw=1,
                    label=f"realised close {today[-1]:+.2f}%")  # fmt: skip
+    title = f"{ticker} {date}: predicted close change, minute by minute"
+    return _finish(fig, ax, template, "close change, % vs previous close", title, path)
+
+
+def _finish(
+    fig: Any, ax: Any, template: SessionTemplate, ylabel: str, title: str, path: Path
+) -> Path:
+    """Session times on the x axis, labels, grid and legend; written to `path`."""
     ticks = np.linspace(0, template.slots - 1, 9).round().astype(int)
     ax.set_xticks(ticks, [template.label(int(t)) for t in ticks])
-    ax.set_ylabel("close change, % vs previous close")
-    ax.set_title(f"{ticker} {date}: predicted close change, minute by minute")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
