@@ -596,6 +596,10 @@ def bench(
     doc: Annotated[
         Path | None, typer.Option(help="update this Markdown file (e.g. docs/benchmarks.md)")
     ] = None,
+    nodes: Annotated[
+        str | None,
+        typer.Option(help="e.g. 1,2,3: one run per node count on a local multi-node Ray cluster"),
+    ] = None,
 ) -> None:
     """Measure the engine as a user runs it, from a separate client through real Redis."""
     from simsignal.engine.benchmark.run import bench as run_bench  # noqa: PLC0415
@@ -604,10 +608,18 @@ def bench(
     if workload not in ("w1", "w2", "w3"):
         raise typer.BadParameter(f"{workload!r}: use w1, w2 or w3", param_hint="--workload")
     n = tickers or (1 if workload == "w1" else 500)
+    try:
+        counts = [int(x) for x in nodes.split(",")] if nodes else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{nodes!r}: node counts like 1,2,3", param_hint="--nodes"
+        ) from None
+    if counts and not all(1 <= c <= 8 for c in counts):
+        raise typer.BadParameter(f"{nodes!r}: between 1 and 8 nodes", param_hint="--nodes")
     result = run_bench(
         Workload(workload, n, years), data=data, out=out, doc=doc, minutes=minutes,
         shards=shards or 2, all_algorithms=all_algorithms, say=console.print,
-        command="simsignal " + " ".join(sys.argv[1:]),
+        command="simsignal " + " ".join(sys.argv[1:]), nodes=counts,
     )  # fmt: skip
     for label, r in result["runs"].items():
         console.print(

@@ -96,8 +96,13 @@ def run_engine(
     ready_timeout: float = 3600.0,
     cache: Path | None = None,
     tickers: list[str] | None = None,
+    address: str | None = None,
 ) -> EngineRun:
-    """Start the engine on `history`, feed `minutes` of `live`, return the measurements."""
+    """Start the engine on `history`, feed `minutes` of `live`, return the measurements.
+
+    With `address` the engine joins that Ray cluster (one this process started); its shards
+    then run under the cluster's processes, so those are measured too.
+    """
     keys = Keys()
     store = RedisStore.connect(url, timeout=30)
     store.delete(keys.engine)
@@ -127,6 +132,7 @@ def run_engine(
         "--shards",
         str(shards),
         *(f"--ticker={t}" for t in tickers or []),
+        *(["--address", address] if address else []),
     ]
     out.mkdir(parents=True, exist_ok=True)
     console = out / "console.log"  # a file, not a pipe: a full pipe would stall the engine
@@ -138,7 +144,7 @@ def run_engine(
         say(f"  engine ready: cold start {float(run.status['cold_start_s']):.1f} s")
         if idle_s > 0:
             time.sleep(2.0)  # past the engine's park_after_s: what an idle engine costs
-            procs = _tree(proc.pid)
+            procs = _tree(os.getpid() if address else proc.pid)
             cpu0, t0 = _cpu_seconds(procs), time.monotonic()
             time.sleep(idle_s)
             run.idle_cores = (_cpu_seconds(procs) - cpu0) / (time.monotonic() - t0)
@@ -173,7 +179,7 @@ def run_engine(
                 run.signals += seen
                 if (i + 1) % 30 == 0:
                     say(f"  minute {i + 1}/{len(by_minute)}: {run.minute_ms[-1]:.1f} ms")
-        run.shard_rss_bytes = _shard_rss(_tree(proc.pid))
+        run.shard_rss_bytes = _shard_rss(_tree(os.getpid() if address else proc.pid))
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

@@ -66,7 +66,7 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _memory_lines(shards: list[dict[str, int]]) -> list[str]:
+def _memory_lines(shards: list[dict[str, int]], days: float = 0.0) -> list[str]:
     """The shards' own account of their memory at the end of the run.
 
     Private memory (USS) where the engine reported it; resident memory (RSS, which also
@@ -85,7 +85,12 @@ def _memory_lines(shards: list[dict[str, int]]) -> list[str]:
         f"libraries and the curves (running state, compiled kernels, what loading left "
         f"behind): {mib['added']:.0f} MiB = **{ratio:.2f}× the curves**. The object store "
         f"keeps one more copy of the curves in use, for restarts."
-    ]
+    ] + ([
+        f"- Per million day curves (cn session, price channel): **"
+        f"{(mib[kind] - mib[kind + '_start']) / days * 1e6 / 1024:.2f} GiB** of shard memory "
+        f"above the libraries ({days:,.0f} days here), plus "
+        f"{mib['curves'] / days * 1e6 / 1024:.2f} GiB in the object store."
+    ] if days else [])  # fmt: skip
 
 
 def markdown_section(result: dict[str, Any]) -> str:
@@ -120,7 +125,7 @@ def markdown_section(result: dict[str, Any]) -> str:
         f"- Shards: {first['curves_mib']:.1f} MiB of float32 curves; the shard processes' "
         f"resident memory {first['shard_rss_mib']:.0f} MiB (interpreter, NumPy, numba and "
         "Ray included).",
-        *_memory_lines(first.get("shard_memory", [])),
+        *_memory_lines(first.get("shard_memory", []), first.get("days", 0.0)),
     ]
     for name, b in result.get("baselines", {}).items():
         ratio = b["ratio_p50"]
@@ -129,6 +134,15 @@ def markdown_section(result: dict[str, Any]) -> str:
             f"- Baseline `{name}` (scoring only, in this process: no forecasts, no Redis): "
             f"p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms per minute batch. The "
             f"engine's p50, bar written to signals readable, is {verdict}."
+        )
+    if result.get("nodes"):
+        lines.append(
+            "- Each run joined a `ray.cluster_utils.Cluster` of that many nodes on this one "
+            "machine with `--address` (the head keeps 1 CPU and each worker has 1; one node has "
+            "every core); the shards sit on different nodes when there are two or more. The "
+            "nodes share this machine's cores, so the rows show what spreading over nodes "
+            "costs, not added capacity. The first run loads with Spark; the others read the "
+            "day-curves cache."
         )
     lines += ["", f"![{w['key']}]({result['plot_name']})", ""]
     return "\n".join(lines)

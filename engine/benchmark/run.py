@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -65,6 +67,33 @@ def numpy_recompute(
     return times
 
 
+@contextlib.contextmanager
+def ray_nodes(n: int, say: Callable[[str], None]) -> Iterator[str | None]:
+    """A Ray cluster of `n` nodes on this machine (None for 0: the engine's own local Ray).
+
+    The head keeps one CPU when there are workers, each worker has one; one node gets every
+    core. The nodes share this machine's cores: this measures the cost of spreading, not
+    extra capacity.
+    """
+    if n <= 0:
+        yield None
+        return
+    from ray.cluster_utils import Cluster  # noqa: PLC0415
+
+    cores = os.cpu_count() or 2
+    store = 1536 * 2**20
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args={
+        "num_cpus": 1 if n > 1 else cores, "object_store_memory": store})  # fmt: skip
+    try:
+        for _ in range(n - 1):
+            cluster.add_node(num_cpus=1, object_store_memory=store)
+        cluster.wait_for_nodes()
+        say(f"  a {n}-node Ray cluster at {cluster.address}")
+        yield cluster.address
+    finally:
+        cluster.shutdown()
+
+
 def bench(
     w: Workload,
     *,
@@ -76,8 +105,13 @@ def bench(
     all_algorithms: bool,
     say: Callable[[str], None],
     command: str,
+    nodes: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Run the workload and write JSON, plot and (optionally) the docs section."""
+    """Run the workload and write JSON, plot and (optionally) the docs section.
+
+    `nodes`: instead of the usual runs, one seed-four run per node count, each on a
+    `ray.cluster_utils.Cluster` of that many nodes on this machine, joined with --address.
+    """
     say(f"workload {w.key}: preparing (cached under {data})")
     p = prepare(w, data, say)
     if w.live_tickers:
@@ -90,15 +124,18 @@ def bench(
     engine = partial(run_engine, p.history, p.live, p.date, server.url, out=out / "engine",
                      shards=shards, pooled=w.pooled, say=say, cache=cache,
                      tickers=w.live_tickers)  # fmt: skip
-    variants = [("seed four", SEED_FOUR)] + (
-        [("all algorithms", list(KNOWN))] if all_algorithms else []
+    variants: list[tuple[str, list[str], int]] = [("seed four", SEED_FOUR, 0)] + (
+        [("all algorithms", list(KNOWN), 0)] if all_algorithms else []
     )
+    if nodes:
+        variants = [(f"seed four, {n} node{'s' * (n > 1)}", SEED_FOUR, n) for n in nodes]
     try:
-        for label, algos in variants:
+        for label, algos, n in variants:
             say(f"run: {label} ({', '.join(algos)}), {shards} shards")
             scoring = [a for a in algos if a in REGISTRY]
             expected = len(scoring) + (1 if "ensemble" in algos else 0)
-            r = engine(algorithms=algos, minutes=minutes, expected=expected)
+            with ray_nodes(n, say) as address:
+                r = engine(algorithms=algos, minutes=minutes, expected=expected, address=address)
             st = status_fields(r.status)
             runs[label] = {
                 **percentiles(r.minute_ms),
@@ -110,6 +147,7 @@ def bench(
                 "rows_read": st.get("rows_read", 0.0),
                 "bars_per_s": st.get("rows_read", 0.0) / max(st.get("load_s", 1.0), 1e-9),
                 "curves_mib": st.get("curves_bytes", 0.0) / 2**20,
+                "days": st.get("days", 0.0),
                 "shard_rss_mib": r.shard_rss_bytes / 2**20,
                 "shard_memory": r.shard_memory,
                 "cache_hit": bool(st.get("cache_hit", 0.0)),
@@ -124,12 +162,13 @@ def bench(
     say(f"baseline: NumPy recompute of whole minute batches at minutes {at}")
     base = percentiles(numpy_recompute(p, w.template, 40, at, w.pooled))
     baselines = {"numpy_recompute": {**base, "ratio_p50": base["p50_ms"] / engine_p50}}
+    key = f"{w.key}-nodes" if nodes else w.key
     result = {
         "workload": {
             "name": w.name,
             "tickers": w.tickers,
             "years": w.years,
-            "key": w.key,
+            "key": key,
             "pooled": w.pooled,
         },
         "machine": machine(),
@@ -140,13 +179,14 @@ def bench(
         "shards": shards,
         "runs": runs,
         "baselines": baselines,
-        "plot_name": f"bench-{w.key}.png",
+        "plot_name": f"bench-{key}.png",
+        "nodes": nodes or [],
         "warm_start_s": warm_start.get("cold_start_s", 0.0),
         "warm_start_cache_hit": bool(warm_start.get("cache_hit", 0.0)),
     }
-    write_json(result, out / f"bench-{w.key}.json")
-    write_plot(result, out / f"bench-{w.key}.png")
+    write_json(result, out / f"bench-{key}.json")
+    write_plot(result, out / f"bench-{key}.png")
     if doc is not None:
-        write_plot(result, doc.parent / f"bench-{w.key}.png")
+        write_plot(result, doc.parent / f"bench-{key}.png")
         update_doc(doc, result)
     return result
