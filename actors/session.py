@@ -215,7 +215,10 @@ class Session:
     def load(self, history_paths: list[str], before: str, tickers: list[str] | None) -> None:
         """Only Ray and the history strictly before `before`: no Redis, no actors (evaluate)."""
         t0 = time.perf_counter()
-        wanted = None if self.settings.engine.pooled else tickers
+        s = self.settings
+        if tickers and s.signals.pairs:  # a pair's tickers are needed too
+            tickers = list(dict.fromkeys([*tickers, *pairs.members(s.signals.pairs)]))
+        wanted = None if s.engine.pooled else tickers
         files, template, fits = self._files(history_paths, wanted)
         with self.console.status("starting Ray…") as status:
             self._load(files, template, fits, before, wanted, history_paths, t0, status)

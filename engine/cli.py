@@ -667,6 +667,9 @@ def evaluate(
     plots: Annotated[
         Path | None, typer.Option("--plots", help="also write the four plots as PNGs here")
     ] = None,
+    pair: Annotated[
+        list[str] | None, typer.Option(help="also score the spread A~B (repeatable)")
+    ] = None,
     max_missing: MissingOpt = None,
     max_gap_days: GapOpt = None,
     config: ConfigOpt = None,
@@ -691,7 +694,8 @@ def evaluate(
     if days["--from"] > days["--to"]:
         raise typer.BadParameter(f"--from {start} is after --to {end}", param_hint="--from")
     settings = _settings(config, algorithms=algorithms, k=k, template=template,
-                         max_missing=max_missing, max_gap_days=max_gap_days)  # fmt: skip
+                         max_missing=max_missing, max_gap_days=max_gap_days,
+                         pairs=pair)  # fmt: skip
     try:
         checkpoints(at, 390)  # the longest session: checked again against the template's
     except ValueError as err:
@@ -708,7 +712,7 @@ def evaluate(
         raise typer.BadParameter(str(err), param_hint="--at") from None
     walk = WalkConfig(tuple(settings.engine.algorithms), settings.engine.k, slots_template,
                       settings.engine.pooled, settings.engine.params, minutes,
-                      settings.input.max_move)  # fmt: skip
+                      settings.input.max_move, settings.signals.pairs)  # fmt: skip
     paths = {"json": json_path or out / "evaluation.json",
              "html": html_path or out / "evaluation.html",
              "calibration": calibration_path or out / "calibration.json"}  # fmt: skip

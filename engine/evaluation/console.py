@@ -45,6 +45,8 @@ def evaluate_and_write(
     console.print(pooled_table(r))
     for algo, lines in r["reading"].items():
         console.print(f"[bold]{algo}[/]: " + " ".join(lines), highlight=False)
+    for algo, lines in r.get("pairs", {}).get("reading", {}).items():
+        console.print(f"[bold]pairs, {algo}[/]: " + " ".join(lines), highlight=False)
     report.write_json(r, paths["json"])
     report.write_html(r, paths["html"])
     done.calibration.save(paths["calibration"])

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from simsignal.engine import pairs
 from simsignal.engine.calibration import Calibration
 from simsignal.engine.derived import RebalanceRule, TimingRule
 from simsignal.engine.evaluation import calibration, report
@@ -43,15 +44,20 @@ def evaluate(
     progress: Progress = lambda done, total: None,
 ) -> Evaluation:
     """Walk forward over the test days in [start, end]; calibrate up_prob on earlier days."""
+    if tickers and config.pairs:  # a pair's tickers are fed too
+        tickers = list(dict.fromkeys([*tickers, *pairs.members(config.pairs)]))
     dates = dates_to_test(curves, start, end, tickers)
     if not dates:
         raise ValueError(f"no test day in {start}..{end} with an earlier history day")
     walked = walk_forward(curves, config, dates, tickers, progress)
-    frame = walked.frame
+    everything = walked.frame
+    spread = everything["additive"].to_numpy(bool)
+    frame, pair_frame = everything[~spread].copy(), everything[spread].copy()
     frame["up_prob"] = calibration.calibrate(
         frame["up_raw"].to_numpy(), frame["base_up"].to_numpy(),
         calibration.walk_forward_weights(frame).to_numpy(),
     )  # fmt: skip
+    pair_frame["up_prob"] = pair_frame["up_raw"]  # pairs are not calibrated (nor live)
     names = sorted({str(t) for t in frame["ticker"]})
     meta = {
         "from": dates[0], "to": dates[-1], "days": walked.days, "tickers": names,
@@ -65,7 +71,11 @@ def evaluate(
         base_up=_base_rates(curves, end, names, config.pooled),
         fitted_on={"from": dates[0], "to": dates[-1], "days": walked.days, "k": config.k},
     )
-    return Evaluation(frame, report.build(frame, meta, cost_bps, rule, rebalance), fitted)
+    built = report.build(frame, meta, cost_bps, rule, rebalance)
+    if len(pair_frame):
+        spreads = report.build(pair_frame, meta, cost_bps, rule, None)
+        built["pairs"] = {"results": spreads["results"], "reading": spreads["reading"]}
+    return Evaluation(pd.concat([frame, pair_frame]), built, fitted)
 
 
 def _base_rates(

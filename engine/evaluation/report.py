@@ -41,7 +41,12 @@ def block(
     moved = move[move != 0]
     e_model = rows["pred_close"] - rows["x_end"]
     e_none = rows["x_now"] - rows["x_end"]
-    e_mean = (1 + rows["x_now"]) * (1 + rows["mean_move"]) - 1 - rows["x_end"]
+    spread = rows.get("additive", False)
+    e_mean = pd.Series(
+        np.where(spread, rows["x_now"] + rows["mean_move"],
+                 (1 + rows["x_now"]) * (1 + rows["mean_move"]) - 1) - rows["x_end"],
+        index=rows.index,
+    )  # fmt: skip
     daily = pd.DataFrame({"date": rows["date"], "m": e_model**2, "n": e_none**2, "h": e_mean**2})
     daily = daily.groupby("date").mean()
     dm_none, p_none = metrics.diebold_mariano(daily["m"], daily["n"])
@@ -167,14 +172,18 @@ def build(
     meta: dict[str, Any],
     cost_bps: float,
     rule: TimingRule = TimingRule(),
-    rebalance: RebalanceRule = RebalanceRule(),
+    rebalance: RebalanceRule | None = RebalanceRule(),
 ) -> dict[str, Any]:
-    """The whole report: meta, then per algorithm the pooled block and one per checkpoint."""
+    """The whole report: meta, then per algorithm the pooled block and one per checkpoint.
+
+    `rebalance` None: no portfolio (pair spreads are not in the rebalance).
+    """
     results: dict[str, dict[str, Any]] = {}
     readings: dict[str, list[str]] = {}
     for algo, rows in frame.groupby("algo", sort=False):
         per: dict[str, Any] = {"pooled": block(rows, cost_bps, rule, equity=True)}
-        per["pooled"]["rebalance"] = rebalance_strategy(rows, rule, rebalance, cost_bps)
+        if rebalance is not None:
+            per["pooled"]["rebalance"] = rebalance_strategy(rows, rule, rebalance, cost_bps)
         for minute, at in rows.groupby("minute", sort=True):
             per[str(minute)] = block(at, cost_bps, rule)
         results[str(algo)] = per

@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from simsignal.engine import pairs
 from simsignal.engine.algorithms import ENSEMBLE, Params
 from simsignal.engine.bars import BadBar
 from simsignal.engine.derived import Derived
 from simsignal.engine.history.curves import DayCurves
+from simsignal.engine.pairs import Pair
 from simsignal.engine.pipeline.batcher import Arrival
 from simsignal.engine.pipeline.journal import BatchRecord
 from simsignal.engine.pipeline.local import LocalShards
@@ -32,7 +34,8 @@ from simsignal.engine.templates import SessionTemplate
 Progress = Callable[[int, int], None]  # days done, days in all
 
 COLUMNS = ("date", "ticker", "minute", "algo", "x_now", "x_end", "pred_close", "pred_move",
-           "up_raw", "q10", "q90", "dispersion", "move", "mean_move", "base_up")  # fmt: skip
+           "up_raw", "q10", "q90", "dispersion", "move", "mean_move", "base_up",
+           "additive")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class WalkConfig:
     params: Params = Params()
     checkpoints: tuple[int, ...] | None = None  # minutes (1-based) kept; None: every minute
     max_move: float | None = None
+    pairs: tuple[Pair, ...] = ()  # also forecast these spreads (scored apart, additively)
 
 
 @dataclass
@@ -73,10 +77,10 @@ def dates_to_test(
     return sorted(set(dates[pick].tolist()))
 
 
-def moves_to_close(ratio: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Each day's move from every minute to its close, [days, slots]."""
+def moves_to_close(ratio: NDArray[np.floating], additive: bool = False) -> NDArray[np.float64]:
+    """Each day's move from every minute to its close, [days, slots] (spreads: differences)."""
     r = np.asarray(ratio, np.float64)
-    return (1.0 + r[:, -1:]) / (1.0 + r) - 1.0
+    return r[:, -1:] - r if additive else (1.0 + r[:, -1:]) / (1.0 + r) - 1.0
 
 
 def up_share(moves: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -100,9 +104,14 @@ def run_day(
     tickers: Sequence[str] | None = None,
     observers: Sequence[Callable[[MinuteResult], None]] = (),
 ) -> tuple[MinutePipeline, DayCurves, DayCurves]:
-    """Replay `date` through the pipeline over the days before it; (pipeline, history, today)."""
+    """Replay `date` through the pipeline over the days before it; (pipeline, history, today).
+
+    `curves` may hold pair spread days (`with_spreads`): they are history for the pairs, never
+    bars. Observers see every minute's result, pairs included.
+    """
     dates = curves.dates.astype(str)
-    today_rows = dates == date
+    spread = np.array([pairs.is_pair(str(t)) for t in curves.tickers], bool)
+    today_rows = (dates == date) & ~spread
     if tickers:
         today_rows &= np.isin(curves.tickers, list(tickers))
     today = curves.select(today_rows)
@@ -121,10 +130,10 @@ def run_day(
             tickers=frozenset(names),
             usable=None if config.pooled else frozenset(known),
             max_move=config.max_move,
+            pairs=config.pairs,
         ),
         LocalShards([shard]),
         _Tally(),
-        observers=list(observers),
     )
     closes = today.prev_close[:, None] * (1.0 + today.ratio.astype(np.float64))
     labels = [config.template.label(s) for s in range(config.template.slots)]
@@ -135,8 +144,25 @@ def run_day(
                     "evaluate", now)
             for i, t in enumerate(names)
         ]  # fmt: skip
-        pipeline.on_batch(batch)
+        for r in pipeline.on_batch(batch):
+            if isinstance(r, MinuteResult):
+                for observe in observers:
+                    observe(r)
     return pipeline, history, today
+
+
+def with_spreads(curves: DayCurves, wanted: Sequence[Pair]) -> DayCurves:
+    """The curves plus the pairs' spread days, sorted by (ticker, date) as a shard needs."""
+    if not wanted:
+        return curves
+    extra = pairs.spread_curves(curves, wanted)
+    both = DayCurves(
+        np.concatenate([curves.tickers, extra.tickers]),
+        np.concatenate([curves.dates, extra.dates]),
+        np.concatenate([curves.ratio, extra.ratio]),
+        np.concatenate([curves.prev_close, extra.prev_close]),
+    )
+    return both.select(np.lexsort((both.dates.astype(str), both.tickers.astype(str))))
 
 
 @dataclass
@@ -154,11 +180,12 @@ class _Rows:
             return
         x_end = self.end[r.ticker]
         mean_move, base_up = self.base[r.ticker]
-        move = (1.0 + x_end) / (1.0 + r.x) - 1.0
+        additive = pairs.is_pair(r.ticker)
+        move = x_end - r.x if additive else (1.0 + x_end) / (1.0 + r.x) - 1.0
         for algo, f in r.forecasts.items():
             row = (self.date, r.ticker, r.minute, algo, r.x, x_end, f.pred_close, f.pred_move,
                    f.up_prob, f.q10, f.q90, f.dispersion, move, mean_move[r.minute - 1],
-                   base_up[r.minute - 1])  # fmt: skip
+                   base_up[r.minute - 1], additive)  # fmt: skip
             for c, v in zip(COLUMNS, row, strict=True):
                 self.cols[c].append(v)
 
@@ -184,15 +211,19 @@ def walk_forward(
     t0 = time.perf_counter()
     rows = _Rows(frozenset(config.checkpoints) if config.checkpoints else None)
     rejected: dict[str, int] = {}
+    curves = with_spreads(curves, config.pairs)
     all_dates = curves.dates.astype(str)
+    names = [pairs.name(p) for p in config.pairs]
     for i, date in enumerate(dates):
         rows.date = date
-        today = curves.select((all_dates == date) & _wanted(curves, tickers))
+        wanted = _wanted(curves, [*tickers, *names] if tickers else None)
+        today = curves.select((all_dates == date) & wanted)
         earlier = all_dates < date
         for t, ratio in zip(today.tickers, today.ratio, strict=True):
             rows.end[str(t)] = float(ratio[-1])
-            own = earlier if config.pooled else earlier & (curves.tickers == t)
-            moves = moves_to_close(curves.ratio[own])
+            spread = pairs.is_pair(str(t))
+            own = earlier if config.pooled and not spread else earlier & (curves.tickers == t)
+            moves = moves_to_close(curves.ratio[own], additive=spread)
             rows.base[str(t)] = (moves.mean(axis=0), up_share(moves))
         pipeline, _, _ = run_day(curves, config, date, tickers, [rows])
         for key, n in pipeline.rejected.items():

@@ -106,3 +106,18 @@ def test_settings_layers_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     bad.write_text("[engine]\nkk = 3\n")
     with pytest.raises(ValueError, match="kk"):
         load_settings(bad)
+
+
+def test_derived_signal_settings_parse_and_refuse_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIMSIGNAL_SIGNALS__PAIRS", '[["600000", "601398"]]')
+    assert load_settings().signals.pairs == (("600000", "601398"),)
+    s = load_settings(signals={"pairs": "AAA~BBB,CCC~DDD", "algo": "var"})
+    assert s.signals.pairs == (("AAA", "BBB"), ("CCC", "DDD")) and s.signals.algo == "var"
+    for bad, msg in [("AAA~AAA", "two different tickers"), ("AAA", "two different tickers"),
+                     ("A~B~C", "two different tickers")]:  # fmt: skip
+        with pytest.raises(ValueError, match=msg):
+            load_settings(signals={"pairs": bad})
+    with pytest.raises(ValueError, match="pooled = false"):
+        load_settings(signals={"pairs": "AAA~BBB"}, engine={"pooled": True})
+    with pytest.raises(ValueError, match=r"signals\.algo 'dtw' is not among"):
+        load_settings(signals={"algo": "dtw"})

@@ -147,3 +147,37 @@ def test_on_a_trend_always_up_wins_and_the_report_says_so() -> None:
         assert b["hit_rate"] <= b["hit_rate_always_up"], algo
         assert b["brier"] <= b["brier_base_rate"] + 1e-15, algo
         assert "'always up'" in report["reading"][algo][0], algo
+
+
+def test_pairs_are_walked_forward_additively_and_reported_apart() -> None:
+    rng = np.random.default_rng(16)
+    a, b = _random_walk(rng, 30), _random_walk(rng, 30)
+    curves = _curves({"AAA": a, "BBB": b})
+    config = WalkConfig(("sq", "var"), 5, CN, checkpoints=(5, 60), pairs=(("AAA", "BBB"),))
+    dates = curves.dates.astype(str)[-4:]
+    done = evaluate(curves, config, str(dates[0]), str(dates[-1]), ["AAA"])
+    frame = done.frame[done.frame["ticker"] == "AAA~BBB"]
+    assert len(frame) == 4 * 2 * 2 and frame["additive"].all()
+    assert set(done.report["results"]) == {"sq", "var"}  # tickers: AAA and BBB only
+    assert set(done.report["pairs"]["results"]) == {"sq", "var"}
+    assert "AAA~BBB" not in done.report["tickers"]
+    spread = a.astype(np.float32).astype(np.float64) - b.astype(np.float32).astype(np.float64)
+    days = curves.dates[:30].astype(str).tolist()
+    for row in frame.itertuples():
+        t = days.index(row.date)
+        m = row.minute
+        keys = [("AAA~BBB", d) for d in days[:t]]
+        best = brute_topk(row.algo, spread[t, :m], spread[:t, :m].astype(np.float32), keys, 5)
+        rows = [days.index(d) for _, d, _ in best]
+        s = np.array([sc for *_, sc in best])
+        w = 1.0 / (s + 1e-3 * s.mean() + 1e-300)
+        w /= w.sum()
+        y = spread[rows].astype(np.float32).astype(np.float64)
+        x_now = spread[t, m - 1]
+        assert row.pred_close == pytest.approx(float(w @ (x_now + y[:, -1] - y[:, m - 1])),
+                                               rel=1e-6, abs=1e-9)  # fmt: skip
+        assert row.move == pytest.approx(spread[t, -1] - x_now, rel=1e-5, abs=1e-9)
+        earlier = spread[:t].astype(np.float32).astype(np.float64)
+        assert row.mean_move == pytest.approx(np.mean(earlier[:, -1] - earlier[:, m - 1]),
+                                              rel=1e-6, abs=1e-12)  # fmt: skip
+        assert row.up_prob == row.up_raw  # pairs are not calibrated
