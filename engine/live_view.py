@@ -142,7 +142,7 @@ def summary_table(stats: dict[str, Any], info: dict[str, str]) -> Table:
         + (f", {stats['repeats']} repeats left as they were" if stats["repeats"] else ""),
     )
     if stats.get("derived"):
-        t.add_row("timing and rebalance entries", f"{stats['derived']:,} new")
+        t.add_row("timing, rebalance and pair entries", f"{stats['derived']:,} new")
     if stats["pending"]:
         t.add_row("signals pending (Redis down)", str(stats["pending"]))
     if stats.get("spilled"):

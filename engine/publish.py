@@ -82,7 +82,7 @@ class SignalPublisher:
     spill: Path | None = None
     pending: deque[_Unit] = field(default_factory=deque)
     published: int = 0
-    derived: int = 0  # timing and rebalance entries published (not counted as signals)
+    derived: int = 0  # timing, rebalance and pair entries published (not counted as signals)
     repeats: int = 0
     refused: list[str] = field(default_factory=list)  # back-fills refused (stream:id)
     spilled: int = 0

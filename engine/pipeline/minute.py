@@ -186,7 +186,7 @@ class MinutePipeline:
         came = {p.ticker: p.arrival for p in pending}
         for pair, m, spread in self._new_pair_minutes():
             a, b = (came.get(t) for t in self.config.pairs[pair])
-            arrival = max((x for x in (a, b) if x), key=lambda x: x.at)
+            arrival = max((x for x in (a, b) if x), key=lambda x: x.at, default=batch[-1])
             name = pairs.name(self.config.pairs[pair])
             pending.append(_Pending(arrival, name, 0.0, m, spread, len(updates)))
             updates.append((name, m, (spread,)))
