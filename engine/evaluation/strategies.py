@@ -1,9 +1,9 @@
 """The derived signals as strategies: the live timing and rebalance rules on the forecasts.
 
 Timing: one position per checkpoint, held to the close. Rebalance: each test day starts in
-cash. At every checkpoint the live rules (engine/derived.py) set the
-timing positions and move the weights toward their target by at most `max_turnover`; the
-weights are held to the next checkpoint, and sold at the close. Costs are charged on turnover.
+cash; at every checkpoint the live rules (engine/derived.py) set the timing positions and move
+the weights toward their target by at most `max_turnover`; the weights are held to the next
+checkpoint and sold at the close. Costs are charged on turnover.
 """
 
 from __future__ import annotations
@@ -12,15 +12,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from simsignal.engine.derived import RebalanceRule, TimingRule
 
 
+def row_edges(rows: pd.DataFrame) -> NDArray[np.float64]:
+    """pred_move / dispersion per row (±inf when the neighbours all agree), as derived.edge."""
+    pred, disp = rows["pred_move"].to_numpy(), rows["dispersion"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(disp > 0, pred / disp, np.sign(pred) * np.inf)
+
+
 def positions(rows: pd.DataFrame, rule: TimingRule) -> pd.Series:
     """The live timing signal's rule (engine/derived.py) on every row, vectorised."""
-    pred, disp, up = rows["pred_move"], rows["dispersion"], rows["up_prob"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        edge = np.where(disp > 0, pred / disp, np.sign(pred) * np.inf)
+    up, edge = rows["up_prob"].to_numpy(), row_edges(rows)
     long = (up >= 0.5 + rule.prob_margin) & (edge >= rule.min_edge)
     short = (up <= 0.5 - rule.prob_margin) & (edge <= -rule.min_edge)
     return pd.Series(np.where(long, 1.0, np.where(short, -1.0, 0.0)), index=rows.index)
@@ -34,11 +40,8 @@ def rebalance_strategy(
     The comparison is an equal-weight basket of the same tickers, bought at the first
     checkpoint and held to the close.
     """
-    rows = rows.assign(position=positions(rows, timing).to_numpy())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        edge = np.where(rows["dispersion"] > 0, rows["pred_move"] / rows["dispersion"],
-                        np.sign(rows["pred_move"]) * np.inf)  # fmt: skip
-    rows = rows.assign(edge=np.where(rows["position"] > 0, edge, 0.0))
+    long = positions(rows, timing).to_numpy() > 0
+    rows = rows.assign(edge=np.where(long, row_edges(rows), 0.0))
     gross, net, basket, turnover = [], [], [], []
     for _, day in rows.groupby("date", sort=True):
         level = {(t, m): x for t, m, x in zip(day["ticker"], day["minute"], day["x_now"],

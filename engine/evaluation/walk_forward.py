@@ -20,6 +20,7 @@ from simsignal.engine import pairs
 from simsignal.engine.algorithms import ENSEMBLE, Params
 from simsignal.engine.bars import BadBar
 from simsignal.engine.derived import Derived
+from simsignal.engine.evaluation.metrics import outcome
 from simsignal.engine.history.curves import DayCurves
 from simsignal.engine.pairs import Pair
 from simsignal.engine.pipeline.batcher import Arrival
@@ -85,7 +86,7 @@ def moves_to_close(ratio: NDArray[np.floating], additive: bool = False) -> NDArr
 
 def up_share(moves: NDArray[np.float64]) -> NDArray[np.float64]:
     """Share of days that rose to the close from each minute (unchanged counts half)."""
-    return np.asarray(np.mean(np.where(moves > 0, 1.0, np.where(moves == 0, 0.5, 0.0)), axis=0))
+    return np.asarray(np.mean(outcome(moves), axis=0))
 
 
 def bar_fields(
