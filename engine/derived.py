@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
+from numpy.typing import ArrayLike, NDArray
 
 from simsignal.engine.forecast import Forecast
 from simsignal.engine.keys import Keys
@@ -33,21 +35,27 @@ class TimingRule:
     prob_margin: float = 0.05
     min_edge: float = 0.25
 
+    def positions(self, up_prob: ArrayLike, edge: ArrayLike) -> NDArray[np.int64]:
+        """−1, 0 or +1 for each (up_prob, edge): the one implementation, live and in evaluate."""
+        up, e = np.asarray(up_prob, np.float64), np.asarray(edge, np.float64)
+        long = (up >= 0.5 + self.prob_margin) & (e >= self.min_edge)
+        short = (up <= 0.5 - self.prob_margin) & (e <= -self.min_edge)
+        return np.where(long, 1, np.where(short, -1, 0)).astype(np.int64)
+
     def position(self, f: Forecast) -> int:
-        """−1, 0 or +1."""
-        e = edge(f)
-        if f.up_prob >= 0.5 + self.prob_margin and e >= self.min_edge:
-            return 1
-        if f.up_prob <= 0.5 - self.prob_margin and e <= -self.min_edge:
-            return -1
-        return 0
+        """One forecast's position."""
+        return int(self.positions([f.up_prob], edges([f.pred_move], [f.dispersion]))[0])
 
 
-def edge(f: Forecast) -> float:
-    """pred_move in units of dispersion (0 when the neighbours all agree on no move)."""
-    if f.dispersion <= 0:
-        return 0.0 if f.pred_move == 0 else math.copysign(math.inf, f.pred_move)
-    return f.pred_move / f.dispersion
+def edges(pred_move: ArrayLike, dispersion: ArrayLike) -> NDArray[np.float64]:
+    """pred_move in units of dispersion.
+
+    ±inf when the neighbours all agree on a move (no dispersion), 0 when they agree on none.
+    """
+    pred, disp = np.asarray(pred_move, np.float64), np.asarray(dispersion, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unbounded = np.where(pred == 0, 0.0, np.sign(pred) * np.inf)
+        return np.where(disp > 0, pred / np.where(disp > 0, disp, 1.0), unbounded)
 
 
 @dataclass(frozen=True)
@@ -156,22 +164,21 @@ class Deriver:
         MinuteResults; `stamp(m)` and `label(m)` give a minute's epoch ms and HH:MM.
         """
         out: list[Derived] = []
-        last = 0
-        for r in minutes:
-            f: Forecast | None = r.forecasts.get(self.algo)
-            if f is None or is_pair(r.ticker):  # pairs have their own streams
-                continue
-            last = max(last, r.minute)
-            e = edge(f)
-            if self.timing is not None:
-                pos = self.timing.position(f)
+        # pairs have their own streams
+        mine = [(r, r.forecasts[self.algo]) for r in minutes
+                if self.algo in r.forecasts and not is_pair(r.ticker)]  # fmt: skip
+        last = max((r.minute for r, _ in mine), default=0)
+        e = edges([f.pred_move for _, f in mine], [f.dispersion for _, f in mine])
+        if self.timing is None:
+            self.edges.update((r.ticker, float(x)) for (r, _), x in zip(mine, e, strict=True))
+        else:  # the whole batch at once
+            pos = self.timing.positions([f.up_prob for _, f in mine], e)
+            for (r, f), x, p in zip(mine, e.tolist(), pos.tolist(), strict=True):
                 out.append(Derived("timing", r.ticker, date, r.minute, label(r.minute), self.algo,
-                                   stamp(r.minute), {"position": pos, "edge": _finite(e),
+                                   stamp(r.minute), {"position": p, "edge": _finite(x),
                                    "pred_move": f.pred_move, "up_prob": f.up_prob,
                                    "dispersion": f.dispersion}))  # fmt: skip
-                self.edges[r.ticker] = e if pos > 0 else 0.0
-            else:
-                self.edges[r.ticker] = e
+                self.edges[r.ticker] = x if p > 0 else 0.0
         if self.rebalance is not None and last > self.done:  # a late bar waits for the next
             # tickers without a bar in this batch keep their last edge (a late bar is no exit)
             target = self.rebalance.target(self.edges)

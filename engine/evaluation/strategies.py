@@ -14,22 +14,18 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from simsignal.engine.derived import RebalanceRule, TimingRule
+from simsignal.engine.derived import RebalanceRule, TimingRule, edges
 
 
 def row_edges(rows: pd.DataFrame) -> NDArray[np.float64]:
-    """pred_move / dispersion per row (±inf when the neighbours all agree), as derived.edge."""
-    pred, disp = rows["pred_move"].to_numpy(), rows["dispersion"].to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(disp > 0, pred / disp, np.sign(pred) * np.inf)
+    """The live edge (engine/derived.py) of every row."""
+    return edges(rows["pred_move"].to_numpy(), rows["dispersion"].to_numpy())
 
 
 def positions(rows: pd.DataFrame, rule: TimingRule) -> pd.Series:
-    """The live timing signal's rule (engine/derived.py) on every row, vectorised."""
-    up, edge = rows["up_prob"].to_numpy(), row_edges(rows)
-    long = (up >= 0.5 + rule.prob_margin) & (edge >= rule.min_edge)
-    short = (up <= 0.5 - rule.prob_margin) & (edge <= -rule.min_edge)
-    return pd.Series(np.where(long, 1.0, np.where(short, -1.0, 0.0)), index=rows.index)
+    """The live timing rule (engine/derived.py) on every row."""
+    held = rule.positions(rows["up_prob"].to_numpy(), row_edges(rows))
+    return pd.Series(held.astype(np.float64), index=rows.index)
 
 
 def rebalance_strategy(
