@@ -151,8 +151,7 @@ class Session:
         """
         t0 = time.perf_counter()
         s, say = self.settings, self.console.print
-        if tickers and s.signals.pairs:  # a pair's tickers are live too
-            tickers = list(dict.fromkeys([*tickers, *pairs.members(s.signals.pairs)]))
+        tickers = pairs.with_members(tickers, s.signals.pairs)  # a pair's tickers are live too
         wanted = None if s.engine.pooled else tickers
         files, template, fits = self._files(history_paths, wanted)
         url = s.redis.url.get_secret_value() if s.redis.url else None
@@ -216,8 +215,7 @@ class Session:
         """Only Ray and the history strictly before `before`: no Redis, no actors (evaluate)."""
         t0 = time.perf_counter()
         s = self.settings
-        if tickers and s.signals.pairs:  # a pair's tickers are needed too
-            tickers = list(dict.fromkeys([*tickers, *pairs.members(s.signals.pairs)]))
+        tickers = pairs.with_members(tickers, s.signals.pairs)  # a pair's tickers are needed too
         wanted = None if s.engine.pooled else tickers
         files, template, fits = self._files(history_paths, wanted)
         with self.console.status("starting Ray…") as status:

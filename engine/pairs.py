@@ -61,6 +61,13 @@ def members(pairs: Iterable[Pair]) -> list[str]:
     return sorted({t for p in pairs for t in p})
 
 
+def with_members(tickers: Sequence[str] | None, pairs: Sequence[Pair]) -> list[str] | None:
+    """A ticker list plus the pairs' tickers (None, every ticker, stays None)."""
+    if not tickers:
+        return None
+    return list(dict.fromkeys([*tickers, *members(pairs)]))
+
+
 def spread_table(tables: Sequence[pa.Table], pairs: Sequence[Pair], slots: int,
                  shard: int) -> pa.Table | None:  # fmt: skip
     """The pairs' spread curves as one object-store block for `shard` (None: no common day).

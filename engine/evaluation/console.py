@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,12 +67,8 @@ def pooled_table(r: dict[str, Any]) -> Table:
         b = per["pooled"]
         (lo, hi), pt = report.quoted(b)
         t.add_row(algo, f"{b['n_direction']:,}", f"{b['hit_rate']:.1%} ({lo:.1%}–{hi:.1%})",
-                  f"{b['hit_rate_always_up']:.1%}", _p(pt), f"{b['rmse']:.3%}",
-                  f"{b['rmse_no_move']:.3%}", _p(b["dm_pvalue_no_move"]),
-                  _p(b["ic_spearman"], "+.3f"), f"{b['brier']:.4f}",
+                  f"{b['hit_rate_always_up']:.1%}", report.shown(pt), f"{b['rmse']:.3%}",
+                  f"{b['rmse_no_move']:.3%}", report.shown(b["dm_pvalue_no_move"]),
+                  report.shown(b["ic_spearman"], "+.3f"), f"{b['brier']:.4f}",
                   f"{b['brier_base_rate']:.4f}")  # fmt: skip
     return t
-
-
-def _p(v: float, spec: str = ".2g") -> str:
-    return "–" if math.isnan(v) else format(v, spec)

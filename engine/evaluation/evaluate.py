@@ -44,8 +44,7 @@ def evaluate(
     progress: Progress = lambda done, total: None,
 ) -> Evaluation:
     """Walk forward over the test days in [start, end]; calibrate up_prob on earlier days."""
-    if tickers and config.pairs:  # a pair's tickers are fed too
-        tickers = list(dict.fromkeys([*tickers, *pairs.members(config.pairs)]))
+    tickers = pairs.with_members(tickers, config.pairs)  # a pair's tickers are fed too
     dates = dates_to_test(curves, start, end, tickers)
     if not dates:
         raise ValueError(f"no test day in {start}..{end} with an earlier history day")

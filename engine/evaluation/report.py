@@ -218,8 +218,8 @@ def write_html(report: dict[str, Any], path: Path) -> Path:
         rows.append(
             f"<tr><td>{html.escape(algo)}</td><td>{b['n']}</td><td>{b['hit_rate']:.1%} "
             f"({lo:.1%}–{hi:.1%})</td><td>{b['hit_rate_always_up']:.1%}</td>"
-            f"<td>{_p(pt)}</td><td>{b['rmse']:.3%}</td><td>{b['rmse_no_move']:.3%}</td>"
-            f"<td>{_p(b['dm_pvalue_no_move'])}</td><td>{_num(b['ic_spearman'])}</td>"
+            f"<td>{shown(pt)}</td><td>{b['rmse']:.3%}</td><td>{b['rmse_no_move']:.3%}</td>"
+            f"<td>{shown(b['dm_pvalue_no_move'])}</td><td>{shown(b['ic_spearman'], '+.3f')}</td>"
             f"<td>{b['brier']:.4f}</td><td>{b['brier_base_rate']:.4f}</td></tr>"
         )
     readings = "".join(
@@ -258,12 +258,9 @@ def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
     return out
 
 
-def _p(v: float) -> str:
-    return "–" if math.isnan(v) else f"{v:.2g}"
-
-
-def _num(v: float) -> str:
-    return "–" if math.isnan(v) else f"{v:+.3f}"
+def shown(v: float, spec: str = ".2g") -> str:
+    """A statistic for a table: a dash where it is undefined (NaN)."""
+    return "–" if math.isnan(v) else format(v, spec)
 
 
 def _plots(results: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
