@@ -21,7 +21,7 @@ import orjson
 from simsignal.engine.derived import Derived
 from simsignal.engine.keys import Keys
 from simsignal.engine.pipeline.journal import BatchRecord
-from simsignal.engine.redis_store import Commit, RedisError, RedisStore
+from simsignal.engine.redis_store import Call, Commit, RedisError, RedisStore
 from simsignal.engine.signals import Signal
 
 DAY_MS = 86_400_000
@@ -174,16 +174,20 @@ class SignalPublisher:
         record: BatchRecord | None,
         dead: list[dict[str, str]],
     ) -> _Unit:
-        by_stream: dict[tuple[str, str], list[str | int | float]] = {}
+        by_stream: dict[str, tuple[str, list[str | int | float]]] = {}
         for sig in signals:  # dicts keep insertion order: each stream's entries stay in order
-            args = by_stream.setdefault(
-                (sig.stream(self.keys), sig.latest(self.keys)),
-                [sig.bar_epoch_ms - self.keep_ms, sig.channel(self.keys)],
-            )
+            stream = sig.stream(self.keys)
+            known = by_stream.get(stream)
+            if known is None:
+                known = by_stream[stream] = (
+                    sig.latest(self.keys),
+                    [sig.bar_epoch_ms - self.keep_ms, sig.channel(self.keys)],
+                )
+            args = known[1]
             args[0] = min(int(args[0]), sig.bar_epoch_ms - self.keep_ms)
             args += [sig.stream_id, sig.hash_field, sig.to_json(),
                      orjson.dumps(sig.field_list()).decode()]  # fmt: skip
-        calls = [(stream, latest, a) for (stream, latest), a in by_stream.items()]
+        calls = [(stream, latest, a) for stream, (latest, a) in by_stream.items()]
         journal, acks = [], []
         if record is not None and self.journal_key and (record.bars or record.receipts):
             journal.append((self.journal_key, record.to_fields(), self.keep_s))
@@ -194,9 +198,12 @@ class SignalPublisher:
                     streams.setdefault(source, []).append(receipt)
             acks = [(s, self.group, ids) for s, ids in streams.items()]
         dead_rows = [(self.keys.deadletter, d) for d in dead]
+        return _Unit(Commit(calls, journal, acks, dead_rows), self._signal_count(calls))
+
+    def _signal_count(self, calls: list[Call]) -> int:
+        """Signals in publish calls (four script arguments each, after two), derived ones not."""
         ours = self.keys.signals("")
-        plain = sum(1 for s in signals if s.stream(self.keys).startswith(ours))
-        return _Unit(Commit(calls, journal, acks, dead_rows), plain)
+        return sum((len(a) - 2) // 4 for stream, _, a in calls if stream.startswith(ours))
 
     def _commit(self, commit: Commit, units: list[_Unit] | None = None) -> int:
         """Run a commit; count new signals (and, apart, new derived entries)."""
@@ -204,11 +211,7 @@ class SignalPublisher:
         ours = self.keys.signals("")
         added = sum(n for s, n in by_stream.items() if s.startswith(ours))
         self.derived += sum(n for s, n in by_stream.items() if not s.startswith(ours))
-        n = (
-            sum(u.signals for u in units)
-            if units is not None
-            else sum((len(a) - 2) // 4 for s, _, a in commit.calls if s.startswith(ours))
-        )
+        n = sum(u.signals for u in units) if units is not None else self._signal_count(commit.calls)
         self.published += added
         self.repeats += n - added - sum(1 for r in refused if r.startswith(ours))
         if refused:
