@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 import ray
 
-from simsignal.actors.fanout import RayFanOut
+from simsignal.actors.fanout import RayFanOut, ShardLost
 from simsignal.engine.bars import BadBar
 from simsignal.engine.forecast import forecast
 from simsignal.engine.gc_pause import gc_paused
@@ -243,6 +243,8 @@ class Coordinator:
         for attempt in (1, 2):
             try:
                 return self.pipeline.on_batch(batch)
+            except ShardLost:  # no retry can help: the run stops, the batch unacknowledged
+                raise
             except Exception as err:  # an engine fault must not end the run
                 self.engine_errors += 1
                 log.exception("batch of %d bar(s) failed (attempt %d)", len(batch), attempt)

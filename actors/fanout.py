@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from simsignal.engine.pipeline.minute import ShardReply
 from simsignal.engine.shard_state import Update
@@ -23,6 +23,13 @@ from simsignal.engine.shard_state import Update
 log = logging.getLogger(__name__)
 INLINE_UPDATES = 64  # above this many updates, broadcast through one ray.put
 History = Callable[[str, int], list[tuple[float, ...]]]  # ticker, m → today's minutes before m
+
+
+class ShardLost(RuntimeError):
+    """A shard that cannot come back: the run must stop, its batch unacknowledged.
+
+    Takes one message argument, as Ray rebuilds the exception from its arguments.
+    """
 
 
 class RayFanOut:
@@ -110,8 +117,12 @@ class RayFanOut:
                 replies.append(self._recover(shard, updates))
         return replies
 
-    def _recover(self, shard: Any, updates: list[Update], timeout: float = 120.0) -> ShardReply:
-        """A restarted shard reloads its days itself; replay today's earlier minutes, retry."""
+    def _recover(self, shard: Any, updates: list[Update], timeout: float = 300.0) -> ShardReply:
+        """A restarted shard reloads its days itself; replay today's earlier minutes, retry.
+
+        A shard whose restart failed (its days lost with their node and no curves cache), or
+        that is not back within `timeout` (no node to place it on), raises ShardLost.
+        """
         self.restarts += 1
         deadline = time.monotonic() + timeout
         first: dict[str, int] = {}
@@ -122,9 +133,14 @@ class RayFanOut:
                 for ticker, m in first.items():
                     ray.get(shard.restore.remote(ticker, self.history(ticker, m)))
                 return list(ray.get(shard.step.remote(updates)))
-            except (RayActorError, RayTaskError):
+            except ActorDiedError as err:
+                if err.actor_init_failed or time.monotonic() > deadline:
+                    raise ShardLost(_why(err)) from None
+                time.sleep(0.2)
+            except (RayActorError, RayTaskError) as err:
                 if time.monotonic() > deadline:
-                    raise
+                    raise ShardLost(f"a shard did not come back in {timeout:.0f} s: "
+                                    f"{_why(err)}") from None  # fmt: skip
                 time.sleep(0.2)
 
     def curves(self, where: list[tuple[int, int]]) -> list[Any]:
@@ -135,3 +151,9 @@ class RayFanOut:
         asked = {s: self.shards[s].curves_of.remote(r) for s, r in rows.items()}
         got = {s: iter(ray.get(ref)) for s, ref in asked.items()}
         return [next(got[shard]) for shard, _ in where]
+
+
+def _why(err: Exception) -> str:
+    """The cause's last line: the shard's own error when its restart failed."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(err).__name__

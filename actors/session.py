@@ -134,6 +134,10 @@ class Session:
     shard_info: list[dict[str, Any]] = field(default_factory=list)
     cold_start_s: float = 0.0
     compiled: bool = False
+    layout: cluster.Layout | None = None
+    placement: Any = None  # the shards' placement group
+    cache: Path | None = None  # this history's day-curves cache (None: off)
+    columns: list[str] = field(default_factory=list)  # the curve columns loaded
 
     def start(
         self,
@@ -161,23 +165,10 @@ class Session:
             if s.signals.pairs:
                 self._add_spreads(history)
             status.update("starting shard actors…")
-            placement = self._placements()
-            algos = list(s.engine.algorithms)
-            self.shards = [
-                ShardActor.options(scheduling_strategy=placement(i)).remote(
-                    i,
-                    history.refs_for(i),
-                    template.slots,
-                    algos,
-                    s.engine.k,
-                    s.engine.pooled,
-                    s.engine.params,
-                    s.engine.channels,
-                )
-                for i in range(s.engine.shards)
-            ]
+            self.shards = self._start_shards(history)
             self.shard_info = ray.get([sh.info.remote() for sh in self.shards])
-            self.coordinator = CoordinatorActor.remote(
+            near = cluster.node_near(self.redis_url)
+            self.coordinator = CoordinatorActor.options(scheduling_strategy=near).remote(
                 self.shards,
                 coordinator_config(
                     s,
@@ -193,20 +184,41 @@ class Session:
             self.compiled = ray.get(self.coordinator.compile.remote())
         self.cold_start_s = time.perf_counter() - t0
 
+    def _start_shards(self, history: LoadedHistory) -> list[Any]:
+        """One actor per shard, each in its bundle of a SPREAD placement group.
+
+        A bundle whose node dies is placed again on a live node and Ray restarts the shard
+        there; the shard reloads its days from the object store, or from the curves cache when
+        those blocks died with the node.
+        """
+        s, layout = self.settings, self.layout
+        assert layout is not None
+        self.placement = cluster.spread_group(layout.shards, layout.shard_cpus)
+        cache = self.cache
+        backup = (str(cache), self.columns) if cache is not None and cache.is_dir() else None
+        return [
+            ShardActor.options(
+                num_cpus=layout.shard_cpus,
+                scheduling_strategy=cluster.in_bundle(self.placement, i),
+            ).remote(
+                i, history.blocks_for(i), history.slots, list(s.engine.algorithms), s.engine.k,
+                s.engine.pooled, s.engine.params, s.engine.channels,
+                extra=history.extra.get(i, []), backup=backup,
+            )
+            for i in range(layout.shards)
+        ]  # fmt: skip
+
     def _add_spreads(self, history: LoadedHistory) -> None:
         """The pairs' spread days, as one more object-store block for the emptiest shard."""
         s, slots = self.settings, history.slots
         rows = history.report.rows_per_shard
-        shard = min(range(s.engine.shards), key=lambda i: rows.get(i, 0))
+        shard = min(range(self.n_shards), key=lambda i: rows.get(i, 0))
         table = pairs.spread_table(ray.get(history.refs), s.signals.pairs, slots, shard)
         if table is None:
             self.console.print("[yellow]![/] no day with both tickers of any pair: "
                                "no pair signals")  # fmt: skip
             return
-        ref = ray.put(table)
-        history.refs.append(ref)
-        if history.by_shard is not None:
-            history.by_shard.setdefault(shard, []).append(ref)
+        history.extra.setdefault(shard, []).append(ray.put(table))  # the driver owns it
         names = ", ".join(pairs.name(p) for p in s.signals.pairs)
         self.console.print(f"[green]✓[/] {table.num_rows:,} spread days of {names} "
                            f"(shard {shard})")  # fmt: skip
@@ -247,19 +259,29 @@ class Session:
         s, say = self.settings, self.console.print
         warnings.filterwarnings("ignore", message=".*sql_ctx.*")
         java = cluster.ensure_java(say)
-        if s.cluster.address:  # join: the cluster's resources, and it outlives this run
+        joined = bool(s.cluster.address)
+        if joined:  # join: the cluster's resources, and it outlives this run
             cluster.start_ray(address=s.cluster.address)
         else:
             cluster.start_ray(s.cluster.num_cpus)
-        say(f"[green]✓[/] Ray up ({time.perf_counter() - t0:.1f}s), Java: {java}")
+        c = s.cluster
+        self.layout = cluster.Layout.of(
+            list(cluster.node_cpus().values()), joined, s.engine.shards, c.shard_cpus,
+            c.executors, c.executor_cores,
+        )  # fmt: skip
+        say(f"[green]✓[/] Ray up ({time.perf_counter() - t0:.1f}s), Java: {java}; "
+            f"{self.layout.describe()}")  # fmt: skip
+        if joined and self.layout.nodes > 1:
+            cluster.check_visible(files)
 
         def step(msg: str) -> None:
             status.update(f"loading history: {msg}…")
             say(f"  · {msg} ({time.perf_counter() - t0:.1f}s)")
 
-        cache = self._cache_folder(files, template, date, wanted)
-        columns = [COLUMNS[c] for c in ("price", *s.engine.channels) if c in COLUMNS]
-        hit = curves_cache.read(cache, template, list(dict.fromkeys(columns))) if cache else None
+        cache = self.cache = self._cache_folder(files, template, date, wanted)
+        columns = self.columns = list(dict.fromkeys(
+            COLUMNS[c] for c in ("price", *s.engine.channels) if c in COLUMNS))  # fmt: skip
+        hit = curves_cache.read(cache, template, columns) if cache else None
         if hit is not None:
             say(f"[green]✓[/] day curves from the cache {cache} "
                 f"({time.perf_counter() - t0:.1f}s): Spark not needed")  # fmt: skip
@@ -268,7 +290,9 @@ class Session:
             status.update("starting Spark on Ray (RayDP)…")
             memory = cluster.executor_memory_for(count_bars(files), s.cluster.executor_memory)
             spark = cluster.start_spark(
-                executor_memory=memory, executor_cores=s.cluster.executor_cores
+                executor_memory=memory,
+                executor_cores=self.layout.executor_cores,
+                executors=self.layout.executors,
             )
             say(f"[green]✓[/] Spark on Ray up ({time.perf_counter() - t0:.1f}s, "
                 f"executor memory {memory})")  # fmt: skip
@@ -276,14 +300,14 @@ class Session:
                 spark,
                 [str(f) for f in files],
                 template,
-                s.engine.shards,
+                self.n_shards,
                 max_missing=s.history.max_missing_slots,
                 max_gap_days=s.history.max_gap_days,
                 before_date=date,
                 partition=s.engine.partition,
                 tickers=wanted,
                 cache=cache,
-                columns=tuple(dict.fromkeys(columns)),
+                columns=tuple(columns),
                 step=step,
             )
             cluster.release_spark()
@@ -295,16 +319,14 @@ class Session:
             )
         return self.history
 
-    @staticmethod
-    def _placements() -> Any:
-        """Shard i → the i-th node with CPUs, held there (a soft hint was overridden once in CI)."""
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415
-
-        nodes = sorted(n["NodeID"] for n in ray.nodes()
-                       if n["Alive"] and n["Resources"].get("CPU", 0) > 0)  # fmt: skip
-        if len(nodes) < 2:
-            return lambda i: "DEFAULT"
-        return lambda i: NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=False)
+    @property
+    def n_shards(self) -> int:
+        """Shard actors of this run (the setting, or one per CPU of the cluster)."""
+        if self.layout is not None:
+            return self.layout.shards
+        shards = self.settings.engine.shards
+        assert isinstance(shards, int), "shards = auto is known once Ray is up"
+        return shards
 
     def _cache_folder(
         self, files: list[Path], template: SessionTemplate, date: str, tickers: list[str] | None
@@ -316,9 +338,13 @@ class Session:
         key = curves_cache.fingerprint(
             files, template=template.name, max_missing=h.max_missing_slots,
             max_gap_days=h.max_gap_days, before=date, tickers=sorted(tickers or []),
-            shards=e.shards, partition=e.partition,
+            shards=self.n_shards, partition=e.partition,
         )  # fmt: skip
         return Path(h.cache_dir) / key
+
+    def shards_now(self) -> list[dict[str, Any]]:
+        """Each shard's info now: its node and where its days came from after a restart."""
+        return list(ray.get([sh.info.remote() for sh in self.shards], timeout=60))
 
     def shard_memory(self) -> list[dict[str, int]]:
         """Each shard's resident memory against its curves and running state (bytes)."""
@@ -334,6 +360,7 @@ class Session:
             "days": sum(int(i["days"]) for i in self.shard_info),
             "curves_bytes": sum(int(i["bytes"]) for i in self.shard_info),
             "shards": len(self.shards), "compiled_graph": int(self.compiled),
+            "shard_nodes": ",".join(str(i["node"]) for i in self.shard_info),
             "template": report.template if report else "",
             "cache_hit": int(bool(self.history and self.history.cached)),
         }  # fmt: skip
@@ -343,6 +370,9 @@ class Session:
         if self.coordinator is not None:
             with contextlib.suppress(Exception):
                 ray.get(self.coordinator.close.remote(), timeout=30)
+        if self.placement is not None:
+            with contextlib.suppress(Exception):
+                ray.util.remove_placement_group(self.placement)
         cluster.shutdown()
         if self.embedded is not None:
             self.embedded.stop()

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import gc
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psutil
 import ray
+from ray.exceptions import ObjectLostError
 
 from simsignal.engine.algorithms import Params
 from simsignal.engine.gc_pause import gc_paused
+from simsignal.engine.history import curves_cache
 from simsignal.engine.history.curves import DayCurves
 from simsignal.engine.shard_state import Answer, ShardState, Update
 
 
+class ShardDataLost(RuntimeError):
+    """A restarted shard found its day curves gone (their node died) and no cache to read."""
+
+
 class Shard:
-    """Loads its rows from the object store at start (and again after a restart)."""
+    """Loads its rows from the object store at start (and again after a restart).
+
+    `extra` are blocks built after the load (pair spreads, owned by the driver); `backup` is
+    the curves cache (folder, columns) to read when the loaded blocks died with their node.
+    """
 
     def __init__(
         self,
@@ -29,10 +40,13 @@ class Shard:
         pooled: bool,
         params: Params = Params(),
         channels: dict[str, float] | None = None,
+        extra: list[Any] | None = None,
+        backup: tuple[str, list[str]] | None = None,
     ) -> None:
         self._start = _memory()  # interpreter and libraries, before any day is loaded
         weights = channels or {"price": 1.0}
-        tables = ray.get(refs) if refs else []
+        tables, self.source = _fetch(shard_id, refs, backup)
+        tables += ray.get(extra) if extra else []
         curves = DayCurves.from_arrow(tables, slots, shard_id, tuple(weights), order="F")
         del tables  # the object-store copies: the shard keeps only its own curves
         self.state = ShardState(curves, algorithms, k, pooled, params, weights)
@@ -62,7 +76,8 @@ class Shard:
         with self._lock:
             return {"shard": self.shard_id, "days": self.state.days,
                     "bytes": self.state.nbytes, "tickers": len(self.state.ranges),
-                    "node": ray.get_runtime_context().get_node_id()}  # fmt: skip
+                    "node": ray.get_runtime_context().get_node_id(),
+                    "source": self.source}  # fmt: skip
 
     def memory(self) -> dict[str, int]:
         """Memory against what the shard must hold (bytes), for the summary.
@@ -100,6 +115,22 @@ class Shard:
         """Forget live queries."""
         with self._lock:
             self.state.reset()
+
+
+def _fetch(
+    shard_id: int, refs: list[Any], backup: tuple[str, list[str]] | None
+) -> tuple[list[Any], str]:
+    """The shard's loaded blocks, and where they came from ("object store" or "curves cache")."""
+    try:
+        return (ray.get(refs) if refs else []), "object store"
+    except ObjectLostError as err:
+        if backup is None:
+            raise ShardDataLost(
+                f"shard {shard_id}: its day curves were lost with their node "
+                f"({type(err).__name__}) and the curves cache is off (history.cache_dir)"
+            ) from None
+        folder, columns = backup
+        return [curves_cache.shard_rows(Path(folder), shard_id, columns)], "curves cache"
 
 
 def _memory() -> dict[str, int]:

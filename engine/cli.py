@@ -75,7 +75,7 @@ MissingOpt = Annotated[
 ]
 AddressOpt = Annotated[
     str | None,
-    typer.Option("--address", help="join this Ray cluster (auto, HOST:PORT, ray://HOST:10001)"),
+    typer.Option("--address", help="join the Ray cluster this machine is in: auto, HOST:PORT"),
 ]
 CalibrationOpt = Annotated[
     Path | None,
@@ -171,6 +171,7 @@ def _replay_and_report(
                 f"{len(session.shards)} shard(s) holding "
                 f"{sum(i['days'] for i in session.shard_info):,} days"
             )
+            _engine_state(session, settings, state="ready", date=date)
             live_ticker = tickers[0] if tickers else (rows[0].get("ticker", "?") if rows else "?")
             if with_dashboard:
                 page = _serve_dashboard(session.redis_url, settings, live_ticker)
@@ -185,6 +186,7 @@ def _replay_and_report(
                         if raw.get("ticker") == live_ticker or "rejected" in row:
                             view.add(row)
             replay_s = time.perf_counter() - replay0
+            _engine_state(session, settings, state="stopped", bars_handled=len(rows))
             lost = _drain(coordinator, settings.redis.drain_seconds)
             stats = _resilient(coordinator.stats)
             chart = _resilient(coordinator.chart_data, live_ticker)
@@ -248,7 +250,8 @@ def _write_summary(out: Path, session: Any, stats: dict[str, Any], **extra: Any)
     report.update(session.status(), redis_url=masked(session.redis_url), **extra)
     report["load"] = dataclasses.asdict(session.history.report)
     report["shard_memory"] = session.shard_memory()
-    report["shard_info"] = session.shard_info  # each shard's days, bytes and Ray node
+    report["shard_info"] = session.shard_info  # each shard's days, bytes and Ray node at start
+    report["shard_info_end"] = session.shards_now()  # …and at the end (a shard may have moved)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(report, indent=2))
 
@@ -270,7 +273,13 @@ def _engine_output(logs: Path | None) -> Iterator[None]:
     """Ray's, Spark's and the JVMs' output to `logs` (None: on the console)."""
     from rich.text import Text  # noqa: PLC0415
 
+    from simsignal.actors.fanout import ShardLost  # noqa: PLC0415
     from simsignal.engine.calibration import CalibrationError  # noqa: PLC0415
+    from simsignal.engine.cluster import (  # noqa: PLC0415
+        ClientModeUnsupported,
+        ClusterTooSmall,
+        HistoryNotShared,
+    )
     from simsignal.engine.engine_logs import engine_output_to  # noqa: PLC0415
     from simsignal.engine.history.formats import MissingColumnError, NoHistoryError  # noqa: PLC0415
     from simsignal.engine.history.template_fit import TemplateMismatchError  # noqa: PLC0415
@@ -289,6 +298,36 @@ def _engine_output(logs: Path | None) -> Iterator[None]:
     except ConnectionError as err:  # the Redis URL given does not work (resolve_redis says why)
         console.print(Text("redis error: ", style="red") + Text(str(err)), highlight=False)
         raise typer.Exit(2) from None
+    except (ClientModeUnsupported, ClusterTooSmall, HistoryNotShared) as err:
+        console.print(Text("cluster error: ", style="red") + Text(str(err)), highlight=False)
+        raise typer.Exit(2) from None
+    except ShardLost as err:  # the batch in flight stays unacknowledged; signals may be missing
+        console.print(
+            Text("engine stopped: ", style="red")
+            + Text(_first_line(err))
+            + Text(" — see README 'Scaling out' (losing a node)"),
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+
+
+def _engine_state(session: Any, settings: Any, **fields: Any) -> None:
+    """`{prefix}:engine`: ready (with the start-up figures and the shards' nodes) or stopped."""
+    from simsignal.engine.keys import Keys  # noqa: PLC0415
+    from simsignal.engine.redis_store import RedisError, RedisStore  # noqa: PLC0415
+
+    if fields.get("state") == "ready":
+        fields = {**session.status(), **fields}
+    status = RedisStore.connect(session.redis_url)
+    with contextlib.suppress(RedisError):
+        status.set_hash(Keys(settings.redis.prefix).engine, fields)
+    status.close()
+
+
+def _first_line(err: Exception) -> str:
+    """An error as one line: Ray wraps an actor's error in its traceback; keep the cause."""
+    cause = getattr(err, "cause", None) or err
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[-1]
 
 
 def _drain(coordinator: Any, seconds: float = 30.0) -> int:
@@ -468,9 +507,7 @@ def _follow_redis(
 ) -> None:
     """Wait on the bar streams until SIGINT/SIGTERM, then shut down cleanly."""
     from simsignal.actors.session import Session, masked  # noqa: PLC0415
-    from simsignal.engine.keys import Keys  # noqa: PLC0415
     from simsignal.engine.live_view import load_table, summary_table, ticker_table  # noqa: PLC0415
-    from simsignal.engine.redis_store import RedisError, RedisStore  # noqa: PLC0415
 
     session = Session(settings, console)
     try:
@@ -491,15 +528,10 @@ def _follow_redis(
 
         signals_.signal(signals_.SIGINT, stop)
         signals_.signal(signals_.SIGTERM, stop)
-        status = RedisStore.connect(session.redis_url)
-        engine_key = Keys(settings.redis.prefix).engine
-        with contextlib.suppress(RedisError):
-            status.set_hash(engine_key, {**session.status(), "state": "ready", "date": date})
+        _engine_state(session, settings, state="ready", date=date)
         handled = _follow(coordinator, names)
         lost = _drain(coordinator, settings.redis.drain_seconds)
-        with contextlib.suppress(RedisError):
-            status.set_hash(engine_key, {"state": "stopped", "bars_handled": handled})
-        status.close()
+        _engine_state(session, settings, state="stopped", bars_handled=handled)
         console.print(f"stopped after {handled} bars")
         stats = _resilient(coordinator.stats)
         console.print(summary_table(stats, {"redis": masked(session.redis_url), "date": date}))

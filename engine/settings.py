@@ -54,7 +54,7 @@ class EngineSettings(_Section):
 
     algorithms: tuple[str, ...] = ("sq", "var", "sq_norm", "var_norm")
     k: Annotated[int, Field(gt=0)] = 40
-    shards: Annotated[int, Field(gt=0)] = 2
+    shards: Annotated[int, Field(gt=0)] | Literal["auto"] = "auto"  # auto: the cluster's CPUs
     partition: Literal["auto", "ticker", "day"] = "auto"
     pooled: bool = False
     channels: dict[str, float] = Field(default_factory=lambda: {"price": 1.0})
@@ -146,10 +146,12 @@ class DashboardSettings(_Section):
 class ClusterSettings(_Section):
     """Ray and Spark sizing; Ray's own defaults where unset."""
 
-    address: str | None = None  # an existing Ray cluster (auto, HOST:PORT, ray://…); None: local
+    address: str | None = None  # a Ray cluster this machine is a node of (auto, HOST:PORT)
     num_cpus: Annotated[int, Field(gt=0)] | None = None
     executor_memory: str = "auto"  # "auto": 2 GB + 0.3 GB per million bars, ≤ half the RAM
-    executor_cores: Annotated[int, Field(gt=0)] | None = None  # default: every core
+    executor_cores: Annotated[int, Field(gt=0)] | None = None  # default: a node's cores
+    executors: Annotated[int, Field(gt=0)] | None = None  # default: one per node with CPUs
+    shard_cpus: Annotated[float, Field(gt=0)] | None = None  # default: CPUs / shards, at most 1
 
 
 class Settings(BaseSettings):

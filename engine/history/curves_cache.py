@@ -71,5 +71,12 @@ def read(folder: Path, template: SessionTemplate, columns: list[str]) -> LoadedH
                          by_shard=by_shard, cached=True)  # fmt: skip
 
 
+def shard_rows(folder: Path, shard: int, columns: list[str]) -> pa.Table:
+    """One shard's cached rows, read where the caller runs (a shard rebuilt on another node)."""
+    return pq.read_table(folder / "curves", columns=["ticker", "date", "prev_close", "shard",
+                                                     *columns],
+                         filters=[("shard", "=", shard)])  # fmt: skip
+
+
 def _rows_of(table: pa.Table, shard: int) -> pa.Table:
     return table.filter(pc.equal(table["shard"], shard))

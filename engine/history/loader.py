@@ -68,12 +68,17 @@ class LoadedHistory:
     template: SessionTemplate
     by_shard: dict[int, list[Any]] | None = None  # the blocks holding each shard's rows
     cached: bool = False  # read from the day-curves cache (no Spark)
+    extra: dict[int, list[Any]] = field(default_factory=dict)  # built after the load (spreads)
 
-    def refs_for(self, shard: int) -> list[Any]:
-        """The object-store blocks that hold a shard's rows (all of them when unknown)."""
+    def blocks_for(self, shard: int) -> list[Any]:
+        """The loaded blocks that hold a shard's rows (all of them when unknown)."""
         if self.by_shard is None:
             return self.refs
         return self.by_shard.get(shard, [])
+
+    def refs_for(self, shard: int) -> list[Any]:
+        """Every object-store block of a shard: the loaded ones and those built after."""
+        return [*self.blocks_for(shard), *self.extra.get(shard, [])]
 
     @property
     def slots(self) -> int:

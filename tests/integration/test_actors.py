@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -261,3 +262,24 @@ def test_redis_outage_buffers_signals_in_order(ray_cluster: None) -> None:
     finally:
         ray.get(co.close.remote())
         server.stop()
+
+
+def test_each_node_says_which_history_paths_it_cannot_read(
+    ray_cluster: None, tmp_path: Path
+) -> None:
+    """The check behind refusing driver-only history on a cluster, run as Ray tasks on the
+    node: a missing file and one of another size than the driver saw are named, and the
+    refusal names the path and the node."""
+    from simsignal.engine.cluster import check_visible, refusal, unseen_by_node
+
+    here = tmp_path / "h.parquet"
+    here.write_bytes(b"x" * 100)
+    gone = str(tmp_path / "only-on-the-driver.parquet")
+    unseen = unseen_by_node([(str(here), 100), (str(here), 99), (gone, 10)])
+    assert list(unseen.values()) == [[str(here), gone]]
+    node = ray.get_runtime_context().get_node_id()
+    assert node[:8] in next(iter(unseen))
+    check_visible([here])  # readable everywhere: no error
+    said = str(refusal(unseen))
+    assert said.startswith(f"history path {here} and 1 more is not readable on node ")
+    assert node[:8] in said and "shared path" in said

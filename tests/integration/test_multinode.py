@@ -1,5 +1,6 @@
 """The engine on a Ray cluster it did not start: three nodes on this machine
-(`ray.cluster_utils.Cluster`), joined with `simsignal run --address`."""
+(`ray.cluster_utils.Cluster`), joined with `simsignal run --address`, one of them removed
+mid-day."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,18 +17,19 @@ import pytest
 from simsignal.engine.redis_server import RedisServer
 from simsignal.engine.redis_store import RedisStore
 from simsignal.engine.signals import Signal
-from tests.integration.test_cli_faults import _data
+from tests.integration.test_cli_faults import _data, _Engine
 
 MB = 2**20
 
 
-def _run(args: list[str], cwd: Path, **env: str) -> None:
+def _run(args: list[str], cwd: Path, **env: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "simsignal.engine.cli", "run", *args], cwd=cwd,
         capture_output=True, text=True, timeout=900, check=False,
         env={**os.environ, "COLUMNS": "150", **env},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
 
 
 def _signals(store: RedisStore, prefix: str) -> dict[str, Signal]:
@@ -34,34 +38,58 @@ def _signals(store: RedisStore, prefix: str) -> dict[str, Signal]:
 
 
 @pytest.mark.slow
-def test_a_three_node_cluster_runs_the_engine_unchanged(
+def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_node(
     redis_server: RedisServer, store: RedisStore, tmp_path: Path
 ) -> None:
-    """Same replay, one private local Ray vs three nodes: the same signals; the two shards on
-    two nodes; and the cluster is still up after the engine has gone."""
+    """Same replay, one private local Ray vs three nodes: the two shards start on two nodes;
+    mid-day the worker node holding a shard is removed, the shard is placed again on a live
+    node, reloads its days and catches up; the signals equal the one-node run's, and the
+    cluster is still up after the engine has gone."""
     from ray.cluster_utils import Cluster
 
     day, history, live = _data(tmp_path, 30)
-    common = ["--history", str(history), "--feed", "replay", "--replay", str(live), "--date",
-              day, "--k", "5", "--shards", "2", "--redis-url", redis_server.url]  # fmt: skip
+    common = ["--history", str(history), "--replay", str(live), "--date", day, "--k", "5",
+              "--shards", "2", "--redis-url", redis_server.url, "--feed", "replay"]  # fmt: skip
     _run([*common, "--out", str(tmp_path / "one")], tmp_path, SIMSIGNAL_REDIS__PREFIX="one",
          SIMSIGNAL_HISTORY__CACHE_DIR="")  # fmt: skip
     cluster = Cluster(initialize_head=True, connect=False,
                       head_node_args={"num_cpus": 1, "object_store_memory": 300 * MB})  # fmt: skip
     try:
-        for _ in range(2):
-            cluster.add_node(num_cpus=1, object_store_memory=300 * MB)
+        workers = [cluster.add_node(num_cpus=1, object_store_memory=300 * MB) for _ in range(2)]
         cluster.wait_for_nodes()
-        joined = [*common, "--address", cluster.address, "--out", str(tmp_path / "three")]
-        _run(joined, tmp_path, SIMSIGNAL_REDIS__PREFIX="three", SIMSIGNAL_HISTORY__CACHE_DIR="")
+        engine = _Engine(["run", *common, "--address", cluster.address, "--speed", "60",
+                          "--out", str(tmp_path / "three")], tmp_path,
+                         SIMSIGNAL_REDIS__PREFIX="three",
+                         SIMSIGNAL_HISTORY__CACHE_DIR=str(tmp_path / "cache"))  # fmt: skip
+        engine.wait_for("ready for the first bar", seconds=600)
+        nodes = store.hash("three:engine")["shard_nodes"].split(",")
+        victim = next(w for w in workers if w.node_id in nodes)  # SPREAD: one is on a worker
+        _until(lambda: len(store.entries("three:signals:000300")) >= 8 * 4, engine)
+        cluster.remove_node(victim)
+        code = engine.finish(seconds=600)
+        assert code == 0, engine.out[-3000:]
         assert cluster.head_node is not None
         assert cluster.head_node.remaining_processes_alive()  # not shut down by the engine
         summary = json.loads((tmp_path / "three" / "summary.json").read_text())
     finally:
         cluster.shutdown()
-    nodes = {s["node"] for s in summary["shard_info"]}
-    assert len(nodes) == 2, summary["shard_info"]  # SPREAD: one shard per node
-    one, three = _signals(store, "one"), _signals(store, "three")
-    assert one.keys() == three.keys() and len(one) == 30 * 4
-    for key, sig in one.items():
-        assert (three[key].neighbors, three[key].pred_close) == (sig.neighbors, sig.pred_close)
+    assert len(set(nodes)) == 2, nodes  # SPREAD: one shard per node
+    moved = [i for i in summary["shard_info_end"] if i["node"] == victim.node_id]
+    assert not moved, summary["shard_info_end"]  # none left on the removed node
+    assert summary["restarts"] >= 1 or summary["coordinator_restarted"], summary
+    one = _signals(store, "one")
+    assert len(one) == 30 * 4
+    for prefix in ("three",):
+        other = _signals(store, prefix)
+        assert one.keys() == other.keys(), prefix
+        for key, sig in one.items():
+            assert (other[key].neighbors, other[key].pred_close) == (sig.neighbors,
+                                                                      sig.pred_close)  # fmt: skip
+
+
+def _until(done: Callable[[], bool], engine: _Engine, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert engine.proc.poll() is None, engine.out[-3000:]
+        assert time.monotonic() < deadline, engine.out[-3000:]
+        time.sleep(0.1)

@@ -13,9 +13,11 @@ import re
 import signal
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
+import psutil
 import pytest
 import ray
 from hypothesis import HealthCheck, Phase, given, settings
@@ -440,3 +442,64 @@ def test_an_engine_error_mid_batch_is_undone_and_the_batch_redone(
     before = {k for k, sig in want.items() if sig.minute < 7}
     _same({k: got[k] for k in before}, {k: want[k] for k in before})
     co.close()
+
+
+def test_a_shard_whose_blocks_died_reads_the_curves_cache_or_stops_the_run(
+    ray_cluster: None, tmp_path: Any
+) -> None:
+    """A shard restarted after its node died finds its object-store blocks gone (here their
+    owner dies, as the blocks' node would): it reads its rows from the curves cache and answers
+    as before; with no cache the fan-out stops the run with ShardLost, not a retry loop."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from simsignal.actors.fanout import RayFanOut, ShardLost
+
+    @ray.remote(num_cpus=0)
+    class Owner:
+        def put(self, tables: list[Any]) -> list[Any]:
+            return [ray.put(t) for t in tables]
+
+    refs, _, _ = _history(120, 91)
+    tables = ray.get(refs)
+    cache = tmp_path / "cache"
+    (cache / "curves").mkdir(parents=True)
+    pq.write_table(pa.concat_tables(tables), cache / "curves" / "part-0.parquet")
+    owner = Owner.remote()  # type: ignore[attr-defined]
+    doomed = ray.get(owner.put.remote(tables))
+    backed = ShardActor.remote(0, doomed, CN.slots, ALGOS, 5, False,
+                               backup=(str(cache), ["ratio"]))  # fmt: skip
+    bare = ShardActor.remote(1, doomed, CN.slots, ALGOS, 5, False)
+    first = ray.get([backed.info.remote(), bare.info.remote()])
+    assert [i["source"] for i in first] == ["object store"] * 2
+    reference = ShardActor.remote(0, refs, CN.slots, ALGOS, 5, False)
+    minutes: list[tuple[float, ...]] = [(0.001,), (0.002,), (-0.001,)]
+    for shard in (backed, bare, reference):
+        for m, x in enumerate(minutes[:2], start=1):
+            ray.get(shard.step.remote([("000300", m, x)]))
+
+    ray.kill(owner)  # the blocks are gone, as with their node
+    for shard in (backed, bare):  # and the shards' processes (Ray restarts them)
+        pid = ray.get(shard.__ray_call__.remote(lambda _: os.getpid()))
+        os.kill(pid, signal.SIGKILL)
+        _wait(partial(_gone, pid), "the shard's process to end")
+    today = {"000300": minutes}
+    fanout = RayFanOut([backed], lambda t, m: today[t][: m - 1], compiled=False)
+    got = fanout.step([("000300", 3, minutes[2])])[0][0]
+    want = ray.get(reference.step.remote([("000300", 3, minutes[2])]))[0]
+    assert got is not None and want is not None
+    np.testing.assert_array_equal(got.scores, want.scores)
+    assert got.dates.tolist() == want.dates.tolist()
+    again = ray.get(backed.info.remote())
+    assert again["source"] == "curves cache" and again["days"] == first[0]["days"] > 0
+    assert fanout.restarts == 1
+
+    lost = RayFanOut([bare], lambda t, m: today[t][: m - 1], compiled=False)
+    t0 = time.monotonic()
+    with pytest.raises(ShardLost, match=r"lost with their node.*curves cache is off"):
+        lost.step([("000300", 3, minutes[2])])
+    assert time.monotonic() - t0 < 60  # at once, not after the restart timeout
+
+
+def _gone(pid: int) -> bool:
+    return not psutil.pid_exists(pid)

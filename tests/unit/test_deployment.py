@@ -7,6 +7,7 @@ No Docker engine or Kubernetes runs here: nothing is built or deployed by these 
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,10 @@ def test_the_compose_file_follows_the_compose_specification() -> None:
     services = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())["services"]
     assert {"redis", "ray-head", "ray-worker", "engine"} <= set(services)
     assert "--appendonly" in services["redis"]["command"]
+    # a driver must run on a Ray node: the engine's container joins as one, with no CPUs
+    ray_start, run = _commands(services["engine"]["command"])
+    assert ray_start[:2] == ["ray", "start"] and "--num-cpus=0" in ray_start
+    assert run[:2] == ["simsignal", "run"] and run[run.index("--address") + 1] == "auto"
 
 
 def _manifests() -> list[dict[str, Any]]:
@@ -69,16 +74,21 @@ def test_the_kubernetes_manifest_validates() -> None:
                              "Service"]  # fmt: skip
 
 
+def _commands(argv: list[str]) -> list[list[str]]:
+    """The commands of an argv: itself, or each `&&` part of an `sh -c` script."""
+    if argv[:2] != ["sh", "-c"]:
+        return [argv]
+    parts = [shlex.split(p) for p in argv[2].split("&&")]
+    return [p[1:] if p[0] == "exec" else p for p in parts]
+
+
 def _simsignal_commands() -> list[list[str]]:
     compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
-    found = [
-        s["command"] for s in compose["services"].values() if "simsignal" in s.get("command", [])
-    ]
+    argvs = [s["command"] for s in compose["services"].values() if "command" in s]
     for doc in _manifests():
         spec = doc.get("spec", {}).get("template", {}).get("spec", {})
-        found += [
-            c["args"] for c in spec.get("containers", []) if c.get("args", [""])[0] == "simsignal"
-        ]
+        argvs += [c["args"] for c in spec.get("containers", []) if "args" in c]
+    found = [c for argv in argvs for c in _commands(argv) if c[0] == "simsignal"]
     text = (DOCKER / "Dockerfile").read_text()
     found += [re.findall(r'"([^"]+)"', line) for line in text.splitlines() if '"simsignal"' in line]
     return found
