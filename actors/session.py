@@ -16,6 +16,7 @@ import ray
 from rich.console import Console
 
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
+from simsignal.actors.loader import HistoryLoaderActor
 from simsignal.actors.shard import ShardActor
 from simsignal.engine import cluster, pairs
 from simsignal.engine.calibration import Calibration
@@ -135,6 +136,7 @@ class Session:
     cold_start_s: float = 0.0
     compiled: bool = False
     layout: cluster.Layout | None = None
+    loader: Any = None  # a Ray client's HistoryLoader, which owns the day curves
     placement: Any = None  # the shards' placement group
     cache: Path | None = None  # this history's day-curves cache (None: off)
     columns: list[str] = field(default_factory=list)  # the curve columns loaded
@@ -157,11 +159,11 @@ class Session:
         s, say = self.settings, self.console.print
         tickers = pairs.with_members(tickers, s.signals.pairs)  # a pair's tickers are live too
         wanted = None if s.engine.pooled else tickers
-        files, template, fits = self._files(history_paths, wanted)
+        checked = self._check_here(history_paths, wanted)
         url = s.redis.url.get_secret_value() if s.redis.url else None
         self.redis_url, self.embedded = resolve_redis(url, say)
         with self.console.status("starting Ray…") as status:
-            history = self._load(files, template, fits, date, wanted, history_paths, t0, status)
+            history = self._history(checked, history_paths, date, wanted, t0, status)
             if s.signals.pairs:
                 self._add_spreads(history)
             status.update("starting shard actors…")
@@ -229,9 +231,9 @@ class Session:
         s = self.settings
         tickers = pairs.with_members(tickers, s.signals.pairs)  # a pair's tickers are needed too
         wanted = None if s.engine.pooled else tickers
-        files, template, fits = self._files(history_paths, wanted)
+        checked = self._check_here(history_paths, wanted)
         with self.console.status("starting Ray…") as status:
-            self._load(files, template, fits, before, wanted, history_paths, t0, status)
+            self._history(checked, history_paths, before, wanted, t0, status)
         self.cold_start_s = time.perf_counter() - t0
 
     def curves(self) -> DayCurves:
@@ -251,14 +253,25 @@ class Session:
                            f"{template.name} ({chosen.describe()})")  # fmt: skip
         return files, template, fits
 
-    def _load(
-        self, files: list[Path], template: SessionTemplate, fits: list[Any], date: str,
-        wanted: list[str] | None, history_paths: list[str], t0: float, status: Any,
+    def _check_here(
+        self, history_paths: list[str], wanted: list[str] | None
+    ) -> tuple[list[Path], SessionTemplate, list[Any]] | None:
+        """The files and template, checked before Ray starts (None for a Ray client).
+
+        A Ray client's history is on the cluster: its loader checks the files there.
+        """
+        if cluster.is_client(self.settings.cluster.address):
+            return None
+        return self._files(history_paths, wanted)
+
+    def _history(
+        self, checked: tuple[list[Path], SessionTemplate, list[Any]] | None,
+        history_paths: list[str], date: str, wanted: list[str] | None, t0: float, status: Any,
     ) -> LoadedHistory:  # fmt: skip
-        """Ray up, then the day curves from the cache or through Spark (RayDP)."""
+        """Ray up, then the history: loaded here, or on a cluster node for a Ray client."""
         s, say = self.settings, self.console.print
-        warnings.filterwarnings("ignore", message=".*sql_ctx.*")
-        java = cluster.ensure_java(say)
+        client = cluster.is_client(s.cluster.address)
+        java = "on the cluster" if client else cluster.ensure_java(say)
         joined = bool(s.cluster.address)
         if joined:  # join: the cluster's resources, and it outlives this run
             cluster.start_ray(address=s.cluster.address)
@@ -271,7 +284,26 @@ class Session:
         )  # fmt: skip
         say(f"[green]✓[/] Ray up ({time.perf_counter() - t0:.1f}s), Java: {java}; "
             f"{self.layout.describe()}")  # fmt: skip
-        if joined and self.layout.nodes > 1:
+        if checked is not None:
+            return self._load_history(*checked, date, wanted, history_paths, t0, status)
+        status.update("loading history on a cluster node (Ray client)…")
+        self.loader = HistoryLoaderActor.remote(s, self.layout)
+        got = ray.get(self.loader.load.remote(history_paths, date, wanted))
+        for line in got["said"].splitlines():
+            say(line, highlight=False, markup=False)
+        self.history, self.cache, self.columns = got["history"], got["cache"], got["columns"]
+        say(f"[green]✓[/] history loaded on the cluster ({time.perf_counter() - t0:.1f}s)")
+        return self.history
+
+    def _load_history(
+        self, files: list[Path], template: SessionTemplate, fits: list[Any], date: str,
+        wanted: list[str] | None, history_paths: list[str], t0: float, status: Any,
+    ) -> LoadedHistory:  # fmt: skip
+        """The day curves from the cache or through Spark (RayDP), Ray being up."""
+        s, say = self.settings, self.console.print
+        warnings.filterwarnings("ignore", message=".*sql_ctx.*")
+        assert self.layout is not None
+        if s.cluster.address and self.layout.nodes > 1:
             cluster.check_visible(files)
 
         def step(msg: str) -> None:
@@ -373,6 +405,9 @@ class Session:
         if self.placement is not None:
             with contextlib.suppress(Exception):
                 ray.util.remove_placement_group(self.placement)
+        if self.loader is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(self.loader)
         cluster.shutdown()
         if self.embedded is not None:
             self.embedded.stop()

@@ -75,7 +75,7 @@ MissingOpt = Annotated[
 ]
 AddressOpt = Annotated[
     str | None,
-    typer.Option("--address", help="join the Ray cluster this machine is in: auto, HOST:PORT"),
+    typer.Option("--address", help="join a Ray cluster: auto, HOST:PORT, ray://HOST:10001"),
 ]
 CalibrationOpt = Annotated[
     Path | None,
@@ -275,11 +275,7 @@ def _engine_output(logs: Path | None) -> Iterator[None]:
 
     from simsignal.actors.fanout import ShardLost  # noqa: PLC0415
     from simsignal.engine.calibration import CalibrationError  # noqa: PLC0415
-    from simsignal.engine.cluster import (  # noqa: PLC0415
-        ClientModeUnsupported,
-        ClusterTooSmall,
-        HistoryNotShared,
-    )
+    from simsignal.engine.cluster import ClusterTooSmall, HistoryNotShared  # noqa: PLC0415
     from simsignal.engine.engine_logs import engine_output_to  # noqa: PLC0415
     from simsignal.engine.history.formats import MissingColumnError, NoHistoryError  # noqa: PLC0415
     from simsignal.engine.history.template_fit import TemplateMismatchError  # noqa: PLC0415
@@ -290,7 +286,8 @@ def _engine_output(logs: Path | None) -> Iterator[None]:
         with engine_output_to(logs):
             yield
     except (TemplateMismatchError, MissingColumnError, NoHistoryError, FileNotFoundError) as err:
-        console.print(Text("history error: ", style="red") + Text(str(err)), highlight=False)
+        console.print(Text("history error: ", style="red") + Text(_message(err)),
+                      highlight=False)  # fmt: skip
         raise typer.Exit(2) from None
     except CalibrationError as err:
         console.print(Text("calibration error: ", style="red") + Text(str(err)), highlight=False)
@@ -298,13 +295,14 @@ def _engine_output(logs: Path | None) -> Iterator[None]:
     except ConnectionError as err:  # the Redis URL given does not work (resolve_redis says why)
         console.print(Text("redis error: ", style="red") + Text(str(err)), highlight=False)
         raise typer.Exit(2) from None
-    except (ClientModeUnsupported, ClusterTooSmall, HistoryNotShared) as err:
-        console.print(Text("cluster error: ", style="red") + Text(str(err)), highlight=False)
+    except (ClusterTooSmall, HistoryNotShared) as err:
+        console.print(Text("cluster error: ", style="red") + Text(_message(err)),
+                      highlight=False)  # fmt: skip
         raise typer.Exit(2) from None
     except ShardLost as err:  # the batch in flight stays unacknowledged; signals may be missing
         console.print(
             Text("engine stopped: ", style="red")
-            + Text(_first_line(err))
+            + Text(_message(err))
             + Text(" — see README 'Scaling out' (losing a node)"),
             highlight=False,
         )
@@ -324,10 +322,9 @@ def _engine_state(session: Any, settings: Any, **fields: Any) -> None:
     status.close()
 
 
-def _first_line(err: Exception) -> str:
-    """An error as one line: Ray wraps an actor's error in its traceback; keep the cause."""
-    cause = getattr(err, "cause", None) or err
-    return (str(cause).strip().splitlines() or [type(cause).__name__])[-1]
+def _message(err: Exception) -> str:
+    """An error's own message: an error raised in an actor arrives wrapped in its traceback."""
+    return str(getattr(err, "cause", None) or err)
 
 
 def _drain(coordinator: Any, seconds: float = 30.0) -> int:

@@ -107,13 +107,9 @@ def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dic
     import ray  # noqa: PLC0415
     from ray.job_config import JobConfig  # noqa: PLC0415
 
-    if address and address.startswith("ray://"):
-        raise ClientModeUnsupported(
-            f"--address {address}: Ray client mode cannot run Spark through RayDP (its JVM "
-            "needs a Ray node on this machine); make this machine a node first (`ray start "
-            "--address HOST:PORT --num-cpus 0`) and use --address auto"
-        )
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # else Spark's workers miss our packages
+    if is_client(address):
+        return connect_client(str(address))
+    spark_env()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     drop_dangling_session_link(Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray")
     if address == "local":  # one machine: Ray's, Spark's and the metrics ports on loopback only
@@ -131,6 +127,31 @@ def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dic
         logging_level=logging.ERROR,
     )
     return dict(getattr(ctx, "address_info", {}))
+
+
+def is_client(address: str | None) -> bool:
+    """Whether the address is a Ray client one (`ray://HOST:PORT`)."""
+    return bool(address) and str(address).startswith("ray://")
+
+
+def connect_client(address: str) -> dict[str, Any]:
+    """Join a cluster as a Ray client; its job carries the JVM options RayDP needs.
+
+    `ray.init(ray://…, job_config=…)` sends its arguments as JSON, which a JobConfig is not;
+    the client builder takes it as an object.
+    """
+    import ray  # noqa: PLC0415
+
+    builder = ray.client(address)
+    builder._job_config.jvm_options = list(JVM_OPTIONS)
+    builder._init_args(log_to_driver=False, logging_level=logging.ERROR)
+    context = builder.connect()
+    return {"address": address, "ray_version": context.ray_version}
+
+
+def spark_env() -> None:
+    """Spark's Python workers must run this interpreter, or they miss our packages."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
 
 
 MAX_AUTO_SHARDS = 32  # one fan-out message per shard and minute: more costs more than it adds
@@ -181,10 +202,6 @@ def node_cpus() -> dict[str, float]:
 
     return {n["NodeID"]: float(n["Resources"]["CPU"]) for n in ray.nodes()
             if n["Alive"] and n["Resources"].get("CPU", 0) > 0}  # fmt: skip
-
-
-class ClientModeUnsupported(ValueError):
-    """`ray://` addresses: RayDP's Spark driver needs a Ray node on the driver's machine."""
 
 
 class ClusterTooSmall(RuntimeError):

@@ -146,7 +146,7 @@ class DashboardSettings(_Section):
 class ClusterSettings(_Section):
     """Ray and Spark sizing; Ray's own defaults where unset."""
 
-    address: str | None = None  # a Ray cluster this machine is a node of (auto, HOST:PORT)
+    address: str | None = None  # auto, HOST:PORT (this machine is a node) or ray://HOST:PORT
     num_cpus: Annotated[int, Field(gt=0)] | None = None
     executor_memory: str = "auto"  # "auto": 2 GB + 0.3 GB per million bars, ≤ half the RAM
     executor_cores: Annotated[int, Field(gt=0)] | None = None  # default: a node's cores

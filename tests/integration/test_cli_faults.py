@@ -179,24 +179,6 @@ def test_an_empty_history_folder_fails_before_ray_starts(tmp_path: Path) -> None
     assert "Ray up" not in done.stdout and time.monotonic() - t0 < 30
 
 
-def test_a_ray_client_address_is_one_line_and_exit_2(
-    redis_server: RedisServer, tmp_path: Path
-) -> None:
-    """RayDP cannot run Spark over Ray client mode: refused before Ray starts, with the way out."""
-    day, history, live = _data(tmp_path, 5)
-    done = subprocess.run(
-        [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(history),
-         "--feed", "replay", "--replay", str(live), "--date", day, "--address",
-         "ray://10.0.0.1:10001", "--redis-url", redis_server.url],
-        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
-        env={**os.environ, "COLUMNS": "300"},
-    )  # fmt: skip
-    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "cluster error: --address ray://10.0.0.1:10001: Ray client mode cannot" in done.stdout
-    assert "--address auto" in done.stdout and "Traceback" not in done.stdout + done.stderr
-    assert "Ray up" not in done.stdout
-
-
 def test_markup_in_a_rejected_value_is_printed_as_text() -> None:
     """`[/x]` would end a rich style that was never opened: printed as markup, it raises."""
     buffer = io.StringIO()

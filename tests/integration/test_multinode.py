@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from simsignal.engine.redis_server import RedisServer
+from simsignal.engine.redis_server import RedisServer, free_port
 from simsignal.engine.redis_store import RedisStore
 from simsignal.engine.signals import Signal
 from tests.integration.test_cli_faults import _data, _Engine
@@ -41,10 +41,11 @@ def _signals(store: RedisStore, prefix: str) -> dict[str, Signal]:
 def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_node(
     redis_server: RedisServer, store: RedisStore, tmp_path: Path
 ) -> None:
-    """Same replay, one private local Ray vs three nodes: the two shards start on two nodes;
-    mid-day the worker node holding a shard is removed, the shard is placed again on a live
-    node, reloads its days and catches up; the signals equal the one-node run's, and the
-    cluster is still up after the engine has gone."""
+    """Same replay, one private local Ray vs three nodes, joined as a Ray client (`ray://`,
+    history loaded on a node) and from a node (HOST:PORT). On the second, the two shards
+    start on two nodes; mid-day the worker node holding a shard is removed, the shard is
+    placed again on a live node, reloads its days and catches up. Both give the one-node
+    run's signals, and the cluster is still up after the engines have gone."""
     from ray.cluster_utils import Cluster
 
     day, history, live = _data(tmp_path, 30)
@@ -52,11 +53,17 @@ def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_no
               "--shards", "2", "--redis-url", redis_server.url, "--feed", "replay"]  # fmt: skip
     _run([*common, "--out", str(tmp_path / "one")], tmp_path, SIMSIGNAL_REDIS__PREFIX="one",
          SIMSIGNAL_HISTORY__CACHE_DIR="")  # fmt: skip
+    client_port = free_port()
     cluster = Cluster(initialize_head=True, connect=False,
-                      head_node_args={"num_cpus": 1, "object_store_memory": 300 * MB})  # fmt: skip
+                      head_node_args={"num_cpus": 1, "object_store_memory": 300 * MB,
+                                      "ray_client_server_port": client_port})  # fmt: skip
     try:
         workers = [cluster.add_node(num_cpus=1, object_store_memory=300 * MB) for _ in range(2)]
         cluster.wait_for_nodes()
+        client = _run([*common, "--address", f"ray://127.0.0.1:{client_port}", "--out",
+                       str(tmp_path / "client")], tmp_path, SIMSIGNAL_REDIS__PREFIX="client",
+                      SIMSIGNAL_HISTORY__CACHE_DIR="")  # fmt: skip
+        assert "history loaded on the cluster" in client and "Java: on the cluster" in client
         engine = _Engine(["run", *common, "--address", cluster.address, "--speed", "60",
                           "--out", str(tmp_path / "three")], tmp_path,
                          SIMSIGNAL_REDIS__PREFIX="three",
@@ -79,7 +86,7 @@ def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_no
     assert summary["restarts"] >= 1 or summary["coordinator_restarted"], summary
     one = _signals(store, "one")
     assert len(one) == 30 * 4
-    for prefix in ("three",):
+    for prefix in ("client", "three"):
         other = _signals(store, prefix)
         assert one.keys() == other.keys(), prefix
         for key, sig in one.items():
