@@ -137,6 +137,7 @@ class Session:
     compiled: bool = False
     layout: cluster.Layout | None = None
     loader: Any = None  # a Ray client's HistoryLoader, which owns the day curves
+    coordinator_node: str = ""
     placement: Any = None  # the shards' placement group
     cache: Path | None = None  # this history's day-curves cache (None: off)
     columns: list[str] = field(default_factory=list)  # the curve columns loaded
@@ -184,6 +185,7 @@ class Session:
                 ),
             )
             self.compiled = ray.get(self.coordinator.compile.remote())
+            self.coordinator_node = ray.get(self.coordinator.__ray_call__.remote(_node_id))
         self.cold_start_s = time.perf_counter() - t0
 
     def _start_shards(self, history: LoadedHistory) -> list[Any]:
@@ -393,6 +395,7 @@ class Session:
             "curves_bytes": sum(int(i["bytes"]) for i in self.shard_info),
             "shards": len(self.shards), "compiled_graph": int(self.compiled),
             "shard_nodes": ",".join(str(i["node"]) for i in self.shard_info),
+            "coordinator_node": self.coordinator_node,
             "template": report.template if report else "",
             "cache_hit": int(bool(self.history and self.history.cached)),
         }  # fmt: skip
@@ -411,3 +414,8 @@ class Session:
         cluster.shutdown()
         if self.embedded is not None:
             self.embedded.stop()
+
+
+def _node_id(_: Any) -> str:
+    """The node an actor runs on (called through `__ray_call__`)."""
+    return str(ray.get_runtime_context().get_node_id())

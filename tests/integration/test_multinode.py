@@ -60,15 +60,18 @@ def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_no
     try:
         workers = [cluster.add_node(num_cpus=1, object_store_memory=300 * MB) for _ in range(2)]
         cluster.wait_for_nodes()
+        cache = str(tmp_path / "cache")  # Spark in the client's loader writes it, the next reads
         client = _run([*common, "--address", f"ray://127.0.0.1:{client_port}", "--out",
                        str(tmp_path / "client")], tmp_path, SIMSIGNAL_REDIS__PREFIX="client",
-                      SIMSIGNAL_HISTORY__CACHE_DIR="")  # fmt: skip
+                      SIMSIGNAL_HISTORY__CACHE_DIR=cache)  # fmt: skip
         assert "history loaded on the cluster" in client and "Java: on the cluster" in client
-        engine = _Engine(["run", *common, "--address", cluster.address, "--speed", "60",
+        assert "Spark 3 executor(s)" in client and "writing the day-curves cache" in client
+        engine = _Engine(["run", *common, "--address", cluster.address, "--speed", "120",
                           "--out", str(tmp_path / "three")], tmp_path,
                          SIMSIGNAL_REDIS__PREFIX="three",
-                         SIMSIGNAL_HISTORY__CACHE_DIR=str(tmp_path / "cache"))  # fmt: skip
+                         SIMSIGNAL_HISTORY__CACHE_DIR=cache)  # fmt: skip
         engine.wait_for("ready for the first bar", seconds=600)
+        assert "Spark not needed" in engine.out
         nodes = store.hash("three:engine")["shard_nodes"].split(",")
         victim = next(w for w in workers if w.node_id in nodes)  # SPREAD: one is on a worker
         _until(lambda: len(store.entries("three:signals:000300")) >= 8 * 4, engine)
@@ -77,10 +80,12 @@ def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_no
         assert code == 0, engine.out[-3000:]
         assert cluster.head_node is not None
         assert cluster.head_node.remaining_processes_alive()  # not shut down by the engine
+        head = cluster.head_node.node_id  # where the driver attaches (Ray prefers the head)
         summary = json.loads((tmp_path / "three" / "summary.json").read_text())
     finally:
         cluster.shutdown()
     assert len(set(nodes)) == 2, nodes  # SPREAD: one shard per node
+    assert summary["coordinator_node"] == head  # next to the driver (Redis is on loopback)
     moved = [i for i in summary["shard_info_end"] if i["node"] == victim.node_id]
     assert not moved, summary["shard_info_end"]  # none left on the removed node
     assert summary["restarts"] >= 1 or summary["coordinator_restarted"], summary
