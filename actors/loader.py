@@ -15,14 +15,14 @@ from typing import Any
 import ray
 from rich.console import Console
 
-from simsignal.engine import cluster
+from simsignal.engine import cluster, placement
 from simsignal.engine.settings import Settings
 
 
 class HistoryLoader:
     """Runs a Session's load steps where the data is; returns what the driver's Session needs."""
 
-    def __init__(self, settings: Settings, layout: cluster.Layout) -> None:
+    def __init__(self, settings: Settings, layout: placement.Layout) -> None:
         from simsignal.actors.session import Session  # noqa: PLC0415 - session imports this
 
         self.output = io.StringIO()

@@ -18,7 +18,7 @@ from rich.console import Console
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.loader import HistoryLoaderActor
 from simsignal.actors.shard import ShardActor
-from simsignal.engine import cluster, pairs
+from simsignal.engine import cluster, pairs, placement, shared_paths
 from simsignal.engine.calibration import Calibration
 from simsignal.engine.channels import COLUMNS
 from simsignal.engine.history import curves_cache
@@ -135,10 +135,10 @@ class Session:
     shard_info: list[dict[str, Any]] = field(default_factory=list)
     cold_start_s: float = 0.0
     compiled: bool = False
-    layout: cluster.Layout | None = None
+    layout: placement.Layout | None = None
     loader: Any = None  # a Ray client's HistoryLoader, which owns the day curves
     coordinator_node: str = ""
-    placement: Any = None  # the shards' placement group
+    shard_group: Any = None  # the shards' placement group
     cache: Path | None = None  # this history's day-curves cache (None: off)
     columns: list[str] = field(default_factory=list)  # the curve columns loaded
 
@@ -170,7 +170,7 @@ class Session:
             status.update("starting shard actors…")
             self.shards = self._start_shards(history)
             self.shard_info = ray.get([sh.info.remote() for sh in self.shards])
-            near = cluster.node_near(self.redis_url)
+            near = placement.node_near(self.redis_url)
             self.coordinator = CoordinatorActor.options(scheduling_strategy=near).remote(
                 self.shards,
                 coordinator_config(
@@ -197,13 +197,13 @@ class Session:
         """
         s, layout = self.settings, self.layout
         assert layout is not None
-        self.placement = cluster.spread_group(layout.shards, layout.shard_cpus)
+        self.shard_group = placement.spread_group(layout.shards, layout.shard_cpus)
         cache = self.cache
         backup = (str(cache), self.columns) if cache is not None and cache.is_dir() else None
         return [
             ShardActor.options(
                 num_cpus=layout.shard_cpus,
-                scheduling_strategy=cluster.in_bundle(self.placement, i),
+                scheduling_strategy=placement.in_bundle(self.shard_group, i),
             ).remote(
                 i, history.blocks_for(i), history.slots, list(s.engine.algorithms), s.engine.k,
                 s.engine.pooled, s.engine.params, s.engine.channels,
@@ -280,8 +280,8 @@ class Session:
         else:
             cluster.start_ray(s.cluster.num_cpus)
         c = s.cluster
-        self.layout = cluster.Layout.of(
-            list(cluster.node_cpus().values()), joined, s.engine.shards, c.shard_cpus,
+        self.layout = placement.Layout.of(
+            list(placement.node_cpus().values()), joined, s.engine.shards, c.shard_cpus,
             c.executors, c.executor_cores,
         )  # fmt: skip
         say(f"[green]✓[/] Ray up ({time.perf_counter() - t0:.1f}s), Java: {java}; "
@@ -306,7 +306,7 @@ class Session:
         warnings.filterwarnings("ignore", message=".*sql_ctx.*")
         assert self.layout is not None
         if s.cluster.address and self.layout.nodes > 1:
-            cluster.check_visible(files)
+            shared_paths.check_visible(files)
 
         def step(msg: str) -> None:
             status.update(f"loading history: {msg}…")
@@ -405,9 +405,9 @@ class Session:
         if self.coordinator is not None:
             with contextlib.suppress(Exception):
                 ray.get(self.coordinator.close.remote(), timeout=30)
-        if self.placement is not None:
+        if self.shard_group is not None:
             with contextlib.suppress(Exception):
-                ray.util.remove_placement_group(self.placement)
+                ray.util.remove_placement_group(self.shard_group)
         if self.loader is not None:
             with contextlib.suppress(Exception):
                 ray.kill(self.loader)

@@ -14,7 +14,6 @@ from ray.exceptions import ObjectLostError
 
 from simsignal.engine.algorithms import Params
 from simsignal.engine.gc_pause import gc_paused
-from simsignal.engine.history import curves_cache
 from simsignal.engine.history.curves import DayCurves
 from simsignal.engine.shard_state import Answer, ShardState, Update
 
@@ -129,6 +128,9 @@ def _fetch(
                 f"shard {shard_id}: its day curves were lost with their node "
                 f"({type(err).__name__}) and the curves cache is off (history.cache_dir)"
             ) from None
+        # Imported here: the cache's reader brings pandas, ~45 MB a shard would hold for nothing.
+        from simsignal.engine.history import curves_cache  # noqa: PLC0415
+
         folder, columns = backup
         return [curves_cache.shard_rows(Path(folder), shard_id, columns)], "curves cache"
 

@@ -166,12 +166,12 @@ def _replay_and_report(
             template = session.history.template
             console.print(load_table(session.history.report))
             console.print(ticker_table(session.history.report))
+            _engine_state(session, settings, state="ready", date=date)  # before it says so
             console.print(
                 f"[green]✓[/] ready for the first bar: cold start {session.cold_start_s:.1f}s, "
                 f"{len(session.shards)} shard(s) holding "
                 f"{sum(i['days'] for i in session.shard_info):,} days"
             )
-            _engine_state(session, settings, state="ready", date=date)
             live_ticker = tickers[0] if tickers else (rows[0].get("ticker", "?") if rows else "?")
             if with_dashboard:
                 page = _serve_dashboard(session.redis_url, settings, live_ticker)
@@ -275,10 +275,11 @@ def _engine_output(logs: Path | None) -> Iterator[None]:
 
     from simsignal.actors.fanout import ShardLost  # noqa: PLC0415
     from simsignal.engine.calibration import CalibrationError  # noqa: PLC0415
-    from simsignal.engine.cluster import ClusterTooSmall, HistoryNotShared  # noqa: PLC0415
     from simsignal.engine.engine_logs import engine_output_to  # noqa: PLC0415
     from simsignal.engine.history.formats import MissingColumnError, NoHistoryError  # noqa: PLC0415
     from simsignal.engine.history.template_fit import TemplateMismatchError  # noqa: PLC0415
+    from simsignal.engine.placement import ClusterTooSmall  # noqa: PLC0415
+    from simsignal.engine.shared_paths import HistoryNotShared  # noqa: PLC0415
 
     if logs is not None:
         console.print(f"Ray, Spark and Java logs: {logs} (--verbose shows them here)")
@@ -629,6 +630,7 @@ def bench(
         str | None,
         typer.Option(help="e.g. 1,2,3: one run per node count on a local multi-node Ray cluster"),
     ] = None,
+    address: AddressOpt = None,
 ) -> None:
     """Measure the engine as a user runs it, from a separate client through real Redis."""
     from simsignal.engine.benchmark.run import bench as run_bench  # noqa: PLC0415
@@ -645,10 +647,13 @@ def bench(
         ) from None
     if counts and not all(1 <= c <= 8 for c in counts):
         raise typer.BadParameter(f"{nodes!r}: between 1 and 8 nodes", param_hint="--nodes")
+    if counts and address:
+        raise typer.BadParameter("--nodes starts its own clusters: not with --address",
+                                 param_hint="--address")  # fmt: skip
     result = run_bench(
         Workload(workload, n, years), data=data, out=out, doc=doc, minutes=minutes,
         shards=shards or 2, all_algorithms=all_algorithms, say=console.print,
-        command="simsignal " + " ".join(sys.argv[1:]), nodes=counts,
+        command="simsignal " + " ".join(sys.argv[1:]), nodes=counts, address=address,
     )  # fmt: skip
     for label, r in result["runs"].items():
         console.print(

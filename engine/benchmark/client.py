@@ -97,11 +97,13 @@ def run_engine(
     cache: Path | None = None,
     tickers: list[str] | None = None,
     address: str | None = None,
+    own_cluster: bool = True,
 ) -> EngineRun:
     """Start the engine on `history`, feed `minutes` of `live`, return the measurements.
 
-    With `address` the engine joins that Ray cluster (one this process started); its shards
-    then run under the cluster's processes, so those are measured too.
+    With `address` the engine joins that Ray cluster. When this process started it
+    (`own_cluster`), its shards run under the cluster's processes here, so those are measured
+    too; on anyone else's cluster idle CPU and the shards' resident memory are not (NaN, 0).
     """
     keys = Keys()
     store = RedisStore.connect(url, timeout=30)
@@ -142,7 +144,9 @@ def run_engine(
     try:
         run.status = _wait_ready(store, keys, proc, ready_timeout, console)
         say(f"  engine ready: cold start {float(run.status['cold_start_s']):.1f} s")
-        if idle_s > 0:
+        if idle_s > 0 and not own_cluster:
+            run.idle_cores = float("nan")
+        elif idle_s > 0:
             time.sleep(2.0)  # past the engine's park_after_s: what an idle engine costs
             procs = _tree(os.getpid() if address else proc.pid)
             cpu0, t0 = _cpu_seconds(procs), time.monotonic()
@@ -179,7 +183,8 @@ def run_engine(
                 run.signals += seen
                 if (i + 1) % 30 == 0:
                     say(f"  minute {i + 1}/{len(by_minute)}: {run.minute_ms[-1]:.1f} ms")
-        run.shard_rss_bytes = _shard_rss(_tree(os.getpid() if address else proc.pid))
+        if own_cluster:
+            run.shard_rss_bytes = _shard_rss(_tree(os.getpid() if address else proc.pid))
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,10 @@ def _memory_lines(shards: list[dict[str, int]], days: float = 0.0) -> list[str]:
     ] if days else [])  # fmt: skip
 
 
+def _idle(cores: float) -> str:
+    return "not measured" if math.isnan(cores) else f"{cores:.2f}"
+
+
 def markdown_section(result: dict[str, Any]) -> str:
     """One workload's section of docs/benchmarks.md."""
     w = result["workload"]
@@ -112,7 +117,7 @@ def markdown_section(result: dict[str, Any]) -> str:
         lines.append(
             f"| {label} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | "
             f"{r['max_ms']:.1f} ms | {r['signals']:,} | {r['cold_start_s']:.1f} s | "
-            f"{r['idle_cores']:.2f} |"
+            f"{_idle(r['idle_cores'])} |"
         )
     first = next(iter(result["runs"].values()))
     lines += [
@@ -123,8 +128,13 @@ def markdown_section(result: dict[str, Any]) -> str:
         f"- Loader: {first['rows_read']:,.0f} bars in {first['load_s']:.1f} s = "
         f"**{first['bars_per_s']:,.0f} bars/s** (bar-level work in Spark on every core).",
         f"- Shards: {first['curves_mib']:.1f} MiB of float32 curves; the shard processes' "
-        f"resident memory {first['shard_rss_mib']:.0f} MiB (interpreter, NumPy, numba and "
-        "Ray included).",
+        + (
+            f"resident memory {first['shard_rss_mib']:.0f} MiB (interpreter, NumPy, numba and "
+            "Ray included)."
+            if first["shard_rss_mib"]
+            else "resident memory not measured "
+            "(their processes are on the cluster, not under this one)."
+        ),
         *_memory_lines(first.get("shard_memory", []), first.get("days", 0.0)),
     ]
     for name, b in result.get("baselines", {}).items():
@@ -143,6 +153,11 @@ def markdown_section(result: dict[str, Any]) -> str:
             "nodes share this machine's cores, so the rows show what spreading over nodes "
             "costs, not added capacity. The first run loads with Spark; the others read the "
             "day-curves cache."
+        )
+    if result.get("address"):
+        lines.append(
+            f"- Every run joined the existing cluster at `{result['address']}`; idle CPU and the "
+            "shards' resident memory are measured only on a cluster this process starts."
         )
     lines += ["", f"![{w['key']}]({result['plot_name']})", ""]
     return "\n".join(lines)

@@ -106,11 +106,13 @@ def bench(
     say: Callable[[str], None],
     command: str,
     nodes: list[int] | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Run the workload and write JSON, plot and (optionally) the docs section.
 
     `nodes`: instead of the usual runs, one seed-four run per node count, each on a
     `ray.cluster_utils.Cluster` of that many nodes on this machine, joined with --address.
+    `address`: every run (and the warm start) on that existing cluster.
     """
     say(f"workload {w.key}: preparing (cached under {data})")
     p = prepare(w, data, say)
@@ -123,7 +125,7 @@ def bench(
     shutil.rmtree(cache, ignore_errors=True)
     engine = partial(run_engine, p.history, p.live, p.date, server.url, out=out / "engine",
                      shards=shards, pooled=w.pooled, say=say, cache=cache,
-                     tickers=w.live_tickers)  # fmt: skip
+                     tickers=w.live_tickers, own_cluster=address is None)  # fmt: skip
     variants: list[tuple[str, list[str], int]] = [("seed four", SEED_FOUR, 0)] + (
         [("all algorithms", list(KNOWN), 0)] if all_algorithms else []
     )
@@ -134,8 +136,9 @@ def bench(
             say(f"run: {label} ({', '.join(algos)}), {shards} shards")
             scoring = [a for a in algos if a in REGISTRY]
             expected = len(scoring) + (1 if "ensemble" in algos else 0)
-            with ray_nodes(n, say) as address:
-                r = engine(algorithms=algos, minutes=minutes, expected=expected, address=address)
+            with ray_nodes(n, say) as joined:
+                r = engine(algorithms=algos, minutes=minutes, expected=expected,
+                           address=joined or address)  # fmt: skip
             st = status_fields(r.status)
             runs[label] = {
                 **percentiles(r.minute_ms),
@@ -153,7 +156,7 @@ def bench(
                 "cache_hit": bool(st.get("cache_hit", 0.0)),
             }
         say("warm start: the same engine again, history from the day-curves cache")
-        warm = engine(algorithms=SEED_FOUR, minutes=0, expected=4, idle_s=0.0)
+        warm = engine(algorithms=SEED_FOUR, minutes=0, expected=4, idle_s=0.0, address=address)
         warm_start = status_fields(warm.status)
     finally:
         server.stop()
@@ -181,6 +184,7 @@ def bench(
         "baselines": baselines,
         "plot_name": f"bench-{key}.png",
         "nodes": nodes or [],
+        "address": address,
         "warm_start_s": warm_start.get("cold_start_s", 0.0),
         "warm_start_cache_hit": bool(warm_start.get("cache_hit", 0.0)),
     }

@@ -270,7 +270,7 @@ def test_each_node_says_which_history_paths_it_cannot_read(
     """The check behind refusing driver-only history on a cluster, run as Ray tasks on the
     node: a missing file and one of another size than the driver saw are named, and the
     refusal names the path and the node."""
-    from simsignal.engine.cluster import check_visible, refusal, unseen_by_node
+    from simsignal.engine.shared_paths import check_visible, refusal, unseen_by_node
 
     here = tmp_path / "h.parquet"
     here.write_bytes(b"x" * 100)

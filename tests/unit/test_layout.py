@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from simsignal.engine.cluster import MAX_AUTO_SHARDS, Layout
+from simsignal.engine.placement import MAX_AUTO_SHARDS, Layout
 
 
 def test_on_one_machine_a_shard_per_cpu_and_one_executor_with_every_core() -> None:
