@@ -99,8 +99,10 @@ def node_near(redis_url: str) -> Any:
     """Where the coordinator should run: the node at Redis's address, else the driver's node.
 
     The coordinator makes every Redis round trip of a minute; the driver (the CLI) talks to
-    Redis too, so with no node at Redis's address its own node is the best guess. Soft: a
-    dead or full node does not stop the coordinator from starting (or restarting) elsewhere.
+    Redis too, so with no node at Redis's address its own node is the best guess. On the
+    driver's node it is held there: that node cannot die without ending the run anyway (a
+    soft preference was overridden in CI). On Redis's node it is soft, so the coordinator can
+    restart elsewhere if that node dies.
     """
     import ray  # noqa: PLC0415
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415
@@ -114,7 +116,7 @@ def node_near(redis_url: str) -> Any:
     at_redis = [n["NodeID"] for n in live if n["NodeManagerAddress"] == ip]
     driver = ray.get_runtime_context().get_node_id()
     node = at_redis[0] if at_redis and not _loopback(ip) else driver
-    return NodeAffinitySchedulingStrategy(node, soft=True)
+    return NodeAffinitySchedulingStrategy(node, soft=node != driver)
 
 
 def _loopback(ip: str) -> bool:
