@@ -478,7 +478,8 @@ def test_a_shard_whose_blocks_died_reads_the_curves_cache_or_stops_the_run(
         for m, x in enumerate(minutes[:2], start=1):
             ray.get(shard.step.remote([("000300", m, x)]))
 
-    ray.kill(owner)  # the blocks are gone, as with their node
+    ray.kill(owner)  # the blocks are gone, as with their node (once the kill has landed)
+    _wait(partial(_lost, doomed[0]), "the blocks' owner to die")
     for shard in (backed, bare):  # and the shards' processes (Ray restarts them)
         pid = ray.get(shard.__ray_call__.remote(lambda _: os.getpid()))
         os.kill(pid, signal.SIGKILL)
@@ -503,3 +504,11 @@ def test_a_shard_whose_blocks_died_reads_the_curves_cache_or_stops_the_run(
 
 def _gone(pid: int) -> bool:
     return not psutil.pid_exists(pid)
+
+
+def _lost(ref: Any) -> bool:
+    try:
+        ray.get(ref, timeout=5)
+    except ray.exceptions.ObjectLostError:
+        return True
+    return False
