@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,3 +67,19 @@ def seed_data() -> Path:
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault(*LOOPBACK_ONLY)  # before any test module imports Ray (as the CLI does)
+# Ray keeps every session's logs and a copy of its Java library (~45 MB each; a run starts
+# about 35 Rays, CLI subprocesses and test clusters included, which inherit this): this run's
+# go under a folder of its own, not /tmp/ray, so that they can be removed after it.
+RAY_TMPDIR = None if "RAY_TMPDIR" in os.environ else tempfile.mkdtemp(prefix="ssray-")
+if RAY_TMPDIR is not None:
+    os.environ["RAY_TMPDIR"] = RAY_TMPDIR
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A passing run removes its Ray sessions; a failing one keeps them to be read."""
+    if RAY_TMPDIR is None:
+        return
+    if exitstatus == 0:
+        shutil.rmtree(RAY_TMPDIR, ignore_errors=True)
+    else:
+        print(f"\nRay's logs of this run: {RAY_TMPDIR}/ray", file=sys.stderr)
