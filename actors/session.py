@@ -197,7 +197,7 @@ class Session:
         """
         s, layout = self.settings, self.layout
         assert layout is not None
-        self.shard_group = placement.spread_group(layout.shards, layout.shard_cpus)
+        self.shard_group = placement.spread_group(layout)
         cache = self.cache
         backup = (str(cache), self.columns) if cache is not None and cache.is_dir() else None
         return [
@@ -281,7 +281,7 @@ class Session:
             cluster.start_ray(s.cluster.num_cpus)
         c = s.cluster
         self.layout = placement.Layout.of(
-            list(placement.node_cpus().values()), joined, s.engine.shards, c.shard_cpus,
+            [n.cpus for n in placement.cpu_nodes()], joined, s.engine.shards, c.shard_cpus,
             c.executors, c.executor_cores,
         )  # fmt: skip
         say(f"[green]✓[/] Ray up ({time.perf_counter() - t0:.1f}s), Java: {java}; "

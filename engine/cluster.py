@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from simsignal.engine.placement import ClusterTooSmall
+
 _OPENED = [
     "java.lang",
     "java.lang.invoke",
@@ -211,7 +213,7 @@ def start_spark(
 _EXECUTORS: list[Any] = []  # the executors' placement group while Spark runs
 
 
-def _executor_group(executors: int, memory: str) -> Any:
+def _executor_group(executors: int, memory: str, timeout_s: float = 120.0) -> Any:
     """A SPREAD placement group for the executors, of memory only.
 
     Not RayDP's own (`placement_group_strategy`): its bundles reserve the executors' cores,
@@ -223,7 +225,15 @@ def _executor_group(executors: int, memory: str) -> Any:
     from raydp.utils import parse_memory_size  # noqa: PLC0415
 
     group = placement_group([{"memory": parse_memory_size(memory)}] * executors, strategy="SPREAD")
-    ray.get(group.ready(), timeout=120)
+    try:
+        ray.get(group.ready(), timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        ray.util.remove_placement_group(group)
+        raise ClusterTooSmall(
+            f"{executors} Spark executors × {memory} (cluster.executors, "
+            f"cluster.executor_memory) could not be placed in {timeout_s:.0f} s: the nodes "
+            "lack that much free memory"
+        ) from None
     _EXECUTORS.append(group)
     return group
 

@@ -51,20 +51,29 @@ class Layout:
                 f"{self.executor_cores} core(s)")  # fmt: skip
 
 
-def node_cpus() -> dict[str, float]:
-    """The live nodes that have CPUs: node ID → CPUs."""
+@dataclass(frozen=True)
+class Node:
+    """A live node with CPUs: where shards, Spark's executors and history checks can run."""
+
+    id: str
+    ip: str
+    cpus: float
+
+
+def cpu_nodes() -> list[Node]:
+    """The cluster's live nodes that have CPUs (a 0-CPU node only hosts a driver)."""
     import ray  # noqa: PLC0415
 
-    return {n["NodeID"]: float(n["Resources"]["CPU"]) for n in ray.nodes()
-            if n["Alive"] and n["Resources"].get("CPU", 0) > 0}  # fmt: skip
+    return [Node(n["NodeID"], n["NodeManagerAddress"], float(n["Resources"]["CPU"]))
+            for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0]  # fmt: skip
 
 
 class ClusterTooSmall(RuntimeError):
     """The cluster cannot place what the settings ask for."""
 
 
-def spread_group(bundles: int, cpus: float, timeout_s: float = 120.0) -> Any:
-    """A SPREAD placement group of `bundles` bundles of `cpus` CPUs, ready to use.
+def spread_group(layout: Layout, timeout_s: float = 120.0) -> Any:
+    """A SPREAD placement group with one bundle of CPUs per shard of `layout`, ready to use.
 
     SPREAD puts the bundles on distinct nodes while there are enough, and Ray places a dead
     node's bundles again on live ones (where their actors restart).
@@ -72,7 +81,7 @@ def spread_group(bundles: int, cpus: float, timeout_s: float = 120.0) -> Any:
     import ray  # noqa: PLC0415
     from ray.util.placement_group import placement_group  # noqa: PLC0415
 
-    total = sum(node_cpus().values())
+    bundles, cpus, total = layout.shards, layout.shard_cpus, layout.cpus
     if bundles * cpus > total + 1e-9:
         raise ClusterTooSmall(f"{bundles} shards × {cpus:g} CPU (cluster.shard_cpus) need "
                               f"{bundles * cpus:g} CPUs; the cluster has {total:g}")  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from simsignal.engine.placement import cpu_nodes
+
 
 class HistoryNotShared(ValueError):
     """A history path that the cluster's other nodes cannot read."""
@@ -41,13 +43,11 @@ def unseen_by_node(wanted: list[tuple[str, int]]) -> dict[str, list[str]]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415
 
     probe = ray.remote(num_cpus=0)(_unseen)
-    nodes = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()
-             if n["Alive"] and n["Resources"].get("CPU", 0) > 0}  # fmt: skip
     asked = {
-        f"{ip} ({node[:8]}…)": probe.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+        f"{node.ip} ({node.id[:8]}…)": probe.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node.id, soft=False)
         ).remote(wanted)
-        for node, ip in nodes.items()
+        for node in cpu_nodes()
     }
     found = {node: ray.get(ref, timeout=120) for node, ref in asked.items()}
     return {node: missing for node, missing in found.items() if missing}

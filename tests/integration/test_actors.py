@@ -283,3 +283,28 @@ def test_each_node_says_which_history_paths_it_cannot_read(
     said = str(refusal(unseen))
     assert said.startswith(f"history path {here} and 1 more is not readable on node ")
     assert node[:8] in said and "shared path" in said
+
+
+def test_what_the_cluster_cannot_place_is_a_cluster_error(ray_cluster: None) -> None:
+    """Shards asking for more CPUs than the cluster has, a layout the live nodes cannot hold
+    and Spark executors asking for more memory than any node has: each a ClusterTooSmall
+    naming the setting (the CLI prints it as `cluster error:`), and nothing left reserved."""
+    from ray.util import placement_group_table
+
+    from simsignal.engine.cluster import _executor_group
+    from simsignal.engine.placement import ClusterTooSmall, Layout, cpu_nodes, spread_group
+
+    def held() -> set[str]:
+        return {i for i, g in placement_group_table().items() if g["state"] != "REMOVED"}
+
+    before, nodes = held(), cpu_nodes()
+    assert sum(n.cpus for n in nodes) == 2  # the session's local Ray
+    greedy = Layout.of([n.cpus for n in nodes], joined=False, shards=3, shard_cpus=1.0)
+    with pytest.raises(ClusterTooSmall, match=r"3 shards × 1 CPU \(cluster\.shard_cpus\) need 3"):
+        spread_group(greedy)
+    stale = Layout.of([2.0, 2.0], joined=True, shards=4, shard_cpus=1.0)  # a node has gone
+    with pytest.raises(ClusterTooSmall, match=r"could not be placed in 1 s"):
+        spread_group(stale, timeout_s=1.0)
+    with pytest.raises(ClusterTooSmall, match=r"2 Spark executors × 9999g \(cluster\.executors"):
+        _executor_group(2, "9999g", timeout_s=1.0)
+    assert held() == before
