@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,7 @@ def start_spark(
     import raydp  # noqa: PLC0415
 
     opens = " ".join(JVM_OPTIONS)
+    before, since_ms = _java_library_copies(), time.time() * 1000
     spark = raydp.init_spark(
         app_name,
         num_executors=executors,
@@ -207,10 +209,27 @@ def start_spark(
         },
     )
     spark.sparkContext.setLogLevel("ERROR")
+    _JAVA_COPIES.extend(p for p in _java_library_copies() - before
+                        if since_ms <= int(p.name) <= time.time() * 1000)  # fmt: skip
     return spark
 
 
 _EXECUTORS: list[Any] = []  # the executors' placement group while Spark runs
+# Ray's Java driver (Spark's, in this process) copies its 40 MB native library to
+# /tmp/ray/<epoch ms>/, a path fixed in Ray's jar whatever RAY_TMPDIR says, and never removes
+# it: every Spark start would leave one behind. This run's are removed when Spark stops.
+JAVA_COPIES_DIR = Path("/tmp/ray")
+_JAVA_COPIES: list[Path] = []
+
+
+def _java_library_copies() -> set[Path]:
+    return {p for p in JAVA_COPIES_DIR.glob("[0-9]" * 13) if p.is_dir()}
+
+
+def _drop_java_library_copies() -> None:
+    """Remove this run's copies (the loaded library stays mapped in the JVM until it exits)."""
+    while _JAVA_COPIES:
+        shutil.rmtree(_JAVA_COPIES.pop(), ignore_errors=True)
 
 
 def _executor_group(executors: int, memory: str, timeout_s: float = 120.0) -> Any:
@@ -244,6 +263,7 @@ def release_spark() -> None:
     import raydp  # noqa: PLC0415
 
     raydp.stop_spark(cleanup_data=False)
+    _drop_java_library_copies()
     while _EXECUTORS:
         ray.util.remove_placement_group(_EXECUTORS.pop())
     # PySpark's SIGINT handler outlives its context and then fails on Ctrl-C with a traceback
@@ -261,3 +281,4 @@ def shutdown() -> None:
         with contextlib.suppress(Exception):  # the master may already be gone at exit
             raydp.stop_spark(cleanup_data=True)
         ray.shutdown()
+    _drop_java_library_copies()

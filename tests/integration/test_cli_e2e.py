@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from simsignal.engine.algorithms import Params
+from simsignal.engine.cluster import _java_library_copies
 from simsignal.engine.redis_store import RedisStore
 from simsignal.engine.synthetic import make_history, to_seed_format
 from simsignal.engine.templates import get_template
@@ -167,6 +168,7 @@ def test_demo_publishes_every_minute_of_every_algorithm(
 
     follower = threading.Thread(target=asyncio.run, args=(follow(),), daemon=True)
     follower.start()
+    java_copies = _java_library_copies()  # Ray's Java driver leaves one per Spark start
     try:
         out = _demo_with_dashboard(url, tmp_path, heard)
     finally:
@@ -180,6 +182,7 @@ def test_demo_publishes_every_minute_of_every_algorithm(
     assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
     assert (tmp_path / "data").is_dir()
     assert "p99" in out
+    assert "Spark on Ray up" in out and _java_library_copies() == java_copies  # removed
     # Run again: the cached data is reused and the same signals are not added twice.
     _simsignal(["demo", "--redis-url", url], tmp_path)
     assert store.length("simsignal:signals:000300") == 241 * len(ALGOS)
