@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from simsignal.engine.placement import ClusterTooSmall
+from simsignal.engine.placement import placed
 
 _OPENED = [
     "java.lang",
@@ -239,20 +239,10 @@ def _executor_group(executors: int, memory: str, timeout_s: float = 120.0) -> An
     which Spark's executors do not use as Ray CPUs, and the hand-off to the object store
     then waits forever for a free CPU (seen on a 3-node cluster).
     """
-    import ray  # noqa: PLC0415
-    from ray.util.placement_group import placement_group  # noqa: PLC0415
     from raydp.utils import parse_memory_size  # noqa: PLC0415
 
-    group = placement_group([{"memory": parse_memory_size(memory)}] * executors, strategy="SPREAD")
-    try:
-        ray.get(group.ready(), timeout=timeout_s)
-    except ray.exceptions.GetTimeoutError:
-        ray.util.remove_placement_group(group)
-        raise ClusterTooSmall(
-            f"{executors} Spark executors × {memory} (cluster.executors, "
-            f"cluster.executor_memory) could not be placed in {timeout_s:.0f} s: the nodes "
-            "lack that much free memory"
-        ) from None
+    what = f"{executors} Spark executors × {memory} (cluster.executors, cluster.executor_memory)"
+    group = placed([{"memory": parse_memory_size(memory)}] * executors, what, timeout_s)
     _EXECUTORS.append(group)
     return group
 

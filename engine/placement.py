@@ -73,27 +73,32 @@ class ClusterTooSmall(RuntimeError):
 
 
 def spread_group(layout: Layout, timeout_s: float = 120.0) -> Any:
-    """A SPREAD placement group with one bundle of CPUs per shard of `layout`, ready to use.
-
-    SPREAD puts the bundles on distinct nodes while there are enough, and Ray places a dead
-    node's bundles again on live ones (where their actors restart).
-    """
-    import ray  # noqa: PLC0415
-    from ray.util.placement_group import placement_group  # noqa: PLC0415
-
+    """The shards' placement group: one bundle of CPUs per shard of `layout`, ready to use."""
     bundles, cpus, total = layout.shards, layout.shard_cpus, layout.cpus
     if bundles * cpus > total + 1e-9:
         raise ClusterTooSmall(f"{bundles} shards × {cpus:g} CPU (cluster.shard_cpus) need "
                               f"{bundles * cpus:g} CPUs; the cluster has {total:g}")  # fmt: skip
-    group = placement_group([{"CPU": cpus}] * bundles, strategy="SPREAD")
+    what = f"{bundles} shards × {cpus:g} CPU (cluster.shard_cpus)"
+    return placed([{"CPU": cpus}] * bundles, what, timeout_s)
+
+
+def placed(bundles: list[dict[str, float]], what: str, timeout_s: float = 120.0) -> Any:
+    """A SPREAD placement group of `bundles`, once Ray has placed it.
+
+    `what` names the bundles (and their settings) in the ClusterTooSmall raised when placing
+    takes longer than `timeout_s`. SPREAD puts the bundles on distinct nodes while there are
+    enough, and Ray places a dead node's bundles again on live ones (their actors restart).
+    """
+    import ray  # noqa: PLC0415
+    from ray.util.placement_group import placement_group  # noqa: PLC0415
+
+    group = placement_group(bundles, strategy="SPREAD")
     try:
         ray.get(group.ready(), timeout=timeout_s)
     except ray.exceptions.GetTimeoutError:
         ray.util.remove_placement_group(group)
-        raise ClusterTooSmall(
-            f"{bundles} shards × {cpus:g} CPU could not be placed in "
-            f"{timeout_s:.0f} s: other work holds the cluster's CPUs"
-        ) from None
+        raise ClusterTooSmall(f"{what} could not be placed in {timeout_s:.0f} s: the live "
+                              "nodes lack the free resources") from None  # fmt: skip
     return group
 
 
