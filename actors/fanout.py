@@ -17,6 +17,7 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
+from simsignal.engine.cluster import ray_cause
 from simsignal.engine.pipeline.minute import ShardReply
 from simsignal.engine.shard_state import Update
 
@@ -135,12 +136,12 @@ class RayFanOut:
                 return list(ray.get(shard.step.remote(updates)))
             except ActorDiedError as err:
                 if err.actor_init_failed or time.monotonic() > deadline:
-                    raise ShardLost(_why(err)) from None
+                    raise ShardLost(ray_cause(err)) from None
                 time.sleep(0.2)
             except (RayActorError, RayTaskError) as err:
                 if time.monotonic() > deadline:
                     raise ShardLost(f"a shard did not come back in {timeout:.0f} s: "
-                                    f"{_why(err)}") from None  # fmt: skip
+                                    f"{ray_cause(err)}") from None  # fmt: skip
                 time.sleep(0.2)
 
     def curves(self, where: list[tuple[int, int]]) -> list[Any]:
@@ -151,9 +152,3 @@ class RayFanOut:
         asked = {s: self.shards[s].curves_of.remote(r) for s, r in rows.items()}
         got = {s: iter(ray.get(ref)) for s, ref in asked.items()}
         return [next(got[shard]) for shard, _ in where]
-
-
-def _why(err: Exception) -> str:
-    """The cause's last line: the shard's own error when its restart failed."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[-1][:300] if lines else type(err).__name__

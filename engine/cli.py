@@ -275,6 +275,7 @@ def _engine_output(logs: Path | None) -> Iterator[None]:
 
     from simsignal.actors.fanout import ShardLost  # noqa: PLC0415
     from simsignal.engine.calibration import CalibrationError  # noqa: PLC0415
+    from simsignal.engine.cluster import ClusterUnreachable  # noqa: PLC0415
     from simsignal.engine.engine_logs import engine_output_to  # noqa: PLC0415
     from simsignal.engine.history.formats import MissingColumnError, NoHistoryError  # noqa: PLC0415
     from simsignal.engine.history.template_fit import TemplateMismatchError  # noqa: PLC0415
@@ -296,7 +297,7 @@ def _engine_output(logs: Path | None) -> Iterator[None]:
     except ConnectionError as err:  # the Redis URL given does not work (resolve_redis says why)
         console.print(Text("redis error: ", style="red") + Text(str(err)), highlight=False)
         raise typer.Exit(2) from None
-    except (ClusterTooSmall, HistoryNotShared) as err:
+    except (ClusterTooSmall, ClusterUnreachable, HistoryNotShared) as err:
         console.print(Text("cluster error: ", style="red") + Text(_message(err)),
                       highlight=False)  # fmt: skip
         raise typer.Exit(2) from None

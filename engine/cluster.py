@@ -133,12 +133,34 @@ def is_client(address: str | None) -> bool:
     return bool(address) and str(address).startswith("ray://")
 
 
-def connect_client(address: str) -> dict[str, Any]:
+class ClusterUnreachable(RuntimeError):
+    """The Ray cluster at the address given cannot be joined."""
+
+
+def connect_client(address: str, attempts: int = 3) -> dict[str, Any]:
     """Join a cluster as a Ray client; its job carries the JVM options RayDP needs.
 
     `ray.init(ray://…, job_config=…)` sends its arguments as JSON, which a JobConfig is not;
-    the client builder takes it as an object.
+    the client builder takes it as an object. The head's proxy starts a server process per
+    client, and that start failed once in CI with empty logs: a new connection starts
+    another, so that failure is tried again (a timeout is not: it already took 30 s).
     """
+    cause = "no attempt"
+    for attempt in range(attempts):
+        if attempt:
+            log.warning("the Ray client server did not start (%s): trying again", cause)
+            time.sleep(2.0)
+        try:
+            return _join_as_client(address)
+        except ConnectionError as err:
+            cause = ray_cause(err)
+            if "Starting Ray client server failed" not in str(err):
+                break
+    raise ClusterUnreachable(f"cannot join the Ray cluster at {address} (cluster.address): "
+                             f"{cause}")  # fmt: skip
+
+
+def _join_as_client(address: str) -> dict[str, Any]:
     import ray  # noqa: PLC0415
 
     builder = ray.client(address)
@@ -146,6 +168,12 @@ def connect_client(address: str) -> dict[str, Any]:
     builder._init_args(log_to_driver=False, logging_level=logging.ERROR)
     context = builder.connect()
     return {"address": address, "ray_version": context.ray_version}
+
+
+def ray_cause(err: BaseException) -> str:
+    """The last line of a Ray error: its cause, without the traceback Ray wraps it in."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(err).__name__
 
 
 def spark_env() -> None:

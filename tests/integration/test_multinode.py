@@ -41,7 +41,8 @@ def _signals(store: RedisStore, prefix: str) -> dict[str, Signal]:
 def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_node(
     redis_server: RedisServer, store: RedisStore, tmp_path: Path
 ) -> None:
-    """Same replay, one private local Ray vs three nodes, joined as a Ray client (`ray://`,
+    """A Ray client address where nothing answers is one `cluster error:` line, exit 2.
+    Same replay, one private local Ray vs three nodes, joined as a Ray client (`ray://`,
     history loaded on a node) and from a node (HOST:PORT). On the second, the two shards
     start on two nodes; mid-day the worker node holding a shard is removed, the shard is
     placed again on a live node, reloads its days and catches up. Both give the one-node
@@ -51,8 +52,14 @@ def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_no
     day, history, live = _data(tmp_path, 30)
     common = ["--history", str(history), "--replay", str(live), "--date", day, "--k", "5",
               "--shards", "2", "--redis-url", redis_server.url, "--feed", "replay"]  # fmt: skip
+    nobody = f"ray://127.0.0.1:{free_port()}"  # waits out Ray's 30 s client timeout meanwhile
+    unreachable = _Engine(["run", *common, "--address", nobody, "--out", str(tmp_path / "no")],
+                          tmp_path, SIMSIGNAL_REDIS__PREFIX="no")  # fmt: skip
     _run([*common, "--out", str(tmp_path / "one")], tmp_path, SIMSIGNAL_REDIS__PREFIX="one",
          SIMSIGNAL_HISTORY__CACHE_DIR="")  # fmt: skip
+    assert unreachable.finish(seconds=120) == 2, unreachable.out[-3000:]
+    assert (f"cluster error: cannot join the Ray cluster at {nobody} (cluster.address): ray "
+            "client connection timeout") in " ".join(unreachable.out.split())  # fmt: skip
     client_port = free_port()
     cluster = Cluster(initialize_head=True, connect=False,
                       head_node_args={"num_cpus": 1, "object_store_memory": 300 * MB,
