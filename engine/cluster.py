@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -116,16 +117,34 @@ def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dic
         if os.environ.get(LOOPBACK_ONLY[0]) != LOOPBACK_ONLY[1]:
             log.warning("%s is not set before Ray was imported: Ray listens on every interface",
                         LOOPBACK_ONLY[0])  # fmt: skip
-    ctx = ray.init(
-        address=address,
-        num_cpus=num_cpus,
-        job_config=JobConfig(jvm_options=JVM_OPTIONS),
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=True,
-        logging_level=logging.ERROR,
-    )
+    elif address:
+        _answers(address)
+    try:
+        ctx = ray.init(
+            address=address,
+            num_cpus=num_cpus,
+            job_config=JobConfig(jvm_options=JVM_OPTIONS),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=True,
+            logging_level=logging.ERROR,
+        )
+    except ConnectionError as err:  # e.g. `auto` with no cluster on this machine
+        raise ClusterUnreachable(f"cannot join the Ray cluster at {address} (cluster.address): "
+                                 f"{ray_cause(err)}") from None  # fmt: skip
     return dict(getattr(ctx, "address_info", {}))
+
+
+def _answers(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a HOST:PORT where nothing listens: Ray would retry for minutes, saying nothing."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return  # `auto`, or a form Ray itself explains
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ClusterUnreachable(f"cannot join the Ray cluster at {address} (cluster.address): "
+                                 f"nothing answers there ({err})") from None  # fmt: skip
 
 
 def is_client(address: str | None) -> bool:

@@ -52,14 +52,19 @@ def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_no
     day, history, live = _data(tmp_path, 30)
     common = ["--history", str(history), "--replay", str(live), "--date", day, "--k", "5",
               "--shards", "2", "--redis-url", redis_server.url, "--feed", "replay"]  # fmt: skip
-    nobody = f"ray://127.0.0.1:{free_port()}"  # waits out Ray's 30 s client timeout meanwhile
-    unreachable = _Engine(["run", *common, "--address", nobody, "--out", str(tmp_path / "no")],
-                          tmp_path, SIMSIGNAL_REDIS__PREFIX="no")  # fmt: skip
+    # addresses where nothing answers, tried while the one-node run goes (a Ray client waits
+    # out its 30 s timeout; HOST:PORT is refused at once instead of Ray retrying for minutes)
+    nobody = {"ray": f"ray://127.0.0.1:{free_port()}", "gcs": f"127.0.0.1:{free_port()}"}
+    unreachable = {kind: _Engine(["run", *common, "--address", address, "--out",
+                                  str(tmp_path / kind)], tmp_path, SIMSIGNAL_REDIS__PREFIX=kind)
+                   for kind, address in nobody.items()}  # fmt: skip
     _run([*common, "--out", str(tmp_path / "one")], tmp_path, SIMSIGNAL_REDIS__PREFIX="one",
          SIMSIGNAL_HISTORY__CACHE_DIR="")  # fmt: skip
-    assert unreachable.finish(seconds=120) == 2, unreachable.out[-3000:]
-    assert (f"cluster error: cannot join the Ray cluster at {nobody} (cluster.address): ray "
-            "client connection timeout") in " ".join(unreachable.out.split())  # fmt: skip
+    for kind, why in (("ray", "ray client connection timeout"), ("gcs", "nothing answers")):
+        said = unreachable[kind]
+        assert said.finish(seconds=120) == 2, said.out[-3000:]
+        assert (f"cluster error: cannot join the Ray cluster at {nobody[kind]} "
+                f"(cluster.address): {why}") in " ".join(said.out.split())  # fmt: skip
     client_port = free_port()
     cluster = Cluster(initialize_head=True, connect=False,
                       head_node_args={"num_cpus": 1, "object_store_memory": 300 * MB,
