@@ -102,6 +102,15 @@ LOOPBACK = "127.0.0.1"
 LOOPBACK_ONLY = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
+class ClusterUnreachable(RuntimeError):
+    """The Ray cluster at the address given cannot be joined."""
+
+    @classmethod
+    def at(cls, address: str, why: str) -> ClusterUnreachable:
+        """The error for `address`, naming the setting it came from."""
+        return cls(f"cannot join the Ray cluster at {address} (cluster.address): {why}")
+
+
 def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dict[str, Any]:
     """Start (or join) Ray with the JVM options RayDP needs; returns ray.init's context info."""
     import ray  # noqa: PLC0415
@@ -130,8 +139,7 @@ def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dic
             logging_level=logging.ERROR,
         )
     except ConnectionError as err:  # e.g. `auto` with no cluster on this machine
-        raise ClusterUnreachable(f"cannot join the Ray cluster at {address} (cluster.address): "
-                                 f"{ray_cause(err)}") from None  # fmt: skip
+        raise ClusterUnreachable.at(str(address), ray_cause(err)) from None
     return dict(getattr(ctx, "address_info", {}))
 
 
@@ -143,17 +151,12 @@ def _answers(address: str, timeout_s: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as err:
-        raise ClusterUnreachable(f"cannot join the Ray cluster at {address} (cluster.address): "
-                                 f"nothing answers there ({err})") from None  # fmt: skip
+        raise ClusterUnreachable.at(address, f"nothing answers there ({err})") from None
 
 
 def is_client(address: str | None) -> bool:
     """Whether the address is a Ray client one (`ray://HOST:PORT`)."""
     return bool(address) and str(address).startswith("ray://")
-
-
-class ClusterUnreachable(RuntimeError):
-    """The Ray cluster at the address given cannot be joined."""
 
 
 def connect_client(address: str, attempts: int = 3) -> dict[str, Any]:
@@ -175,8 +178,7 @@ def connect_client(address: str, attempts: int = 3) -> dict[str, Any]:
             cause = ray_cause(err)
             if "Starting Ray client server failed" not in str(err):
                 break
-    raise ClusterUnreachable(f"cannot join the Ray cluster at {address} (cluster.address): "
-                             f"{cause}")  # fmt: skip
+    raise ClusterUnreachable.at(address, cause)
 
 
 def _join_as_client(address: str) -> dict[str, Any]:
