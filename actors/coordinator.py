@@ -80,6 +80,7 @@ class Coordinator:
         self.publisher = SignalPublisher(
             self.store, self.keys, config.retention_days,
             journal_key=self.keys.journal(config.pipeline.date, config.run),
+            counts_key=self.keys.counts(config.pipeline.date, config.run),
             group=self.keys.group, max_pending=config.max_pending,
             spill=Path(config.spill_path) if config.spill_path else None,
         )  # fmt: skip
@@ -105,6 +106,7 @@ class Coordinator:
         self.engine_errors = 0
         self.read_failing_since: float | None = None  # the bar streams could not be read
         self.restarted = _reconstructed()
+        self.before: dict[str, int] = {}  # the run's counters in Redis when this process began
         self.restored_batches = self._resume()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the actor is threaded (stop() must reach the feed loop)
@@ -144,13 +146,20 @@ class Coordinator:
             try:
                 self.publisher.flush()
                 entries = self.store.entries(self.publisher.journal_key or "")
+                counts = self.store.counts(self.publisher.counts_key)
                 break
             except Unavailable:
                 if time.monotonic() > deadline:
                     raise
                 log.warning("Redis unreachable while resuming: retrying")
                 time.sleep(1.0)
+        # What earlier processes of this run did, as Redis holds it (a spill file published
+        # just now by this process is its own).
+        mine = {"published": self.publisher.published, "derived": self.publisher.derived,
+                "repeats": self.publisher.repeats}  # fmt: skip
+        self.before = {k: v - mine.get(k, 0) for k, v in counts.items()}
         if entries:
+            self.publisher.journal_seq = max(int(e.id.split("-")[0]) for e in entries)
             self._rebuild([BatchRecord.from_fields(e.fields) for e in entries])
             self._resume_rebalance()
             log.warning("resumed from %d journal entries (restarted: %s)", len(entries),
@@ -371,16 +380,25 @@ class Coordinator:
         return {
             "accepted": self.pipeline.accepted, "rejected": dict(self.pipeline.rejected),
             "published": pub.published, "derived": pub.derived, "repeats": pub.repeats,
+            "resent_batches": pub.resent, "counts": self.store_counts(),
             "pending": pub.pending_signals, "spilled": pub.spilled,
             "spill_path": str(pub.spill or ""), "refused_backfill": list(pub.refused),
             "not_finite": self.pipeline.not_finite, "engine_errors": self.engine_errors,
             "coordinator_restarted": self.restarted, "resumed_batches": self.restored_batches,
-            "published_before_restart": self.pipeline.restored_signals,
+            "published_before_restart": self.before.get("published", 0),
+            "repeats_before_restart": self.before.get("repeats", 0),
             **self.latency.summary(), "restarts": self.fanout.restarts,
             "compiled_graph": self.fanout.graph is not None or self.fanout.parked,
             "recompiles": self.fanout.recompiles, "graph_parks": self.fanout.parks,
             "latencies_ms": list(self.latency.latencies_ms),
         }  # fmt: skip
+
+    def store_counts(self) -> dict[str, int]:
+        """The run's counters as Redis holds them ({} while Redis cannot be read)."""
+        try:
+            return self.store.counts(self.publisher.counts_key)
+        except RedisError:
+            return {}
 
     def chart_data(self, ticker: str) -> dict[str, Any] | None:
         """The chart-minute snapshot with the neighbours' full curves, and today's full line."""

@@ -31,9 +31,11 @@ from simsignal.engine.history.formats import (
 )
 from simsignal.engine.history.loader import LoadedHistory, load_history
 from simsignal.engine.history.template_fit import choose_for
+from simsignal.engine.keys import Keys
 from simsignal.engine.pipeline.minute import PipelineConfig
+from simsignal.engine.publish import MissingPermissions, check_permissions
 from simsignal.engine.redis_server import RedisServer
-from simsignal.engine.redis_store import answers, probe
+from simsignal.engine.redis_store import RedisStore, answers, probe
 from simsignal.engine.settings import DEFAULT_REDIS_URL, Settings
 from simsignal.engine.templates import SessionTemplate
 
@@ -114,6 +116,7 @@ def coordinator_config(
         retention_days=s.redis.retention_days,
         chart_minute=chart_minute,
         compiled_graph=s.engine.compiled_graph,
+        batch_deadline_s=s.engine.batch_deadline_ms / 1e3,
         run=run,
         max_pending=s.redis.max_pending_signals,
         spill_path=spill_path,
@@ -163,6 +166,7 @@ class Session:
         checked = self._check_here(history_paths, wanted)
         url = s.redis.url.get_secret_value() if s.redis.url else None
         self.redis_url, self.embedded = resolve_redis(url, say)
+        self._check_permissions(tickers, date, run)
         with self.console.status("starting Ray…") as status:
             history = self._history(checked, history_paths, date, wanted, t0, status)
             if s.signals.pairs:
@@ -187,6 +191,17 @@ class Session:
             self.compiled = ray.get(self.coordinator.compile.remote())
             self.coordinator_node = ray.get(self.coordinator.__ray_call__.remote(_node_id))
         self.cold_start_s = time.perf_counter() - t0
+
+    def _check_permissions(self, tickers: list[str] | None, date: str, run: str) -> None:
+        """Refuse at once (one line, exit 2) a Redis user that may not run what a commit runs."""
+        store = RedisStore.connect(self.redis_url)
+        try:
+            keys = Keys(self.settings.redis.prefix)
+            check_permissions(store, keys, (tickers or ["any"])[0], date, run)
+        except MissingPermissions as err:
+            raise MissingPermissions(f"Redis at {masked(self.redis_url)}: {err}") from None
+        finally:
+            store.close()
 
     def _start_shards(self, history: LoadedHistory) -> list[Any]:
         """One actor per shard, each in its bundle of a SPREAD placement group.

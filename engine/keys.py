@@ -47,6 +47,10 @@ class Keys:
         """Stream: one entry per handled batch of a session (what a restart rebuilds from)."""
         return f"{self.prefix}:journal:{date}:{run}"
 
+    def counts(self, date: str, run: str) -> str:
+        """Hash: what a run's commits really did (published, derived, repeats, dead, batches)."""
+        return f"{self.prefix}:counts:{date}:{run}"
+
     def view(self, ticker: str) -> str:
         """JSON: what the dashboard draws for a ticker on display (today, neighbours' curves)."""
         return f"{self.prefix}:view:{ticker}"

@@ -1,8 +1,9 @@
-"""Publishing a batch to Redis in one transaction; buffered, then spilled to a file, when down.
+"""Publishing a batch to Redis in one script call; buffered, then spilled to a file, when down.
 
 A batch's commit holds its signals (stream + pub/sub + latest hash, idempotent by ID), its
-journal entry, the acknowledgement of its bars and its dead letters, in one MULTI/EXEC: either
-all of it happened or none of it did, so a restart can resume exactly.
+journal entry (ID: the batch's number in the run), the acknowledgement of its bars and its dead
+letters, in one script (`commit.py`): either all of it happened or none of it did, and sending
+it again changes nothing, so a restart can resume exactly.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 
 import orjson
 
+from simsignal.engine.commit import Call, Commit, Settlement, merged
 from simsignal.engine.derived import Derived
 from simsignal.engine.keys import Keys
 from simsignal.engine.pipeline.journal import BatchRecord
-from simsignal.engine.redis_store import Call, Commit, RedisError, RedisStore
+from simsignal.engine.redis_store import RedisError, RedisStore
 from simsignal.engine.signals import Signal
 
 DAY_MS = 86_400_000
@@ -56,6 +58,45 @@ def _safe(text: object, most: int) -> str:
     return s.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+class MissingPermissions(ConnectionError):
+    """The Redis user may not run a command the engine needs (a one-line, exit-2 error)."""
+
+
+def needed_commands(keys: Keys, ticker: str, journal: str, counts: str) -> list[list[str]]:
+    """Every command the engine runs on Redis, with a key of each kind, for an ACL check.
+
+    The commit script's own calls are here too: on Redis 6.2 a script cannot ask about them
+    before it writes, so a permission missing there is found at start instead.
+    """
+    bars, signals = keys.bars(ticker), keys.signals(ticker)
+    return [
+        ["EVALSHA", "0" * 40, "1", signals], ["SCRIPT", "LOAD", "return 1"],
+        ["XADD", signals, "MINID", "0", "1-1", "f", "v"], ["XRANGE", signals, "-", "+"],
+        ["HSET", keys.latest(ticker), "f", "v"], ["PUBLISH", keys.channel, "m"],
+        ["XADD", journal, "1-1", "f", "v"], ["EXPIRE", journal, "1"], ["TYPE", journal],
+        ["XRANGE", journal, "-", "+"], ["HINCRBY", counts, "f", "1"], ["EXPIRE", counts, "1"],
+        ["HGETALL", counts], ["XADD", keys.deadletter, "MAXLEN", "~", "1", "*", "f", "v"],
+        ["XGROUP", "CREATE", bars, keys.group, "0", "MKSTREAM"],
+        ["XREADGROUP", "GROUP", keys.group, "c", "STREAMS", bars, ">"],
+        ["XACK", bars, keys.group, "0-1"], ["HSET", keys.engine, "f", "v"],
+    ]  # fmt: skip
+
+
+def check_permissions(store: RedisStore, keys: Keys, ticker: str, date: str, run: str) -> None:
+    """Raise MissingPermissions naming every command the user may not run (nothing is run)."""
+    missing = store.missing_permissions(
+        needed_commands(keys, ticker, keys.journal(date, run), keys.counts(date, run))
+    )
+    if missing:
+        names = sorted({m.split(" ")[0].lower() for m in missing})
+        raise MissingPermissions(
+            f"the Redis user may not run {', '.join(m.upper() for m in names)} (NOPERM) on the "
+            f"engine's keys ({keys.prefix}:*): a batch is committed whole or not at all, so "
+            f"nothing was read or written; grant them (ACL SETUSER <user> "
+            f"{' '.join('+' + n for n in names)}) and start again"
+        )
+
+
 @dataclass
 class _Unit:
     """One batch's commit, not yet in Redis (JSON-ready: it may go to the spill file)."""
@@ -78,12 +119,15 @@ class SignalPublisher:
     retention_days: float
     journal_key: str | None = None
     group: str | None = None
+    counts_key: str = ""  # the run's counters hash, written by each commit ("" for none)
+    journal_seq: int = 0  # the last batch number given out: the next journal ID is seq + 1
     max_pending: int = 100_000  # signals kept in memory while Redis fails, then spilled
     spill: Path | None = None
     pending: deque[_Unit] = field(default_factory=deque)
     published: int = 0
     derived: int = 0  # timing, rebalance and pair entries published (not counted as signals)
     repeats: int = 0
+    resent: int = 0  # batches whose commit Redis already held (a reply lost, sent again)
     refused: list[str] = field(default_factory=list)  # back-fills refused (stream:id)
     spilled: int = 0
     last_error: str = ""
@@ -118,7 +162,7 @@ class SignalPublisher:
     ) -> int:
         """Queue one batch behind anything pending and try to flush; returns new entries."""
         unit = self._unit(list(signals), record, dead or [])
-        if unit.commit.calls or unit.commit.journal or unit.commit.acks or unit.commit.dead:
+        if unit.commit:
             self.pending.append(unit)
         return self.flush()
 
@@ -137,7 +181,7 @@ class SignalPublisher:
             added += self._flush_spill()
             if self.pending:
                 units = list(self.pending)
-                added += self._commit(_merged([u.commit for u in units]), units)
+                added += self._commit(merged([u.commit for u in units]), units)
                 self.pending.clear()
         except RedisError as err:
             self.last_error = f"{type(err).__name__}: {err}"[:300]
@@ -188,17 +232,20 @@ class SignalPublisher:
             args += [sig.stream_id, sig.hash_field, sig.to_json(),
                      orjson.dumps(sig.field_list()).decode()]  # fmt: skip
         calls = [(stream, latest, a) for stream, (latest, a) in by_stream.items()]
-        journal, acks = [], []
+        journal, acks = None, []
         if record is not None and self.journal_key and (record.bars or record.receipts):
-            journal.append((self.journal_key, record.to_fields(), self.keep_s))
+            self.journal_seq += 1
+            journal = (self.journal_key, f"{self.journal_seq}-1", record.to_fields(), self.keep_s)
         if record is not None and self.group:
             streams: dict[str, list[str]] = {}
             for source, receipt in record.receipts:
                 if source.startswith(self.keys.bars("")):
                     streams.setdefault(source, []).append(receipt)
             acks = [(s, self.group, ids) for s, ids in streams.items()]
-        dead_rows = [(self.keys.deadletter, d) for d in dead]
-        return _Unit(Commit(calls, journal, acks, dead_rows), self._signal_count(calls))
+        settlement = Settlement(journal, acks, [(self.keys.deadletter, d) for d in dead])
+        commit = Commit(calls, [settlement] if settlement else [], self.keys.signals(""),
+                        self.counts_key, self.keep_s)  # fmt: skip
+        return _Unit(commit, self._signal_count(calls))
 
     def _signal_count(self, calls: list[Call]) -> int:
         """Signals in publish calls (four script arguments each, after two), derived ones not."""
@@ -206,18 +253,19 @@ class SignalPublisher:
         return sum((len(a) - 2) // 4 for stream, _, a in calls if stream.startswith(ours))
 
     def _commit(self, commit: Commit, units: list[_Unit] | None = None) -> int:
-        """Run a commit; count new signals (and, apart, new derived entries)."""
-        by_stream, refused = self.store.commit(commit)
+        """Run a commit; count new signals (and, apart, new derived entries) as Redis says."""
+        done = self.store.commit(commit)
         ours = self.keys.signals("")
-        added = sum(n for s, n in by_stream.items() if s.startswith(ours))
-        self.derived += sum(n for s, n in by_stream.items() if not s.startswith(ours))
+        added = sum(n for s, n in done.added.items() if s.startswith(ours))
+        self.derived += sum(n for s, n in done.added.items() if not s.startswith(ours))
         n = sum(u.signals for u in units) if units is not None else self._signal_count(commit.calls)
         self.published += added
-        self.repeats += n - added - sum(1 for r in refused if r.startswith(ours))
-        if refused:
-            self.refused += refused
+        self.repeats += n - added - sum(1 for r in done.refused if r.startswith(ours))
+        self.resent += done.skipped
+        if done.refused:
+            self.refused += done.refused
             log.error("%d signal(s) refused: back-fill below a stream's newest entry (%s)",
-                      len(refused), ", ".join(refused[:3]))  # fmt: skip
+                      len(done.refused), ", ".join(done.refused[:3]))  # fmt: skip
         return added
 
     def _flush_spill(self) -> int:
@@ -225,7 +273,7 @@ class SignalPublisher:
             return 0
         added = 0
         for chunk in _chunks(self.spill, 200):
-            added += self._commit(_merged(chunk))
+            added += self._commit(merged(chunk))
         self.spill.unlink()
         return added
 
@@ -242,24 +290,3 @@ def _chunks(path: Path, size: int) -> Iterator[list[Commit]]:
                 chunk = []
     if chunk:
         yield chunk
-
-
-def _merged(commits: list[Commit]) -> Commit:
-    """Several commits as one: each stream's signals concatenated in order."""
-    if len(commits) == 1:
-        return commits[0]
-    calls: dict[str, tuple[str, str, list[str | int | float]]] = {}
-    for c in commits:
-        for stream, latest, args in c.calls:
-            known = calls.get(stream)
-            if known is None:
-                calls[stream] = (stream, latest, list(args))
-            else:
-                known[2][0] = min(int(known[2][0]), int(args[0]))
-                known[2].extend(args[2:])
-    return Commit(
-        list(calls.values()),
-        [j for c in commits for j in c.journal],
-        [a for c in commits for a in c.acks],
-        [d for c in commits for d in c.dead],
-    )

@@ -100,6 +100,11 @@ class RedisServer:
         finally:
             store.close()
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: what the AOF had not written in its last second is gone."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
     def stop(self) -> None:
         """Terminate the server and wait for it."""
         if self.proc.poll() is None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from redis.exceptions import NoScriptError
+
+from simsignal.engine.commit import COMMIT_LUA, Commit, Outcome, outcome, script_arguments
 
 RedisError = redis.RedisError
 Unavailable = (redis.ConnectionError, redis.TimeoutError)  # worth retrying later
@@ -40,66 +42,6 @@ def text(value: object) -> str:
 
 def _fields(raw: Any) -> Fields:
     return {text(k): text(v) for k, v in dict(raw or {}).items()}
-
-
-# One script call per ticker and batch (one round trip for all of them): each signal is
-# added to the stream with its deterministic ID; only when Redis accepted it (not a repeat)
-# is it announced and written to the latest hash. A repeat leaves exactly one entry.
-# Retention is by time: entries older than ARGV[1] (an epoch-ms stream ID) are trimmed (MINID).
-# ARGV: min id, channel, then per signal: id, algo, payload JSON, the entry's fields as one
-# JSON array [name, value, ...]. Four arguments a signal instead of ~40: packing each argument
-# costs the client more than cjson.decode costs Redis.
-# Returns {added, refused id, ...}: an ID Redis refuses is a repeat when that entry is there,
-# and a back-fill (an earlier minute after a later one) when it is not; those are refused.
-_PUBLISH_LUA = """
-local i, out = 3, {0}
-while i <= #ARGV do
-  local ok = redis.pcall('XADD', KEYS[1], 'MINID', ARGV[1], ARGV[i],
-                         unpack(cjson.decode(ARGV[i + 3])))
-  if type(ok) == 'table' and ok.err then
-    if not string.find(ok.err, 'equal or smaller', 1, true) then
-      return redis.error_reply(ok.err)
-    end
-    if #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) == 0 then
-      out[#out + 1] = ARGV[i]
-    end
-  else
-    redis.call('PUBLISH', ARGV[2], ARGV[i + 2])
-    redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
-    out[1] = out[1] + 1
-  end
-  i = i + 4
-end
-return out
-"""
-
-
-Call = tuple[str, str, list[str | int | float]]  # stream, latest hash, the script's ARGV
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """One transaction: publish-script calls, journal entries, bar acks and dead letters."""
-
-    calls: list[Call]
-    journal: list[tuple[str, dict[str, str], int]] = field(default_factory=list)  # key, f, ttl
-    acks: list[tuple[str, str, list[str]]] = field(default_factory=list)  # stream, group, ids
-    dead: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # stream, fields
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready form (the spill file's lines)."""
-        return {"calls": self.calls, "journal": self.journal, "acks": self.acks,
-                "dead": self.dead}  # fmt: skip
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> Commit:
-        """Back from `to_json`."""
-        return cls(
-            [(str(s), str(h), list(a)) for s, h, a in obj["calls"]],
-            [(str(k), dict(f), int(t)) for k, f, t in obj.get("journal", [])],
-            [(str(s), str(g), [str(i) for i in ids]) for s, g, ids in obj.get("acks", [])],
-            [(str(k), dict(f)) for k, f in obj.get("dead", [])],
-        )
 
 
 class RedisStore:
@@ -223,43 +165,56 @@ class RedisStore:
 
     # -- publishing ------------------------------------------------------------------
     def load_publish_script(self) -> None:
-        """Load the publish script now, so the first minute pays no NOSCRIPT round trip."""
-        self._sha = text(self._client.script_load(_PUBLISH_LUA))
+        """Load the commit script now, so the first minute pays no NOSCRIPT round trip."""
+        self._sha = text(self._client.script_load(COMMIT_LUA))
 
-    def commit(self, commit: Commit) -> tuple[dict[str, int], list[str]]:
-        """Run one batch's commit as a MULTI/EXEC transaction, in one round trip.
+    def commit(self, commit: Commit) -> Outcome:
+        """Run one commit as one script call: all of it is written, or none (`commit.py`).
 
-        EVALSHA is sent straight away (no SCRIPT EXISTS check per call); if the server lost
-        the script (a restart), it is loaded again and the whole commit re-sent, which is safe
-        because stream IDs make every signal idempotent and acks are idempotent too. Returns
-        the entries newly added per stream and the refused back-fills as `stream:id`.
+        A server that lost the script (a restart, a failover, SCRIPT FLUSH) refuses the
+        call whole with NOSCRIPT; it is loaded again and the same call sent. Sending a
+        commit twice is harmless: signals are idempotent by ID, settlements by journal ID.
         """
+        keys, argv = script_arguments(commit)
         if self._sha is None:
             self.load_publish_script()
         try:
-            return self._run_commit(commit)
+            reply: Any = self._client.evalsha(self._sha, len(keys), *keys, *argv)
         except NoScriptError:
             self.load_publish_script()
-            return self._run_commit(commit)
+            reply = self._client.evalsha(self._sha, len(keys), *keys, *argv)
+        return outcome(commit, reply, text)
 
-    def _run_commit(self, commit: Commit) -> tuple[dict[str, int], list[str]]:
-        pipe = self._client.pipeline(transaction=True)
-        for stream, latest, args in commit.calls:
-            pipe.evalsha(self._sha, 2, stream, latest, *args)
-        for key, fields, ttl in commit.journal:
-            pipe.xadd(key, fields)
-            pipe.expire(key, ttl)
-        for stream, group, ids in commit.acks:
-            pipe.xack(stream, group, *ids)
-        for key, fields in commit.dead:
-            pipe.xadd(key, _encoded(fields), maxlen=DEAD_LETTER_MAXLEN, approximate=True)
-        results: list[Any] = pipe.execute()
-        added: dict[str, int] = {}
+    def counts(self, key: str) -> dict[str, int]:
+        """A run's counters hash (`commit.py`) as integers; {} when there is none."""
+        return {k: int(v) for k, v in self.hash(key).items()}
+
+    def missing_permissions(self, commands: Sequence[Sequence[str]]) -> list[str]:
+        """The commands (with their keys) this user may not run, found without running any.
+
+        Each is queued inside MULTI and the transaction DISCARDed: Redis checks a queued
+        command's ACL at once (NOPERM) and runs nothing, on 6.2 and 7.x alike.
+        """
+        conn: Any = self._client.connection_pool.get_connection()
         refused: list[str] = []
-        for (stream, _, _), reply in zip(commit.calls, results, strict=False):
-            added[stream] = added.get(stream, 0) + int(reply[0])
-            refused += [f"{stream}:{text(i)}" for i in reply[1:]]
-        return added, refused
+        try:
+            conn.send_command("MULTI")
+            conn.read_response()
+            for command in commands:
+                conn.send_command(*command)
+                try:
+                    conn.read_response()
+                except redis.ResponseError as err:
+                    if "NOPERM" in str(err) or "no permissions" in str(err):
+                        refused.append(" ".join(command[:2]))
+            conn.send_command("DISCARD")
+            conn.read_response()
+        except BaseException:
+            conn.disconnect()  # a half-read reply must not go back to the pool
+            raise
+        finally:
+            self._client.connection_pool.release(conn)
+        return refused
 
     # -- the bar streams' consumer group --------------------------------------------------
     def ack(self, stream: str, group: str, ids: Sequence[str]) -> int:
@@ -274,6 +229,11 @@ class RedisStore:
                                              count=count)  # fmt: skip
         claimed = reply[1] if reply else []
         return [Entry(stream, text(i), _fields(f)) for i, f in claimed if f is not None]
+
+    def pending_count(self, stream: str, group: str) -> int:
+        """Entries delivered to `group` and not acknowledged yet (XPENDING's summary)."""
+        reply: Any = self._client.xpending(stream, group)
+        return int(reply["pending"])
 
     def streams_matching(self, pattern: str) -> list[str]:
         """Stream keys matching a glob pattern (SCAN, so the server is never blocked)."""
@@ -316,14 +276,6 @@ class RedisStore:
             for entry_id, fields in entries or []
             if fields is not None  # a pending entry trimmed away comes back without fields
         ]
-
-
-DEAD_LETTER_MAXLEN = 100_000
-
-
-def _encoded(fields: Mapping[str, str]) -> dict[str, bytes]:
-    """Fields as UTF-8 bytes, with anything unencodable (a lone surrogate) escaped."""
-    return {k: str(v).encode("utf-8", "backslashreplace") for k, v in fields.items()}
 
 
 def probe(url: str, timeout: float = 0.5) -> str | None:

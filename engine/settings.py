@@ -62,6 +62,8 @@ class EngineSettings(_Section):
     motif_window: Annotated[int, Field(ge=1, le=390)] = 30
     compiled_graph: bool = True
     calibration: str = ""  # up_prob calibration from `simsignal evaluate`; "" = raw share
+    # a minute's batch closes when every live ticker sent its bar, or this long after the first
+    batch_deadline_ms: Annotated[float, Field(gt=0, le=60_000)] = 50.0
 
     @field_validator("channels", mode="before")
     @classmethod

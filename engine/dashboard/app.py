@@ -27,6 +27,7 @@ from simsignal.engine.redis_store import RedisError, RedisStore
 
 STATIC = Path(__file__).with_name("static")
 HEARTBEAT_S = 15.0  # an SSE comment this often keeps proxies from closing an idle stream
+RETRY_S = 1.0  # while Redis is away, the page hears so this often
 
 
 def state_of(store: RedisStore, keys: Keys, ticker: str) -> dict[str, Any]:
@@ -47,7 +48,10 @@ def make_app(url: str, prefix: str = "simsignal") -> Starlette:
         return FileResponse(STATIC / "index.html")
 
     async def tickers(_: Request) -> Response:
-        streams = await asyncio.to_thread(store.streams_matching, keys.signals("*"))
+        try:
+            streams = await asyncio.to_thread(store.streams_matching, keys.signals("*"))
+        except RedisError as err:
+            return JSONResponse({"error": f"Redis: {err}", "tickers": []}, status_code=503)
         names = [s.removeprefix(keys.signals("")) for s in streams]
         return JSONResponse({"tickers": names})
 
@@ -76,7 +80,23 @@ def make_app(url: str, prefix: str = "simsignal") -> Starlette:
 
 async def _pushes(request: Request, store: RedisStore, keys: Keys, ticker: str
                   ) -> AsyncIterator[str]:  # fmt: skip
-    """The ticker's state now, then again each time one of its signals is announced."""
+    """The ticker's state now, then again each time one of its signals is announced.
+
+    While Redis cannot be read the page gets `{"error": …}` once a second, and the state
+    again as soon as Redis answers: the page says which, instead of going quiet.
+    """
+    while not await request.is_disconnected():
+        try:
+            async for event in _announced(request, store, keys, ticker):
+                yield event
+            return
+        except RedisError as err:
+            yield _event({"ticker": ticker, "error": f"Redis: {err}"})
+            await asyncio.sleep(RETRY_S)
+
+
+async def _announced(request: Request, store: RedisStore, keys: Keys, ticker: str
+                     ) -> AsyncIterator[str]:  # fmt: skip
     yield _event(await asyncio.to_thread(state_of, store, keys, ticker))
     quiet = 0.0
     with store.subscription(keys.channel, keys.views) as sub:

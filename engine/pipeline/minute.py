@@ -133,7 +133,6 @@ class MinutePipeline:
     rejected: Counter[str] = field(default_factory=Counter)  # by BadBar.key (field:code)
     not_finite: int = 0  # signals withheld because a field was not finite (never expected)
     handled: set[str] = field(default_factory=set)  # receipts settled before a restart
-    restored_signals: int = 0  # signals published before a restart (from the journal)
     journal: list[BatchRecord] = field(default_factory=list)  # today's committed batches
     pair_values: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)  # spreads
 
@@ -234,7 +233,6 @@ class MinutePipeline:
             self.handled.update(r for _, r in record.receipts)
             for key in record.rejected:
                 self.rejected[key] += 1
-            self.restored_signals += record.signals
             for ticker, slot, close, volume, amount, prev in record.bars:
                 if slot <= self.gate.last_slot.get(ticker, -1):
                     continue

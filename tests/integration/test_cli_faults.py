@@ -186,3 +186,35 @@ def test_markup_in_a_rejected_value_is_printed_as_text() -> None:
     with LiveTable(console, "000300") as view:
         view.add({"rejected": "close='[/x] [bold]': not a plain decimal number"})
     assert "close='[/x] [bold]'" in buffer.getvalue()
+
+
+def test_a_redis_user_missing_a_command_is_one_line_and_nothing_is_read(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """An ACL user without XACK: `run --feed redis` refuses at start with one line naming
+    the command, exit 2, before Ray starts; the bars waiting in Redis are not touched."""
+    import redis
+
+    _, history, _ = _data(tmp_path, 1)
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.flushall()
+    admin.xadd("simsignal:bars:000300", {"ticker": "000300", "close": "1"})
+    admin.execute_command("ACL", "SETUSER", "noack", "reset", "on", ">pw", "~simsignal:*",
+                          "&simsignal:*", "+@all", "-xack")  # fmt: skip
+    url = f"redis://noack:pw@127.0.0.1:{redis_server.port}/0"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(history),
+             "--feed", "redis", "--ticker", "000300", "--redis-url", url],
+            capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+            env={**os.environ, "COLUMNS": "400"},
+        )  # fmt: skip
+    finally:
+        admin.acl_deluser("noack")
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out[-3000:]
+    [line] = [x for x in out.splitlines() if "redis error" in x]
+    assert "noack:***@" in line and "pw@" not in out
+    assert "may not run XACK (NOPERM)" in line and "+xack" in line
+    assert "Traceback" not in out and "Ray up" not in out
+    assert admin.xinfo_groups("simsignal:bars:000300") == []  # no group made, nothing read

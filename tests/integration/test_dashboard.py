@@ -58,6 +58,7 @@ def chromium() -> str:
     return shutil.which("chromium") or "/usr/bin/chromium"
 
 
+@pytest.mark.slow
 def test_the_page_shows_each_minute_within_a_second(
     redis_server: RedisServer, store: RedisStore, tmp_path: Path, chromium: str
 ) -> None:
@@ -164,3 +165,48 @@ def test_the_dashboard_binds_to_loopback_by_default(host: str) -> None:
     from simsignal.engine.settings import load_settings
 
     assert load_settings().dashboard.host == host
+
+
+@pytest.mark.slow
+def test_the_page_says_when_redis_is_away_and_goes_on_when_it_is_back(
+    tmp_path: Path, chromium: str
+) -> None:
+    """Redis stops under an open page: the page says "Redis unreachable" with Redis's own
+    reason (not a stale table), and shows the ticker's signals again once Redis is back."""
+    from playwright.sync_api import sync_playwright
+
+    port, data_dir = free_port(), tmp_path / "redis"
+    data_dir.mkdir()
+    server = RedisServer(port=port, data_dir=str(data_dir))
+    page_port = free_port()
+    page_server = subprocess.Popen(
+        [sys.executable, "-m", "simsignal.engine.cli", "dashboard", "--port", str(page_port),
+         "--redis-url", server.url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    latest = {"sq": '{"minute": 7, "slot": "09:37", "pred_close": 0.001, "k": 5}'}
+    try:
+        RedisStore.connect(server.url).set_hash("simsignal:latest:000300", latest)
+        _wait_http(f"http://127.0.0.1:{page_port}/")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{page_port}/?ticker=000300")
+            page.wait_for_selector("#latest-sq", timeout=10_000)
+            server.stop()
+            page.wait_for_function(
+                "() => document.getElementById('health').dataset.state === 'redis-away'",
+                timeout=60_000,
+            )
+            said = page.inner_text("#health")
+            assert said.startswith("Redis unreachable: Redis:"), said
+            assert page.get_attribute("#health", "class") == "bad"
+            server = RedisServer(port=port, data_dir=str(data_dir))  # back, with its AOF
+            page.wait_for_function(
+                "() => document.getElementById('health').dataset.state === 'ok'", timeout=60_000
+            )
+            assert page.get_attribute("#latest-sq", "data-minute") == "7"
+            browser.close()
+    finally:
+        page_server.kill()
+        server.stop()

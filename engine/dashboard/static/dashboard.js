@@ -47,7 +47,18 @@ function drawChart(view) {
   plot = new uPlot(opts, data, document.getElementById("chart"));
 }
 
+function unreachable(why) {
+  const health = document.getElementById("health");
+  health.textContent = `Redis unreachable: ${why} (the page goes on when it answers)`;
+  health.className = "bad";
+  health.dataset.state = "redis-away";
+}
+
 function render(state) {
+  if (state.error) {
+    unreachable(state.error);
+    return;
+  }
   const view = state.view;
   if (view) {
     setText("minute", String(view.minute), view.minute);
@@ -78,6 +89,7 @@ function render(state) {
     : `engine${h.state ? " " + h.state : ""}: ${h.minutes} minutes, p50 ${h.p50_ms} ms, p99 ${h.p99_ms} ms, ` +
       `${h.rejected} rejected bars, ${h.pending} signals buffered, ${h.spilled} spilled`;
   health.className = Number(h.pending) > 0 || Number(h.spilled) > 0 ? "bad" : "";
+  health.dataset.state = "ok";
 }
 
 function watch(ticker) {
@@ -85,10 +97,18 @@ function watch(ticker) {
   history.replaceState(null, "", `?ticker=${encodeURIComponent(ticker)}`);
   source = new EventSource(`/api/events?ticker=${encodeURIComponent(ticker)}`);
   source.onmessage = e => render(JSON.parse(e.data));
+  source.onerror = () => unreachable("the dashboard's server does not answer");
 }
 
 async function start() {
-  const { tickers } = await (await fetch("/api/tickers")).json();
+  let tickers = [];
+  try {
+    const reply = await (await fetch("/api/tickers")).json();
+    tickers = reply.tickers;
+    if (reply.error) unreachable(reply.error);
+  } catch (err) {
+    unreachable(String(err));
+  }
   const wanted = new URLSearchParams(location.search).get("ticker");
   const pick = document.getElementById("ticker");
   const names = wanted && !tickers.includes(wanted) ? [wanted, ...tickers] : tickers;
