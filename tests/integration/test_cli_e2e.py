@@ -227,6 +227,10 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
         env={**os.environ, "COLUMNS": "120"},
     )
     try:
+        deadline = time.monotonic() + 300  # ready first: else the pause below is spent starting
+        while store.hash("simsignal:engine").get("state") != "ready":
+            assert proc.poll() is None and time.monotonic() < deadline, "the engine did not start"
+            time.sleep(0.1)
         for i, r in enumerate(live.itertuples()):
             fields = {
                 "ticker": "000300",
@@ -259,6 +263,7 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
     assert store.length("simsignal:signals:000300") == want
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["bars_handled"] == len(live) + 2 and summary["accepted"] == len(live)
+    assert summary["graph_parks"] >= 1  # the 2 s pause parked the compiled graph
     kept = summary["load"]["per_ticker"]["000300"]["days_kept"]
     assert kept == 38  # 39 history days but the first (no previous close)
     assert store.length("simsignal:deadletter") == 2

@@ -95,7 +95,10 @@ def test_redis_lost_for_good_exits_1_and_simsignal_flush_publishes_the_rest(
                       "--out", str(out)], tmp_path, SIMSIGNAL_REDIS__DRAIN_SECONDS="2")  # fmt: skip
     try:
         engine.wait_for("ready for the first bar")
-        time.sleep(3.0)  # about 12 of the 40 minutes published
+        there, deadline = RedisStore.connect(server.url), time.monotonic() + 120
+        while there.length("simsignal:signals:000300") < 12 * ALGOS:  # 12 of the 40 minutes
+            assert time.monotonic() < deadline and engine.proc.poll() is None, engine.out[-3000:]
+            time.sleep(0.02)
         server.stop()
         code = engine.finish()
     finally:
@@ -218,3 +221,39 @@ def test_a_redis_user_missing_a_command_is_one_line_and_nothing_is_read(
     assert "may not run XACK (NOPERM)" in line and "+xack" in line
     assert "Traceback" not in out and "Ray up" not in out
     assert admin.xinfo_groups("simsignal:bars:000300") == []  # no group made, nothing read
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "line"),
+    [
+        ({"SIMSIGNAL_ENGINE__K": "0"}, [], "engine.k = '0': Input should be greater than 0"),
+        ({}, ["--algorithms", "sq,nope"], "engine.algorithms = 'sq,nope': unknown algorithm(s)"),
+        ({"SIMSIGNAL_ENGINE__BATCH_DEADLINE_MS": "-1"}, [],
+         "engine.batch_deadline_ms = '-1': Input should be greater than 0"),
+    ],
+)  # fmt: skip
+def test_a_configuration_error_is_one_line_with_the_setting_and_value(
+    tmp_path: Path, env: dict[str, str], args: list[str], line: str
+) -> None:
+    """Pydantic's several lines and its link become `configuration error: setting = value: why`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(tmp_path),
+         "--replay", str(tmp_path / "x.csv"), *args],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "80", **env},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    [said] = [x for x in done.stdout.splitlines() if x.strip()]
+    assert said.startswith("configuration error: " + line), said
+    assert "pydantic" not in done.stdout and "validation error" not in done.stdout
+
+
+def test_a_missing_replay_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(tmp_path),
+         "--replay", str(tmp_path / "nope.csv")],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+    assert "nope.csv: no such file" in done.stdout + done.stderr

@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_wheel_runs_the_demo_from_another_directory(
+def test_the_wheel_and_the_locked_runtime_run_the_demo_in_a_new_virtualenv(
     redis_server: object, store: RedisStore, tmp_path: Path
 ) -> None:
-    dist, target, work = tmp_path / "dist", tmp_path / "site", tmp_path / "elsewhere"
+    dist, target, work = tmp_path / "dist", tmp_path / "venv", tmp_path / "elsewhere"
     work.mkdir()
     source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
     shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
@@ -34,11 +34,21 @@ def test_wheel_runs_the_demo_from_another_directory(
         wheel.name.split("-py3")[0] + ".dist-info",
     }
     assert "simsignal/config/default.toml" in names and "simsignal/engine/cli.py" in names
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+    # the README's route for users: a new virtualenv, the locked runtime, then the wheel
+    subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
+    venv_pip = [str(target / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*venv_pip, "install", "--require-hashes", "-r",
+                    str(ROOT / "requirements" / "main.txt")], check=True)  # fmt: skip
+    subprocess.run([*venv_pip, "install", "--no-deps", str(wheel)], check=True)
+    listed = subprocess.run([*venv_pip, "list", "--format=freeze"], capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    assert "pytest" not in listed and "hypothesis" not in listed  # nothing of the dev venv
 
-    env = {**os.environ, "PYTHONPATH": str(target), "COLUMNS": "120"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["COLUMNS"] = "120"
     where = subprocess.run(
-        [sys.executable, "-c", "import simsignal.engine.settings as s; print(s.DEFAULT_CONFIG)"],
+        [str(target / "bin" / "python"), "-c",
+         "import simsignal.engine.settings as s; print(s.DEFAULT_CONFIG)"],
         cwd=work, env=env, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     assert where.startswith(str(target)) and Path(where).is_file()

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 
@@ -171,8 +172,10 @@ def test_it_reconnects_when_redis_comes_back(store: RedisStore) -> None:
         server.stop()
         worker = threading.Thread(target=reader.handle, args=(got.append, 10), daemon=True)
         worker.start()
-        time.sleep(1.5)
-        assert any("retrying" in s for s in said)
+        deadline = time.monotonic() + 30
+        while not any("retrying" in s for s in said):  # it said so, and did not crash
+            assert time.monotonic() < deadline and worker.is_alive(), said
+            time.sleep(0.05)
         server = RedisServer(port=port)  # back, empty: the group is made again
         sigs = _signals(20)
         SignalPublisher(RedisStore.connect(server.url), KEYS, 1000).publish(sigs[10:])
@@ -186,32 +189,43 @@ def test_it_reconnects_when_redis_comes_back(store: RedisStore) -> None:
 def test_the_asyncio_form_keeps_the_event_loop_free(
     redis_server: RedisServer, store: RedisStore
 ) -> None:
+    """The reader waits on an empty stream (its read blocks up to `block_ms`, 1 s) before the
+    signals come: other tasks must run all along. A read on the loop itself would stop them
+    for a whole second; the longest gap between heartbeats while reading tells."""
     sigs = _signals(400)
     pub = SignalPublisher(store, KEYS, 1000)
 
-    async def main() -> tuple[list[Signal], int]:
-        reader = _reader(redis_server.url, group="aio", from_start=True)
-        ticks = 0
+    async def main() -> tuple[list[Signal], list[float]]:
+        reader = SignalReader(redis_server.url, ["000300"], block_ms=1000, group="aio",
+                              from_start=True)  # fmt: skip
+        beats: list[float] = []
 
         async def heartbeat() -> None:
-            nonlocal ticks
             while True:
+                beats.append(time.perf_counter())
                 await asyncio.sleep(0.01)
-                ticks += 1
+
+        async def publish_later() -> None:
+            await asyncio.sleep(1.5)  # the reader is blocked in XREADGROUP meanwhile
+            await asyncio.to_thread(pub.publish, sigs)
 
         beat = asyncio.create_task(heartbeat())
-        await asyncio.to_thread(pub.publish, sigs)
+        await asyncio.sleep(0.05)
+        later = asyncio.create_task(publish_later())
         got = []
-        async for sig in reader.aiter():
-            got.append(sig)
-            if len(got) == len(sigs):
-                break
+        async with asyncio.timeout(60):
+            async for sig in reader.aiter():
+                got.append(sig)
+                if len(got) == len(sigs):
+                    break
+        await later
         beat.cancel()
-        return got, ticks
+        return got, beats
 
-    got, ticks = asyncio.run(main())
+    got, beats = asyncio.run(main())
     assert [_key(s) for s in got] == [_key(s) for s in sigs]
-    assert ticks > 0  # the loop ran other tasks while reading
+    gaps = np.diff(beats)
+    assert len(beats) > 50 and gaps.max() < 0.5, f"the loop stalled {gaps.max():.3f} s"
 
 
 def _readme_example() -> str:

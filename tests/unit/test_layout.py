@@ -23,14 +23,14 @@ def test_on_a_cluster_one_executor_per_node_with_the_smallest_nodes_cores() -> N
 
 @pytest.mark.parametrize(
     ("cpus", "shards", "per_shard"),
-    [(2.0, 4, 0.5), (3.0, 2, 1.0), (2.0, 3, 0.66), (1.0, 300, 0.01)],
+    [(2.0, 4, 0.5), (3.0, 2, 1.0), (2.0, 3, 0.66), (1.0, 300, 0.0033), (0.5, 5000, 0.0001)],
 )
 def test_more_shards_than_cpus_share_them_and_never_ask_for_more(
     cpus: float, shards: int, per_shard: float
 ) -> None:
     layout = Layout.of([cpus], joined=False, shards=shards)
     assert layout.shard_cpus == per_shard
-    assert layout.shards * layout.shard_cpus <= cpus or layout.shard_cpus == 0.01
+    assert layout.shards * layout.shard_cpus <= cpus
 
 
 def test_settings_win_and_auto_shards_are_capped() -> None:
@@ -42,3 +42,10 @@ def test_settings_win_and_auto_shards_are_capped() -> None:
     assert (
         "3 shard(s) × 2 CPU" in set_.describe() and "5 executor(s) × 4 core(s)" in set_.describe()
     )
+
+
+def test_more_shards_than_ray_can_split_the_cpus_for_are_refused() -> None:
+    from simsignal.engine.placement import ClusterTooSmall
+
+    with pytest.raises(ClusterTooSmall, match=r"9000 shards \(engine.shards\) cannot share 0.5"):
+        Layout.of([0.5], joined=False, shards=9000)

@@ -74,9 +74,26 @@ def test_forecast_by_hand() -> None:
     assert f.pred_close_mean == pytest.approx(0.01)
     assert f.up_prob == pytest.approx(w[0])
     assert f.pred_move == pytest.approx((1 + f.pred_close) / 1.01 - 1)
-    assert f.q10 <= f.q50 <= f.q90
     with pytest.raises(ValueError, match="at least one"):
         forecast(0.0, np.array([]), np.array([]), np.array([]))
+
+
+def test_quantiles_and_dispersion_against_the_statistics_module() -> None:
+    """q10, q50, q90 (R's type 7, `inclusive`) and dispersion (population σ) of the continued
+    closes, computed by the standard library from a loop over the neighbours."""
+    import statistics
+
+    rng = np.random.default_rng(7)
+    for k in (1, 2, 5, 40):
+        x_now = float(rng.normal(0, 0.01))
+        y_now, y_end = rng.normal(0, 0.01, k), rng.normal(0, 0.02, k)
+        f = forecast(x_now, rng.random(k), y_now, y_end)
+        closes = [(1 + x_now) * (1 + e) / (1 + n) - 1 for n, e in zip(y_now, y_end, strict=True)]
+        deciles = statistics.quantiles(closes, n=10, method="inclusive") if k > 1 else closes * 9
+        assert f.q10 == pytest.approx(deciles[0], abs=1e-15)
+        assert f.q50 == pytest.approx(statistics.median(closes), abs=1e-15)
+        assert f.q90 == pytest.approx(deciles[8], abs=1e-15)
+        assert f.dispersion == pytest.approx(statistics.pstdev(closes), abs=1e-15)
 
 
 def test_weights_are_scale_free() -> None:

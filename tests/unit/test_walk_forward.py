@@ -7,6 +7,8 @@ a trend ("always up" wins, and the report says so).
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,11 +44,12 @@ def _random_walk(rng: np.random.Generator, days: int, drift: float = 0.0) -> np.
 def test_walk_forward_equals_a_brute_force_over_earlier_days() -> None:
     rng = np.random.default_rng(11)
     curves = _curves({"AAA": _random_walk(rng, 30), "BBB": _random_walk(rng, 30)})
-    config = WalkConfig(("sq", "var"), 5, CN, checkpoints=(5, 30, 120))
+    # the last slot: every neighbour is unchanged from now to its close, a tie counted ½
+    config = WalkConfig(("sq", "var"), 5, CN, checkpoints=(5, 30, 120, CN.slots))
     dates = dates_to_test(curves, "2023-02-06", "2023-02-10")
     assert len(dates) == 5
     frame = walk_forward(curves, config, dates).frame
-    assert len(frame) == 5 * 2 * 3 * 2
+    assert len(frame) == 5 * 2 * 4 * 2
     all_dates = curves.dates.astype(str)
     for row in frame.itertuples():
         today = np.flatnonzero((all_dates == row.date) & (curves.tickers == row.ticker))[0]
@@ -64,11 +67,18 @@ def test_walk_forward_equals_a_brute_force_over_earlier_days() -> None:
         y_end = curves.ratio[rows, -1].astype(np.float64)
         closes = (1 + x[m - 1]) * (1 + y_end) / (1 + y_now) - 1
         assert row.pred_close == pytest.approx(float(w @ closes), rel=1e-9, abs=1e-12)
-        assert row.up_raw == pytest.approx(float(w @ np.where(y_end > y_now, 1.0, 0.0)), abs=1e-9)
+        rose = [1.0 if e > n else 0.5 if e == n else 0.0 for n, e in zip(y_now, y_end, strict=True)]
+        assert row.up_raw == pytest.approx(float(w @ np.array(rose)), abs=1e-9)
+        deciles = statistics.quantiles(closes.tolist(), n=10, method="inclusive")
+        assert (row.q10, row.q90) == pytest.approx((deciles[0], deciles[8]), abs=1e-12)
+        assert row.dispersion == pytest.approx(statistics.pstdev(closes.tolist()), abs=1e-12)
         assert row.move == pytest.approx((1 + x[-1]) / (1 + x[m - 1]) - 1, rel=1e-6, abs=1e-9)
         moves = (1 + hist[:, -1]) / (1 + hist[:, m - 1]) - 1
         assert row.mean_move == pytest.approx(moves.mean(), rel=1e-9, abs=1e-15)
-        assert row.base_up == pytest.approx(np.mean(moves > 0), abs=1e-12)
+        ups = [1.0 if v > 0 else 0.5 if v == 0 else 0.0 for v in moves]
+        assert row.base_up == pytest.approx(np.mean(ups), abs=1e-12)
+    last = frame[frame["minute"] == CN.slots]
+    np.testing.assert_allclose(last[["up_raw", "base_up"]].to_numpy(), 0.5, atol=1e-12)
 
 
 def test_no_look_ahead_later_days_and_later_minutes_change_nothing() -> None:
