@@ -23,23 +23,23 @@ import orjson
 import ray
 
 from simsignal.actors.fanout import RayFanOut, ShardLost
-from simsignal.engine.bars import BadBar
-from simsignal.engine.forecast import forecast
-from simsignal.engine.gc_pause import gc_paused
-from simsignal.engine.keys import Keys
-from simsignal.engine.pipeline.batcher import Arrival, MinuteBatcher
-from simsignal.engine.pipeline.journal import BatchRecord
-from simsignal.engine.pipeline.minute import (
+from simsignal.engine.adapters.publish import SignalPublisher
+from simsignal.engine.adapters.redis_sink import RedisSink
+from simsignal.engine.adapters.redis_store import RedisError, RedisStore, Unavailable
+from simsignal.engine.core.bars import BadBar
+from simsignal.engine.core.forecast import forecast
+from simsignal.engine.core.gc_pause import gc_paused
+from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.pipeline.batcher import Arrival, MinuteBatcher
+from simsignal.engine.core.pipeline.journal import BatchRecord
+from simsignal.engine.core.pipeline.minute import (
     MinutePipeline,
     MinuteResult,
     PipelineConfig,
     Rejection,
 )
-from simsignal.engine.pipeline.observers import ChartSnapshot, LatencyStats, LiveView
-from simsignal.engine.publish import SignalPublisher
-from simsignal.engine.redis_sink import RedisSink
-from simsignal.engine.redis_store import RedisError, RedisStore, Unavailable
-from simsignal.engine.templates import get_template
+from simsignal.engine.core.pipeline.observers import ChartSnapshot, LatencyStats, LiveView
+from simsignal.engine.core.templates import get_template
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
-from simsignal.engine.cluster import ray_cause
-from simsignal.engine.pipeline.minute import ShardReply
-from simsignal.engine.shard_state import Update
+from simsignal.actors.cluster import ray_cause
+from simsignal.engine.core.pipeline.minute import ShardReply
+from simsignal.engine.core.shard_state import Update
 
 log = logging.getLogger(__name__)
 INLINE_UPDATES = 64  # above this many updates, broadcast through one ray.put

@@ -15,16 +15,15 @@ from typing import Any
 import ray
 from rich.console import Console
 
-from simsignal.engine import cluster, placement
-from simsignal.engine.settings import Settings
+from simsignal.actors import cluster, placement
+from simsignal.actors.history_load import HistoryLoad
+from simsignal.config.settings import Settings
 
 
 class HistoryLoader:
-    """Runs a Session's load steps where the data is; returns what the driver's Session needs."""
+    """Runs the history load where the data is; returns what the driver's Session needs."""
 
     def __init__(self, settings: Settings, layout: placement.Layout) -> None:
-        from simsignal.actors.session import Session  # noqa: PLC0415 - session imports this
-
         self.output = io.StringIO()
         console = Console(file=self.output, width=120, force_terminal=False, soft_wrap=True)
         cache = settings.history.cache_dir
@@ -33,19 +32,18 @@ class HistoryLoader:
                           "is relative; a Ray client needs a path shared by the nodes")  # fmt: skip
             history = settings.history.model_copy(update={"cache_dir": ""})
             settings = settings.model_copy(update={"history": history})
-        self.session = Session(settings, console, layout=layout)
+        self.loading = HistoryLoad(settings, console, layout)
 
     def load(self, history_paths: list[str], date: str, wanted: list[str] | None) -> dict[str, Any]:
         """The loaded history, its cache folder and columns, and what the load printed."""
         t0 = time.perf_counter()
-        s = self.session
-        cluster.ensure_java(s.console.print)
+        h = self.loading
+        cluster.ensure_java(h.console.print)
         cluster.spark_env()
-        files, template, fits = s._files(history_paths, wanted)
-        with s.console.status("loading") as status:
-            history = s._load_history(files, template, fits, date, wanted, history_paths, t0,
-                                      status)  # fmt: skip
-        return {"history": history, "cache": s.cache, "columns": s.columns,
+        checked = h.files(history_paths, wanted)
+        with h.console.status("loading") as status:
+            history = h.load(checked, date, wanted, history_paths, t0, status)
+        return {"history": history, "cache": h.cache, "columns": h.columns,
                 "said": self.output.getvalue()}  # fmt: skip
 
 

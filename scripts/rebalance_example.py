@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from simsignal.engine.signals import Signal
-from simsignal.engine.subscriber import SignalReader
+from simsignal.engine.adapters.subscriber import SignalReader
+from simsignal.engine.core.signals import Signal
 
 
 def target_weights(latest: dict[str, Signal], cap: float) -> dict[str, float]:

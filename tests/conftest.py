@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from simsignal.engine.cluster import LOOPBACK_ONLY
-from simsignal.engine.redis_server import RedisServer
-from simsignal.engine.redis_store import RedisStore
+from simsignal.actors.cluster import LOOPBACK_ONLY
+from simsignal.engine.adapters.redis_server import RedisServer
+from simsignal.engine.adapters.redis_store import RedisStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SEED_DATA = SHARED / "data" / "seed"
@@ -45,7 +45,7 @@ def store(redis_server: RedisServer) -> Iterator[RedisStore]:
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
     """One local Ray for the whole run, with the JVM options RayDP needs."""
-    from simsignal.engine import cluster
+    from simsignal.actors import cluster
 
     cluster.ensure_java()
     cluster.start_ray(num_cpus=2)
@@ -56,7 +56,7 @@ def ray_cluster() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def spark(ray_cluster: None) -> Any:
     """Spark on the session's Ray via RayDP (kept up: loader tests share it)."""
-    from simsignal.engine import cluster
+    from simsignal.actors import cluster
 
     return cluster.start_spark(executor_memory="1g")
 

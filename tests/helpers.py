@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simsignal.engine.algorithms import REGISTRY, Params
-from simsignal.engine.algorithms.base import snap
-from simsignal.engine.algorithms.motif import window_distances
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.signals import Signal
-from simsignal.engine.templates import SessionTemplate
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.algorithms import REGISTRY, Params
+from simsignal.engine.core.algorithms.base import snap
+from simsignal.engine.core.algorithms.motif import window_distances
+from simsignal.engine.core.signals import Signal
+from simsignal.engine.core.templates import SessionTemplate
 
 
 def curves_from_bars(bars: pd.DataFrame, template: SessionTemplate) -> pd.DataFrame:

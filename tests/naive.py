@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from simsignal.engine.algorithms import Params
+from simsignal.engine.core.algorithms import Params
 
 
 def _scale(v: list[float]) -> list[float]:

@@ -13,12 +13,12 @@ import ray
 
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
-from simsignal.engine.algorithms import KNOWN, REGISTRY, Params
-from simsignal.engine.channels import money_flow, volume_share
-from simsignal.engine.forecast import Forecast, ensemble
-from simsignal.engine.pipeline.minute import PipelineConfig
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.templates import get_template
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.algorithms import KNOWN, REGISTRY, Params
+from simsignal.engine.core.channels import money_flow, volume_share
+from simsignal.engine.core.forecast import Forecast, ensemble
+from simsignal.engine.core.pipeline.minute import PipelineConfig
+from simsignal.engine.core.templates import get_template
 from tests.helpers import assert_neighbors, brute_topk, published, reference_ranked, signals_in
 
 CN = get_template("cn")
@@ -239,7 +239,7 @@ def test_all_algorithms_and_channels_equal_recompute(
 
 def test_redis_outage_buffers_signals_in_order(ray_cluster: None) -> None:
     """Redis down for three minutes: their signals are kept and published, in order, once."""
-    from simsignal.engine.redis_server import RedisServer, free_port
+    from simsignal.engine.adapters.redis_server import RedisServer, free_port
 
     port = free_port()
     server = RedisServer(port=port)
@@ -270,7 +270,7 @@ def test_each_node_says_which_history_paths_it_cannot_read(
     """The check behind refusing driver-only history on a cluster, run as Ray tasks on the
     node: a missing file and one of another size than the driver saw are named, and the
     refusal names the path and the node."""
-    from simsignal.engine.shared_paths import check_visible, refusal, unseen_by_node
+    from simsignal.actors.shared_paths import check_visible, refusal, unseen_by_node
 
     here = tmp_path / "h.parquet"
     here.write_bytes(b"x" * 100)
@@ -291,8 +291,8 @@ def test_what_the_cluster_cannot_place_is_a_cluster_error(ray_cluster: None) -> 
     naming the setting (the CLI prints it as `cluster error:`), and nothing left reserved."""
     from ray.util import placement_group_table
 
-    from simsignal.engine.cluster import _executor_group
-    from simsignal.engine.placement import ClusterTooSmall, Layout, cpu_nodes, spread_group
+    from simsignal.actors.cluster import _executor_group
+    from simsignal.actors.placement import ClusterTooSmall, Layout, cpu_nodes, spread_group
 
     def held() -> set[str]:
         return {i for i, g in placement_group_table().items() if g["state"] != "REMOVED"}

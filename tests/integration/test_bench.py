@@ -18,7 +18,7 @@ import pytest
 def test_bench_runs_a_tiny_market(tmp_path: Path) -> None:
     doc = tmp_path / "docs" / "benchmarks.md"
     proc = subprocess.run(
-        [sys.executable, "-m", "simsignal.engine.cli", "bench", "--workload", "w2",
+        [sys.executable, "-m", "simsignal.engine.app.cli", "bench", "--workload", "w2",
          "--tickers", "3", "--years", "0.1", "--minutes", "6", "--data", str(tmp_path / "data"),
          "--out", str(tmp_path / "out"), "--doc", str(doc)],
         capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simsignal.engine.algorithms import Params
-from simsignal.engine.cluster import _java_library_copies
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.synthetic import make_history, to_seed_format
-from simsignal.engine.templates import get_template
+from simsignal.actors.cluster import _java_library_copies
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.adapters.synthetic import make_history, to_seed_format
+from simsignal.engine.core.algorithms import Params
+from simsignal.engine.core.templates import get_template
 from tests.helpers import (
     assert_neighbors,
     brute_topk,
@@ -37,7 +37,7 @@ NOISE = ("WARN", "StatusConsoleListener", "RejectedExecutionException", "Dataset
 def _simsignal(args: list[str], cwd: Path) -> str:
     env = {**os.environ, "COLUMNS": "120"}
     proc = subprocess.run(
-        [sys.executable, "-m", "simsignal.engine.cli", *args],
+        [sys.executable, "-m", "simsignal.engine.app.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -129,7 +129,7 @@ def _demo_with_dashboard(url: str, tmp_path: Path, heard: list[tuple[str, str]])
     import time
     import urllib.request
 
-    from simsignal.engine.redis_server import free_port
+    from simsignal.engine.adapters.redis_server import free_port
     from tests.integration.test_cli_faults import _Engine
 
     port = free_port()
@@ -155,7 +155,7 @@ def test_demo_publishes_every_minute_of_every_algorithm(
     import asyncio
     import threading
 
-    from simsignal.engine.subscriber import SignalReader
+    from simsignal.engine.adapters.subscriber import SignalReader
 
     url = redis_server.url  # type: ignore[attr-defined]
     # An asyncio consumer follows the replay (at --speed 0) while it runs.
@@ -205,7 +205,7 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
         [
             sys.executable,
             "-m",
-            "simsignal.engine.cli",
+            "simsignal.engine.app.cli",
             "run",
             "--history",
             str(tmp_path / "h.parquet"),
@@ -274,8 +274,8 @@ def test_subscribe_stops_at_count_and_says_what_it_reads(
 ) -> None:
     import redis
 
-    from simsignal.engine.keys import Keys
-    from simsignal.engine.publish import SignalPublisher
+    from simsignal.engine.adapters.publish import SignalPublisher
+    from simsignal.engine.core.keys import Keys
     from tests.unit.test_messages import _signal
 
     sigs = [_signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m) for m in range(1, 21)]
@@ -287,7 +287,7 @@ def test_subscribe_stops_at_count_and_says_what_it_reads(
     redis.Redis.from_url(url).xadd("simsignal:signals:000300", foreign, id="1714095150000-0")
     assert publisher.publish(sigs[2:]) == 18
     done = subprocess.run(
-        [sys.executable, "-m", "simsignal.engine.cli", "subscribe", "000300", "--from-start",
+        [sys.executable, "-m", "simsignal.engine.app.cli", "subscribe", "000300", "--from-start",
          "--count", "8", "--redis-url", url], capture_output=True, text=True, timeout=120,
         check=False, cwd=tmp_path,
     )  # fmt: skip

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from simsignal.engine.live_view import LiveTable
-from simsignal.engine.redis_server import RedisServer, free_port
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.synthetic import make_history
-from simsignal.engine.templates import get_template
+from simsignal.engine.adapters.redis_server import RedisServer, free_port
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.adapters.synthetic import make_history
+from simsignal.engine.app.live_view import LiveTable
+from simsignal.engine.core.templates import get_template
 
 CN = get_template("cn")
 ALGOS = 4  # the default algorithms
@@ -44,7 +44,7 @@ class _Engine:
 
     def __init__(self, args: list[str], cwd: Path, **env: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "simsignal.engine.cli", *args], cwd=cwd,
+            [sys.executable, "-m", "simsignal.engine.app.cli", *args], cwd=cwd,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "COLUMNS": "160", **env},
         )  # fmt: skip
@@ -114,7 +114,7 @@ def test_redis_lost_for_good_exits_1_and_simsignal_flush_publishes_the_rest(
     server = RedisServer(port=port, data_dir=str(data_dir))  # back, with what it had (AOF)
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "simsignal.engine.cli", "flush", "--spill", str(spill),
+            [sys.executable, "-m", "simsignal.engine.app.cli", "flush", "--spill", str(spill),
              "--redis-url", server.url], capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
@@ -158,7 +158,7 @@ def test_a_date_before_all_history_is_one_line_and_exit_2(
 ) -> None:
     _, history, live = _data(tmp_path, 5)
     done = subprocess.run(
-        [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(history),
+        [sys.executable, "-m", "simsignal.engine.app.cli", "run", "--history", str(history),
          "--feed", "replay", "--replay", str(live), "--date", "2001-01-04", "--redis-url",
          redis_server.url], capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
         env={**os.environ, "COLUMNS": "200"},
@@ -174,8 +174,8 @@ def test_an_empty_history_folder_fails_before_ray_starts(tmp_path: Path) -> None
                                        "000300,2024-04-26 09:30:00,1,1,1,1,1\n")  # fmt: skip
     t0 = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(tmp_path / "empty"),
-         "--feed", "replay", "--replay", str(tmp_path / "live.csv")],
+        [sys.executable, "-m", "simsignal.engine.app.cli", "run", "--history",
+         str(tmp_path / "empty"), "--feed", "replay", "--replay", str(tmp_path / "live.csv")],
         capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 2 and "history error: no CSV or Parquet files" in done.stdout
@@ -207,7 +207,7 @@ def test_a_redis_user_missing_a_command_is_one_line_and_nothing_is_read(
     url = f"redis://noack:pw@127.0.0.1:{redis_server.port}/0"
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(history),
+            [sys.executable, "-m", "simsignal.engine.app.cli", "run", "--history", str(history),
              "--feed", "redis", "--ticker", "000300", "--redis-url", url],
             capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
             env={**os.environ, "COLUMNS": "400"},
@@ -237,7 +237,7 @@ def test_a_configuration_error_is_one_line_with_the_setting_and_value(
 ) -> None:
     """Pydantic's several lines and its link become `configuration error: setting = value: why`."""
     done = subprocess.run(
-        [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(tmp_path),
+        [sys.executable, "-m", "simsignal.engine.app.cli", "run", "--history", str(tmp_path),
          "--replay", str(tmp_path / "x.csv"), *args],
         capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
         env={**os.environ, "COLUMNS": "80", **env},
@@ -250,7 +250,7 @@ def test_a_configuration_error_is_one_line_with_the_setting_and_value(
 
 def test_a_missing_replay_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(tmp_path),
+        [sys.executable, "-m", "simsignal.engine.app.cli", "run", "--history", str(tmp_path),
          "--replay", str(tmp_path / "nope.csv")],
         capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
         env={**os.environ, "COLUMNS": "200"},

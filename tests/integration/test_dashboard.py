@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simsignal.engine.redis_server import RedisServer, free_port
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.signals import Signal
+from simsignal.engine.adapters.redis_server import RedisServer, free_port
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.signals import Signal
 from tests.integration.test_cli_faults import _data, _Engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ def test_the_page_shows_each_minute_within_a_second(
     engine = _Engine(args, tmp_path, SIMSIGNAL_DASHBOARD__VIEW_TICKERS='["000300"]')
     port = free_port()
     page_server = subprocess.Popen(
-        [sys.executable, "-m", "simsignal.engine.cli", "dashboard", "--port", str(port),
+        [sys.executable, "-m", "simsignal.engine.app.cli", "dashboard", "--port", str(port),
          "--redis-url", url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
@@ -153,7 +153,7 @@ def test_the_page_shows_each_minute_within_a_second(
 
 def test_the_page_loads_nothing_from_the_internet() -> None:
     """The chart library is bundled (uPlot, MIT, with its licence); no CDN, no remote URL."""
-    static = ROOT / "engine" / "dashboard" / "static"
+    static = ROOT / "engine" / "app" / "dashboard" / "static"
     for name in ("index.html", "dashboard.js"):
         text = (static / name).read_text()
         assert "http://" not in text and "https://" not in text, name
@@ -162,7 +162,7 @@ def test_the_page_loads_nothing_from_the_internet() -> None:
 
 @pytest.mark.parametrize("host", ["127.0.0.1"])
 def test_the_dashboard_binds_to_loopback_by_default(host: str) -> None:
-    from simsignal.engine.settings import load_settings
+    from simsignal.config.settings import load_settings
 
     assert load_settings().dashboard.host == host
 
@@ -180,7 +180,7 @@ def test_the_page_says_when_redis_is_away_and_goes_on_when_it_is_back(
     server = RedisServer(port=port, data_dir=str(data_dir))
     page_port = free_port()
     page_server = subprocess.Popen(
-        [sys.executable, "-m", "simsignal.engine.cli", "dashboard", "--port", str(page_port),
+        [sys.executable, "-m", "simsignal.engine.app.cli", "dashboard", "--port", str(page_port),
          "--redis-url", server.url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.synthetic import make_history
-from simsignal.engine.templates import get_template
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.adapters.synthetic import make_history
+from simsignal.engine.core.templates import get_template
 from tests.helpers import brute_topk, curves_from_bars, signals_in
 
 CN = get_template("cn")
@@ -27,7 +27,7 @@ AT = (30, 120)
 
 def _simsignal(args: list[str], cwd: Path, code: int = 0) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "simsignal.engine.cli", *args], cwd=cwd, capture_output=True,
+        [sys.executable, "-m", "simsignal.engine.app.cli", *args], cwd=cwd, capture_output=True,
         text=True, timeout=600, check=False, env={**os.environ, "COLUMNS": "160"},
     )  # fmt: skip
     assert proc.returncode == code, proc.stdout[-3000:] + proc.stderr[-3000:]

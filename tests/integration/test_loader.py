@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import ray
 
-from simsignal.engine.history.curves import DayCurves
-from simsignal.engine.history.formats import MissingColumnError
-from simsignal.engine.history.loader import load_history
-from simsignal.engine.synthetic import make_history, to_seed_format
-from simsignal.engine.templates import get_template
+from simsignal.engine.adapters.history.formats import MissingColumnError
+from simsignal.engine.adapters.history.loader import load_history
+from simsignal.engine.adapters.synthetic import make_history, to_seed_format
+from simsignal.engine.core.curves import DayCurves
+from simsignal.engine.core.templates import get_template
 from tests.helpers import curves_from_bars
 
 CN = get_template("cn")
@@ -120,7 +120,7 @@ def test_missing_column_is_a_clear_error(spark: Any, tmp_path: Path) -> None:
 
 
 def test_day_curves_cache_gives_back_the_same_history(spark: Any, tmp_path: Path) -> None:
-    from simsignal.engine.history import curves_cache
+    from simsignal.engine.adapters.history import curves_cache
 
     bars = pd.concat([make_history(CN, years=6 / 243, ticker=t, seed=s)
                       for t, s in (("000300", 1), ("600000", 2))])  # fmt: skip

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from simsignal.engine.redis_server import RedisServer, free_port
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.signals import Signal
+from simsignal.engine.adapters.redis_server import RedisServer, free_port
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.signals import Signal
 from tests.integration.test_cli_faults import _data, _Engine
 
 MB = 2**20
@@ -24,7 +24,7 @@ MB = 2**20
 
 def _run(args: list[str], cwd: Path, **env: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "simsignal.engine.cli", "run", *args], cwd=cwd,
+        [sys.executable, "-m", "simsignal.engine.app.cli", "run", *args], cwd=cwd,
         capture_output=True, text=True, timeout=900, check=False,
         env={**os.environ, "COLUMNS": "150", **env},
     )  # fmt: skip

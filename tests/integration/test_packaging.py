@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.adapters.redis_store import RedisStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ def test_the_wheel_and_the_locked_runtime_run_the_demo_in_a_new_virtualenv(
     env["COLUMNS"] = "120"
     where = subprocess.run(
         [str(target / "bin" / "python"), "-c",
-         "import simsignal.engine.settings as s; print(s.DEFAULT_CONFIG)"],
+         "import simsignal.config.settings as s; print(s.DEFAULT_CONFIG)"],
         cwd=work, env=env, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     assert where.startswith(str(target)) and Path(where).is_file()

@@ -16,13 +16,13 @@ from rich.console import Console
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.session import Session
 from simsignal.actors.shard import ShardActor
-from simsignal.engine.history.loader import LoadedHistory, LoadReport
-from simsignal.engine.keys import Keys
-from simsignal.engine.pipeline.minute import PipelineConfig
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.settings import load_settings
-from simsignal.engine.signals import Signal
-from simsignal.engine.templates import get_template
+from simsignal.config.settings import load_settings
+from simsignal.engine.adapters.history.loaded import LoadedHistory, LoadReport
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.pipeline.minute import PipelineConfig
+from simsignal.engine.core.signals import Signal
+from simsignal.engine.core.templates import get_template
 from tests.helpers import brute_topk
 
 CN = get_template("cn")

@@ -21,13 +21,13 @@ import psutil
 import pytest
 import redis
 
-from simsignal.engine.commit import COMMIT_LUA
-from simsignal.engine.keys import Keys
-from simsignal.engine.redis_server import RedisServer, free_port
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.signals import Signal
-from simsignal.engine.synthetic import make_history
-from simsignal.engine.templates import get_template
+from simsignal.engine.adapters.redis_server import RedisServer, free_port
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.adapters.synthetic import make_history
+from simsignal.engine.core.commit import COMMIT_LUA
+from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.signals import Signal
+from simsignal.engine.core.templates import get_template
 from tests.integration.test_cli_faults import _Engine
 
 CN = get_template("cn")

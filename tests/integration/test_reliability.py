@@ -26,13 +26,13 @@ from hypothesis import strategies as st
 
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
-from simsignal.engine.cli import _resilient
-from simsignal.engine.derived import RebalanceRule, TimingRule
-from simsignal.engine.keys import Keys
-from simsignal.engine.pipeline.minute import PipelineConfig
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.signals import Signal
-from simsignal.engine.templates import get_template
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.app.cli import _resilient
+from simsignal.engine.core.derived import RebalanceRule, TimingRule
+from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.pipeline.minute import PipelineConfig
+from simsignal.engine.core.signals import Signal
+from simsignal.engine.core.templates import get_template
 from tests.integration.test_actors import _history
 
 CN = get_template("cn")
@@ -378,7 +378,7 @@ def test_a_redis_outage_while_following_touches_no_shard(
     """Redis stops for 12 s (longer than a compiled graph's timeout) while the engine follows
     the bar streams, then comes back with its data (AOF): no shard recovery, no engine error,
     and the signals equal a clean run's."""
-    from simsignal.engine.redis_server import RedisServer, free_port
+    from simsignal.engine.adapters.redis_server import RedisServer, free_port
 
     port = free_port()
     server = RedisServer(port=port, data_dir=str(tmp_path))
@@ -454,7 +454,7 @@ def test_an_engine_error_mid_batch_is_undone_and_the_batch_redone(
     coordinator rebuilds today and the shards from its batch log and does the batch again. A
     batch that fails twice is refused bar by bar (`engine_error`), and the day goes on."""
     from simsignal.actors.coordinator import Coordinator
-    from simsignal.engine.pipeline.minute import MinutePipeline
+    from simsignal.engine.core.pipeline.minute import MinutePipeline
 
     refs, _, _ = _history(100, 81)
     good = _good(10, 82)

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import redis
 
-from simsignal.engine.keys import Keys
-from simsignal.engine.publish import SignalPublisher
-from simsignal.engine.redis_server import RedisServer, free_port
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.signals import Signal
-from simsignal.engine.subscriber import SignalReader
+from simsignal.engine.adapters.publish import SignalPublisher
+from simsignal.engine.adapters.redis_server import RedisServer, free_port
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.adapters.subscriber import SignalReader
+from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.signals import Signal
 from tests.unit.test_messages import _signal
 
 KEYS = Keys()

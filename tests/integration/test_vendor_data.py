@@ -13,14 +13,15 @@ import ray
 
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
 from simsignal.actors.shard import ShardActor
-from simsignal.engine.history.curves import DayCurves
-from simsignal.engine.history.days import FIRST_DAY, TOO_MANY_MISSING, after_hole
-from simsignal.engine.history.formats import sample_times
-from simsignal.engine.history.loader import LoadedHistory, load_history
-from simsignal.engine.history.template_fit import TemplateMismatchError, choose_for
-from simsignal.engine.pipeline.minute import PipelineConfig
-from simsignal.engine.redis_store import RedisStore
-from simsignal.engine.templates import get_template
+from simsignal.engine.adapters.history.days import FIRST_DAY, TOO_MANY_MISSING, after_hole
+from simsignal.engine.adapters.history.formats import sample_times
+from simsignal.engine.adapters.history.loaded import LoadedHistory
+from simsignal.engine.adapters.history.loader import load_history
+from simsignal.engine.adapters.history.template_fit import TemplateMismatchError, choose_for
+from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.curves import DayCurves
+from simsignal.engine.core.pipeline.minute import PipelineConfig
+from simsignal.engine.core.templates import get_template
 from tests.helpers import curves_from_bars, published
 
 CN, US = get_template("cn"), get_template("us")
@@ -38,7 +39,7 @@ def _curves(res: LoadedHistory) -> DayCurves:
 
 def _us_etf(days: int, seed: int, ticker: str = "SPY", start: str = "2025-06-02") -> pd.DataFrame:
     """US session bars plus thin pre- and post-market minutes, as a vendor sends them."""
-    from simsignal.engine.synthetic import make_history
+    from simsignal.engine.adapters.synthetic import make_history
 
     bars = make_history(US, years=days / 243, ticker=ticker, start=start, seed=seed, level=500.0)
     rng = np.random.default_rng(seed)
@@ -61,7 +62,7 @@ def test_wrong_template_stops_the_load_and_names_the_right_one(spark: Any, tmp_p
     assert res.template.name == "us" and res.report.template == "us"
     assert res.report.rows_dropped["outside the us session"] == 6 * 60  # pre/post-market
 
-    from simsignal.engine.synthetic import make_history
+    from simsignal.engine.adapters.synthetic import make_history
 
     cn_path = tmp_path / "cn.csv"
     make_history(CN, years=6 / 243, seed=2).to_csv(cn_path, index=False)
@@ -140,7 +141,7 @@ def test_ticker_limits_the_load(spark: Any, tmp_path: Path) -> None:
 def test_a_ticker_without_days_is_dead_lettered_and_the_rest_runs_on(
     spark: Any, redis_server: Any, store: RedisStore, tmp_path: Path
 ) -> None:
-    from simsignal.engine.synthetic import make_history
+    from simsignal.engine.adapters.synthetic import make_history
 
     good = make_history(CN, years=30 / 243, ticker="000300", seed=8)
     bad = make_history(CN, years=3 / 243, ticker="600000", seed=9)
@@ -189,7 +190,7 @@ def test_cli_names_the_fitting_template_in_one_line_before_starting_ray(tmp_path
     _us_etf(1, 11, start="2025-06-05").to_csv(replay, index=False)
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "simsignal.engine.cli", "run", "--history", str(path),
+        [sys.executable, "-m", "simsignal.engine.app.cli", "run", "--history", str(path),
          "--replay", str(replay), "--template", "cn", "--out", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=120, check=False,
         env={**__import__("os").environ, "COLUMNS": "200"},

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from simsignal.engine.algorithms import REGISTRY, Algorithm, Params
+from simsignal.engine.core.algorithms import REGISTRY, Algorithm, Params
 from tests.naive import naive_scores
 
 SEED = 20161101

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simsignal.engine.channels import money_flow, parse_channels, volume_share
-from simsignal.engine.forecast import Forecast, ensemble
-from simsignal.engine.history.days import days_of_ticker
-from simsignal.engine.synthetic import make_history
-from simsignal.engine.templates import get_template
-from simsignal.engine.today import TodayCurve
+from simsignal.engine.adapters.history.days import days_of_ticker
+from simsignal.engine.adapters.synthetic import make_history
+from simsignal.engine.core.channels import money_flow, parse_channels, volume_share
+from simsignal.engine.core.forecast import Forecast, ensemble
+from simsignal.engine.core.templates import get_template
+from simsignal.engine.core.today import TodayCurve
 
 
 def test_volume_share_and_money_flow_by_hand() -> None:

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from simsignal.engine.history.clean import CONFLICT, DAY, EXACT, OK, ROWS, ticker_rows_and_days
-from simsignal.engine.templates import get_template
+from simsignal.engine.adapters.history.clean import (
+    CONFLICT,
+    DAY,
+    EXACT,
+    OK,
+    ROWS,
+    ticker_rows_and_days,
+)
+from simsignal.engine.core.templates import get_template
 
 CN = get_template("cn")
 
@@ -68,7 +75,7 @@ def test_a_ticker_with_no_usable_row_yields_counts_only() -> None:
 def test_a_ticker_with_every_row_dropped_still_fills_the_schema() -> None:
     """Spark checks a pandas UDF's columns: a ticker with no kept row (all on or after the
     session date) must return every column of OUT_SCHEMA, not only the counts."""
-    from simsignal.engine.history.clean import OUT_SCHEMA
+    from simsignal.engine.adapters.history.clean import OUT_SCHEMA
 
     out = ticker_rows_and_days(_bars([("2024-01-02 09:30", 1.0, 1.0)]), minutes=_minutes(),
                                session="cn", before="2001-01-04", n_slots=CN.slots,

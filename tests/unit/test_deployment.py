@@ -19,7 +19,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from simsignal.engine.cli import app
+from simsignal.engine.app.cli import app
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 K8S_VERSION = "1.32"

@@ -12,11 +12,11 @@ import math
 import numpy as np
 import pytest
 
-from simsignal.engine.derived import Derived, RebalanceRule, TimingRule
-from simsignal.engine.forecast import Forecast
-from simsignal.engine.pipeline.local import ListSink, LocalShards
-from simsignal.engine.pipeline.minute import MinutePipeline, PipelineConfig
-from simsignal.engine.shard_state import ShardState
+from simsignal.engine.core.derived import Derived, RebalanceRule, TimingRule
+from simsignal.engine.core.forecast import Forecast
+from simsignal.engine.core.pipeline.local import ListSink, LocalShards
+from simsignal.engine.core.pipeline.minute import MinutePipeline, PipelineConfig
+from simsignal.engine.core.shard_state import ShardState
 from tests.unit.test_pipeline import ALGOS, CN, DATE, TICKERS, _arrivals, _bars, _history
 
 

@@ -14,8 +14,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-from simsignal.engine.derived import TimingRule
-from simsignal.engine.evaluation import calibration, metrics, report
+from simsignal.engine.app.evaluation import calibration, metrics, report
+from simsignal.engine.core.derived import TimingRule
 
 
 @pytest.mark.parametrize(("hits", "n"), [(0, 10), (7, 10), (523, 1000), (1884, 1884)])
@@ -204,8 +204,8 @@ def test_day_clustered_interval_and_test_match_statsmodels_cluster_robust_ols() 
 
 
 def test_the_rebalance_strategy_matches_a_day_worked_by_hand() -> None:
-    from simsignal.engine.derived import RebalanceRule
-    from simsignal.engine.evaluation.strategies import rebalance_strategy
+    from simsignal.engine.app.evaluation.strategies import rebalance_strategy
+    from simsignal.engine.core.derived import RebalanceRule
 
     rows = pd.DataFrame({
         "date": ["d1"] * 4, "ticker": ["A", "B", "A", "B"], "minute": [30, 30, 120, 120],

@@ -8,10 +8,10 @@ import stumpy
 from dtaidistance import dtw as dtai
 from tslearn.metrics import dtw as tslearn_dtw
 
-from simsignal.engine.algorithms import Params
-from simsignal.engine.algorithms.dtw import DynamicTimeWarping, topk_lb_keogh
-from simsignal.engine.algorithms.motif import Motif, window_distances
-from simsignal.engine.topk import smallest_k
+from simsignal.engine.core.algorithms import Params
+from simsignal.engine.core.algorithms.dtw import DynamicTimeWarping, topk_lb_keogh
+from simsignal.engine.core.algorithms.motif import Motif, window_distances
+from simsignal.engine.core.topk import smallest_k
 
 SEED = 7_000_001
 

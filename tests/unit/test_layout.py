@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from simsignal.engine.placement import MAX_AUTO_SHARDS, Layout
+from simsignal.actors.placement import MAX_AUTO_SHARDS, Layout
 
 
 def test_on_one_machine_a_shard_per_cpu_and_one_executor_with_every_core() -> None:
@@ -45,7 +45,7 @@ def test_settings_win_and_auto_shards_are_capped() -> None:
 
 
 def test_more_shards_than_ray_can_split_the_cpus_for_are_refused() -> None:
-    from simsignal.engine.placement import ClusterTooSmall
+    from simsignal.actors.placement import ClusterTooSmall
 
     with pytest.raises(ClusterTooSmall, match=r"9000 shards \(engine.shards\) cannot share 0.5"):
         Layout.of([0.5], joined=False, shards=9000)

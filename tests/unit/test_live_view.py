@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from simsignal.engine.pipeline.observers import LiveView, Where
+from simsignal.engine.core.pipeline.observers import LiveView, Where
 from tests.unit.test_pipeline import CN, TICKERS, _arrivals, _bars, _pipeline
 
 

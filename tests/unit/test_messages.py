@@ -8,10 +8,10 @@ from datetime import datetime
 
 import pytest
 
-from simsignal.engine.bars import BadBar, BarGate, parse_bar
-from simsignal.engine.signals import Signal, epoch_ms
-from simsignal.engine.templates import TEMPLATES, get_template
-from simsignal.engine.today import TodayCurve
+from simsignal.engine.core.bars import BadBar, BarGate, parse_bar
+from simsignal.engine.core.signals import Signal, epoch_ms
+from simsignal.engine.core.templates import TEMPLATES, get_template
+from simsignal.engine.core.today import TodayCurve
 
 GOOD = {
     "ticker": "000300",

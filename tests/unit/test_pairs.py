@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simsignal.engine import pairs
-from simsignal.engine.history.curves import DayCurves
-from simsignal.engine.keys import Keys
-from simsignal.engine.pipeline.local import ListSink, LocalShards
-from simsignal.engine.pipeline.minute import MinutePipeline, PipelineConfig
-from simsignal.engine.shard_state import ShardState
+from simsignal.engine.core import pairs
+from simsignal.engine.core.curves import DayCurves
+from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.pipeline.local import ListSink, LocalShards
+from simsignal.engine.core.pipeline.minute import MinutePipeline, PipelineConfig
+from simsignal.engine.core.shard_state import ShardState
 from tests.helpers import brute_topk
 from tests.unit.test_pipeline import ALGOS, CN, DATE, TICKERS, _arrivals, _bars, _history
 

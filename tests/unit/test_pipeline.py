@@ -13,18 +13,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simsignal.engine.calibration import Calibration
-from simsignal.engine.history.curves import DayCurves
-from simsignal.engine.pipeline.batcher import Arrival, MinuteBatcher
-from simsignal.engine.pipeline.local import ListSink, LocalShards
-from simsignal.engine.pipeline.minute import (
+from simsignal.engine.core.calibration import Calibration
+from simsignal.engine.core.curves import DayCurves
+from simsignal.engine.core.pipeline.batcher import Arrival, MinuteBatcher
+from simsignal.engine.core.pipeline.local import ListSink, LocalShards
+from simsignal.engine.core.pipeline.minute import (
     MinutePipeline,
     PipelineConfig,
     Rejection,
 )
-from simsignal.engine.shard_state import ShardState
-from simsignal.engine.signals import Signal
-from simsignal.engine.templates import get_template
+from simsignal.engine.core.shard_state import ShardState
+from simsignal.engine.core.signals import Signal
+from simsignal.engine.core.templates import get_template
 from tests.helpers import brute_topk
 
 CN = get_template("cn")

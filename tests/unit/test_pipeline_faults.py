@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from simsignal.engine.pipeline.batcher import Arrival
-from simsignal.engine.pipeline.local import ListSink, LocalShards
-from simsignal.engine.pipeline.minute import MinutePipeline, PipelineConfig, Rejection
-from simsignal.engine.shard_state import ShardState
+from simsignal.engine.core.pipeline.batcher import Arrival
+from simsignal.engine.core.pipeline.local import ListSink, LocalShards
+from simsignal.engine.core.pipeline.minute import MinutePipeline, PipelineConfig, Rejection
+from simsignal.engine.core.shard_state import ShardState
 from tests.unit.test_pipeline import (
     ALGOS,
     CN,

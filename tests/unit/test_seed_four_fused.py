@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simsignal.engine.algorithms import select
-from simsignal.engine.algorithms.moments import SEED_FOUR
-from simsignal.engine.history.curves import DayCurves
-from simsignal.engine.shard_state import ShardState
-from simsignal.engine.topk import smallest_k, smallest_k_rows
+from simsignal.engine.core.algorithms import select
+from simsignal.engine.core.algorithms.moments import SEED_FOUR
+from simsignal.engine.core.curves import DayCurves
+from simsignal.engine.core.shard_state import ShardState
+from simsignal.engine.core.topk import smallest_k, smallest_k_rows
 
 SLOTS = 30
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simsignal.engine.forecast import continued_closes, forecast, similarity_weights
-from simsignal.engine.pipeline.merge import merge_candidates
-from simsignal.engine.settings import DEFAULT_CONFIG, Settings, load_settings
-from simsignal.engine.shard_state import Candidates
-from simsignal.engine.topk import smallest_k
+from simsignal.config.settings import DEFAULT_CONFIG, Settings, load_settings
+from simsignal.engine.core.forecast import continued_closes, forecast, similarity_weights
+from simsignal.engine.core.pipeline.merge import merge_candidates
+from simsignal.engine.core.shard_state import Candidates
+from simsignal.engine.core.topk import smallest_k
 from tests.naive import naive_topk
 
 

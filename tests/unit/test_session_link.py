@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simsignal.engine.cluster import drop_dangling_session_link
+from simsignal.actors.cluster import drop_dangling_session_link
 
 
 def test_only_a_dangling_link_is_removed(tmp_path: Path) -> None:

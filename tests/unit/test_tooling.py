@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -69,14 +73,36 @@ def test_code_imports_only_the_distinct_package_names() -> None:
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
 
 
-def test_the_maths_never_imports_the_runtime_or_io() -> None:
-    """Layers: pure maths and messages < I/O adapters < Ray actors < the app."""
-    pure = [*ROOT.glob("engine/algorithms/*.py")] + [
-        ROOT / "engine" / f"{m}.py"
-        for m in ("bars", "channels", "forecast", "signals", "templates", "today", "topk",
-                  "shard_state", "keys")
-    ]  # fmt: skip
-    for path in pure:
-        roots = {n.split(".")[0] for n in _imports(path)}
-        assert not roots & {"ray", "redis", "pyspark", "raydp", "rich", "typer"}, path.name
-        assert not any(n.startswith("simsignal.actors") for n in _imports(path)), path.name
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """import-linter's contracts (pyproject.toml) over the `simsignal` package found in `root`."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--config",
+                           str(root / "pyproject.toml")], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_the_layer_contracts_hold_on_every_module() -> None:
+    done = _lint_imports(ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "BROKEN" not in done.stdout and "Contracts: 6 kept, 0 broken." in done.stdout
+    counted = re.search(r"Analyzed (\d+) files", done.stdout)
+    ours = [*ROOT.glob("engine/**/*.py"), *ROOT.glob("actors/*.py"), *ROOT.glob("config/*.py")]
+    assert counted and int(counted.group(1)) >= len(ours)  # every module is in the graph
+
+
+def test_an_upward_import_breaks_the_layers(tmp_path: Path) -> None:
+    """A copy of the package whose core imports the app: the contract says which chain broke."""
+    for name in ("engine", "actors", "config"):
+        shutil.copytree(ROOT / name, tmp_path / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    (tmp_path / "simsignal").mkdir()
+    shutil.copy(ROOT / "simsignal" / "__init__.py", tmp_path / "simsignal" / "__init__.py")
+    for name in ("engine", "actors", "config"):
+        (tmp_path / "simsignal" / name).symlink_to(tmp_path / name)
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    forecast = tmp_path / "engine" / "core" / "forecast.py"
+    forecast.write_text(forecast.read_text() + "\nfrom simsignal.engine.app import chart\n")
+    done = _lint_imports(tmp_path)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "Layers: core < config < adapters < runtime (actors) < app BROKEN" in done.stdout
+    assert "simsignal.engine.core.forecast -> simsignal.engine.app.chart" in done.stdout

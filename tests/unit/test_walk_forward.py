@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simsignal.engine.evaluation.evaluate import evaluate
-from simsignal.engine.evaluation.walk_forward import WalkConfig, dates_to_test, walk_forward
-from simsignal.engine.history.curves import DayCurves
-from simsignal.engine.templates import get_template
+from simsignal.engine.app.evaluation.evaluate import evaluate
+from simsignal.engine.app.evaluation.walk_forward import WalkConfig, dates_to_test, walk_forward
+from simsignal.engine.core.curves import DayCurves
+from simsignal.engine.core.templates import get_template
 from tests.helpers import brute_topk
 
 CN = get_template("cn")
