@@ -36,7 +36,7 @@ class Session:
     embedded: RedisServer | None = None
     history: LoadedHistory | None = None
     shards: list[Any] = field(default_factory=list)
-    coordinator: Any = None
+    coordinator: Any = None  # the CoordinatorActor handle (the app reaches it through EngineHandle)
     shard_info: list[dict[str, Any]] = field(default_factory=list)
     cold_start_s: float = 0.0
     compiled: bool = False

@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from simsignal.actors.coordinator import CoordinatorActor, CoordinatorConfig
+from simsignal.actors.engine_handle import EngineHandle
 from simsignal.actors.shard import ShardActor
 from simsignal.engine.adapters.redis_store import RedisStore
-from simsignal.engine.app.cli import _resilient
 from simsignal.engine.core.derived import RebalanceRule, TimingRule
 from simsignal.engine.core.keys import Keys
 from simsignal.engine.core.pipeline.minute import PipelineConfig
@@ -317,9 +317,9 @@ def test_a_coordinator_killed_mid_replay_recovers_exactly(
             pid = ray.get(co.health.remote())["pid"]
             os.kill(pid, signal.SIGKILL)
         names = [str(next(receipts)) for _ in minute]
-        replies = _resilient(co.on_bars, minute, "replay", names)
+        replies = EngineHandle(co, print).call("on_bars", minute, "replay", names)
         assert not any("rejected" in r for r in replies), replies
-    stats = _resilient(co.stats)
+    stats = EngineHandle(co, print).call("stats")
     assert stats["coordinator_restarted"] and stats["resumed_batches"] == kill_at
     assert stats["accepted"] == 40 and not stats["rejected"]
     assert ray.get(co.health.remote())["pid"] != pid
@@ -354,9 +354,9 @@ def test_a_coordinator_killed_inside_the_shard_step_recovers_exactly(
             with pytest.raises(ray.exceptions.RayActorError):
                 ray.get(doomed)
             ray.get(busy)
-        replies = _resilient(co.on_bars, minute, "replay", names)
+        replies = EngineHandle(co, print).call("on_bars", minute, "replay", names)
         assert not any("rejected" in r for r in replies), replies
-    stats = _resilient(co.stats)
+    stats = EngineHandle(co, print).call("stats")
     assert stats["coordinator_restarted"] and stats["resumed_batches"] == 6
     assert stats["accepted"] == 24 and not stats["rejected"]
     assert stats["published_before_restart"] == 6 * 2 * len(ALGOS)

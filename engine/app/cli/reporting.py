@@ -1,0 +1,37 @@
+"""What a run leaves behind for others: `OUT/summary.json` and the `{prefix}:engine` hash."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write_summary(out: Path, session: Any, stats: dict[str, Any], **extra: Any) -> None:
+    """`OUT/summary.json`: the run's counts, start-up figures and load report (both feeds)."""
+    import dataclasses  # noqa: PLC0415
+
+    from simsignal.engine.adapters.redis_connect import masked  # noqa: PLC0415
+
+    report = {k: v for k, v in stats.items() if k != "latencies_ms"}
+    report.update(session.status(), redis_url=masked(session.redis_url), **extra)
+    report["load"] = dataclasses.asdict(session.history.report)
+    report["shard_memory"] = session.shard_memory()
+    report["shard_info"] = session.shard_info  # each shard's days, bytes and Ray node at start
+    report["shard_info_end"] = session.shards_now()  # …and at the end (a shard may have moved)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(report, indent=2))
+
+
+def engine_state(session: Any, settings: Any, **fields: Any) -> None:
+    """`{prefix}:engine`: ready (with the start-up figures and the shards' nodes) or stopped."""
+    from simsignal.engine.adapters.redis_store import RedisError, RedisStore  # noqa: PLC0415
+    from simsignal.engine.core.keys import Keys  # noqa: PLC0415
+
+    if fields.get("state") == "ready":
+        fields = {**session.status(), **fields}
+    status = RedisStore.connect(session.redis_url)
+    with contextlib.suppress(RedisError):
+        status.set_hash(Keys(settings.redis.prefix).engine, fields)
+    status.close()
