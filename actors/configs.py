@@ -8,7 +8,7 @@ from simsignal.actors.coordinator import CoordinatorConfig
 from simsignal.config.settings import Settings
 from simsignal.engine.adapters.history.loaded import LoadedHistory
 from simsignal.engine.core.calibration import Calibration
-from simsignal.engine.core.pipeline.minute import PipelineConfig
+from simsignal.engine.core.pipeline.ports import PipelineConfig
 
 
 def coordinator_config(

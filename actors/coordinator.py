@@ -23,22 +23,20 @@ import orjson
 import ray
 
 from simsignal.actors.fanout import RayFanOut, ShardLost
+from simsignal.engine.adapters.bar_source import RedisBarSource
 from simsignal.engine.adapters.publish import SignalPublisher
 from simsignal.engine.adapters.redis_sink import RedisSink
 from simsignal.engine.adapters.redis_store import RedisError, RedisStore, Unavailable
+from simsignal.engine.adapters.status_writer import StatusWriter
 from simsignal.engine.core.bars import BadBar
 from simsignal.engine.core.forecast import forecast
 from simsignal.engine.core.gc_pause import gc_paused
 from simsignal.engine.core.keys import Keys
 from simsignal.engine.core.pipeline.batcher import Arrival, MinuteBatcher
 from simsignal.engine.core.pipeline.journal import BatchRecord
-from simsignal.engine.core.pipeline.minute import (
-    MinutePipeline,
-    MinuteResult,
-    PipelineConfig,
-    Rejection,
-)
+from simsignal.engine.core.pipeline.minute import MinutePipeline
 from simsignal.engine.core.pipeline.observers import ChartSnapshot, LatencyStats, LiveView
+from simsignal.engine.core.pipeline.ports import MinuteResult, PipelineConfig, Rejection
 from simsignal.engine.core.templates import get_template
 
 log = logging.getLogger(__name__)
@@ -85,6 +83,8 @@ class Coordinator:
             spill=Path(config.spill_path) if config.spill_path else None,
         )  # fmt: skip
         self.sink = RedisSink(self.publisher)
+        self.status = StatusWriter(self.store, self.keys, self.publisher.keep_s,
+                                   config.health_every_s)  # fmt: skip
         self.fanout = RayFanOut(shards, self._history, config.compiled_graph)
         self.latency = LatencyStats()
         template = get_template(config.pipeline.template)
@@ -99,9 +99,8 @@ class Coordinator:
                 config.view_tickers, self.chart.algo,
                 [template.label(i) for i in range(template.slots)],
                 lambda ticker: list(self.pipeline.today[ticker].xs),
-                self.fanout.curves, self._put_view,
+                self.fanout.curves, self.status.view,
             ))  # fmt: skip
-        self._health_at = 0.0
         self.pipeline = self._new_pipeline()
         self.engine_errors = 0
         self.read_failing_since: float | None = None  # the bar streams could not be read
@@ -114,27 +113,16 @@ class Coordinator:
     def _new_pipeline(self) -> MinutePipeline:
         return MinutePipeline(self.config.pipeline, self.fanout, self.sink, self.observers)
 
-    def _put_view(self, ticker: str, view: dict[str, Any]) -> None:
-        with contextlib.suppress(RedisError):  # a display: never worth stopping a minute for
-            note = orjson.dumps({"ticker": ticker, "minute": view["minute"]}).decode()
-            self.store.put(self.keys.view(ticker), orjson.dumps(view).decode(),
-                           self.publisher.keep_s, announce=(self.keys.views, note))  # fmt: skip
-
     def _write_health(self, force: bool = False) -> None:
         """The engine hash's live figures (the dashboard's health line), at most every 1 s."""
-        now = time.monotonic()
-        if not force and now - self._health_at < self.config.health_every_s:
-            return
-        self._health_at = now
-        lat = self.latency.summary()
-        with contextlib.suppress(RedisError):
-            self.store.set_hash(self.keys.engine, {
-                "minutes": int(lat["minutes"]), "p50_ms": round(float(lat["p50_ms"]), 3),
+        self.status.health(self._figures, force)
+
+    def _figures(self) -> dict[str, Any]:
+        lat, pub = self.latency.summary(), self.publisher
+        return {"minutes": int(lat["minutes"]), "p50_ms": round(float(lat["p50_ms"]), 3),
                 "p99_ms": round(float(lat["p99_ms"]), 3), "accepted": self.pipeline.accepted,
                 "rejected": sum(self.pipeline.rejected.values()),
-                "pending": self.publisher.pending_signals, "spilled": self.publisher.spilled,
-                "health_at": round(time.time(), 3),
-            })  # fmt: skip
+                "pending": pub.pending_signals, "spilled": pub.spilled}  # fmt: skip
 
     def _history(self, ticker: str, m: int) -> list[tuple[float, ...]]:
         return self.pipeline.values_before(ticker, m)
@@ -287,13 +275,12 @@ class Coordinator:
         (ID `0`), then new ones (`>`). Each batch's bars are acknowledged in the transaction
         that commits its signals, so a restart neither re-reads nor loses a bar.
         """
-        streams = [self.keys.bars(t) for t in tickers]
-        group, consumer = self.keys.group, self.config.consumer
-        positions = dict.fromkeys(streams, "0")
+        source = RedisBarSource(self.store, self.keys, tickers, self.config.consumer,
+                                self.config.read_count)  # fmt: skip
         usable = self.config.pipeline.usable  # tickers without days send bars to be refused
         expected = frozenset(tickers) & usable if usable is not None else frozenset(tickers)
         batcher = MinuteBatcher(expected, self.config.batch_deadline_s)
-        handled, last_bar, ready = 0, time.perf_counter(), False
+        handled, last_bar = 0, time.perf_counter()
         while not self._stop.is_set():
             due = batcher.due(time.perf_counter())
             wait = block_ms if due is None else max(1, int(due * 1e3))
@@ -305,11 +292,7 @@ class Coordinator:
                         self.publisher.flush()
                     self._write_health()  # the last minutes' figures, once bars stop
             try:
-                if not ready:
-                    self.store.ensure_group(streams, group)
-                    ready = True
-                entries = self.store.read_group(group, consumer, positions, block_ms=wait,
-                                                count=self.config.read_count)  # fmt: skip
+                arrivals = source.read(wait)
             except Unavailable as err:
                 self.publisher.last_error = f"{type(err).__name__}: {err}"[:300]
                 self.read_failing_since = self.read_failing_since or time.monotonic()
@@ -324,17 +307,7 @@ class Coordinator:
                 continue
             self.read_failing_since = None
             now = time.perf_counter()
-            pending_read = [s for s, p in positions.items() if p != ">"]
-            arrivals = []
-            for e in entries:
-                if positions[e.stream] != ">":
-                    positions[e.stream] = e.id
-                arrivals.append(Arrival(e.fields, e.stream, now, e.id))
-            got = {e.stream for e in entries}
-            for stream in pending_read:  # this consumer's unacknowledged entries are done
-                if stream not in got:
-                    positions[stream] = ">"
-            if entries:
+            if arrivals:
                 last_bar = now
             batches = batcher.add(arrivals, now)
             # Compiling the graph takes ~0.2 s, which the next minute would wait for: only

@@ -18,7 +18,7 @@ import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from simsignal.actors.cluster import ray_cause
-from simsignal.engine.core.pipeline.minute import ShardReply
+from simsignal.engine.core.pipeline.ports import ShardReply
 from simsignal.engine.core.shard_state import Update
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ from simsignal.engine.adapters.redis_store import RedisStore
 from simsignal.engine.adapters.synthetic import make_history
 from simsignal.engine.core.algorithms import KNOWN, REGISTRY, Params, select
 from simsignal.engine.core.curves import DayCurves
-from simsignal.engine.core.pipeline.minute import PipelineConfig
+from simsignal.engine.core.pipeline.ports import PipelineConfig
 from simsignal.engine.core.shard_state import ShardState
 from simsignal.engine.core.templates import get_template
 

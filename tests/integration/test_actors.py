@@ -17,7 +17,7 @@ from simsignal.engine.adapters.redis_store import RedisStore
 from simsignal.engine.core.algorithms import KNOWN, REGISTRY, Params
 from simsignal.engine.core.channels import money_flow, volume_share
 from simsignal.engine.core.forecast import Forecast, ensemble
-from simsignal.engine.core.pipeline.minute import PipelineConfig
+from simsignal.engine.core.pipeline.ports import PipelineConfig
 from simsignal.engine.core.templates import get_template
 from tests.helpers import assert_neighbors, brute_topk, published, reference_ranked, signals_in
 

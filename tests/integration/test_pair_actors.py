@@ -20,7 +20,7 @@ from simsignal.config.settings import load_settings
 from simsignal.engine.adapters.history.loaded import LoadedHistory, LoadReport
 from simsignal.engine.adapters.redis_store import RedisStore
 from simsignal.engine.core.keys import Keys
-from simsignal.engine.core.pipeline.minute import PipelineConfig
+from simsignal.engine.core.pipeline.ports import PipelineConfig
 from simsignal.engine.core.signals import Signal
 from simsignal.engine.core.templates import get_template
 from tests.helpers import brute_topk

@@ -30,7 +30,7 @@ from simsignal.actors.shard import ShardActor
 from simsignal.engine.adapters.redis_store import RedisStore
 from simsignal.engine.core.derived import RebalanceRule, TimingRule
 from simsignal.engine.core.keys import Keys
-from simsignal.engine.core.pipeline.minute import PipelineConfig
+from simsignal.engine.core.pipeline.ports import PipelineConfig
 from simsignal.engine.core.signals import Signal
 from simsignal.engine.core.templates import get_template
 from tests.integration.test_actors import _history
@@ -346,14 +346,13 @@ def test_a_coordinator_killed_inside_the_shard_step_recovers_exactly(
         names = [str(next(receipts)) for _ in minute]
         if m == 6:
             pid = ray.get(co.health.remote())["pid"]
-            busy = shards[0].__ray_call__.remote(_hold_lock, 4.0)
+            ray.get(shards[0].__ray_call__.remote(_hold_lock, 4.0))  # held from now on
             doomed = co.on_bars.remote(minute, "replay", names)
             time.sleep(1.0)  # gate and gather done; the step waits on the busy shard
             assert ray.wait([doomed], timeout=0)[0] == []  # still inside the step
             os.kill(pid, signal.SIGKILL)
             with pytest.raises(ray.exceptions.RayActorError):
                 ray.get(doomed)
-            ray.get(busy)
         replies = EngineHandle(co, print).call("on_bars", minute, "replay", names)
         assert not any("rejected" in r for r in replies), replies
     stats = EngineHandle(co, print).call("stats")
@@ -367,9 +366,16 @@ def test_a_coordinator_killed_inside_the_shard_step_recovers_exactly(
 
 
 def _hold_lock(shard: Any, seconds: float) -> None:
-    """Inside a shard: hold its lock, as a long step would (a step waits for it)."""
-    with shard._lock:
-        time.sleep(seconds)
+    """Inside a shard: a thread holds its lock for a while, as a long step would."""
+    import threading
+
+    def hold() -> None:
+        with shard._lock:
+            time.sleep(seconds)
+
+    threading.Thread(target=hold, daemon=True).start()
+    while not shard._lock.locked():
+        time.sleep(0.001)
 
 
 def test_a_redis_outage_while_following_touches_no_shard(

@@ -20,7 +20,7 @@ from simsignal.engine.adapters.history.loader import load_history
 from simsignal.engine.adapters.history.template_fit import TemplateMismatchError, choose_for
 from simsignal.engine.adapters.redis_store import RedisStore
 from simsignal.engine.core.curves import DayCurves
-from simsignal.engine.core.pipeline.minute import PipelineConfig
+from simsignal.engine.core.pipeline.ports import PipelineConfig
 from simsignal.engine.core.templates import get_template
 from tests.helpers import curves_from_bars, published
 

@@ -15,7 +15,8 @@ import pytest
 from simsignal.engine.core.derived import Derived, RebalanceRule, TimingRule
 from simsignal.engine.core.forecast import Forecast
 from simsignal.engine.core.pipeline.local import ListSink, LocalShards
-from simsignal.engine.core.pipeline.minute import MinutePipeline, PipelineConfig
+from simsignal.engine.core.pipeline.minute import MinutePipeline
+from simsignal.engine.core.pipeline.ports import PipelineConfig
 from simsignal.engine.core.shard_state import ShardState
 from tests.unit.test_pipeline import ALGOS, CN, DATE, TICKERS, _arrivals, _bars, _history
 

@@ -13,7 +13,8 @@ from simsignal.engine.core import pairs
 from simsignal.engine.core.curves import DayCurves
 from simsignal.engine.core.keys import Keys
 from simsignal.engine.core.pipeline.local import ListSink, LocalShards
-from simsignal.engine.core.pipeline.minute import MinutePipeline, PipelineConfig
+from simsignal.engine.core.pipeline.minute import MinutePipeline
+from simsignal.engine.core.pipeline.ports import PipelineConfig
 from simsignal.engine.core.shard_state import ShardState
 from tests.helpers import brute_topk
 from tests.unit.test_pipeline import ALGOS, CN, DATE, TICKERS, _arrivals, _bars, _history

@@ -17,11 +17,8 @@ from simsignal.engine.core.calibration import Calibration
 from simsignal.engine.core.curves import DayCurves
 from simsignal.engine.core.pipeline.batcher import Arrival, MinuteBatcher
 from simsignal.engine.core.pipeline.local import ListSink, LocalShards
-from simsignal.engine.core.pipeline.minute import (
-    MinutePipeline,
-    PipelineConfig,
-    Rejection,
-)
+from simsignal.engine.core.pipeline.minute import MinutePipeline
+from simsignal.engine.core.pipeline.ports import PipelineConfig, Rejection
 from simsignal.engine.core.shard_state import ShardState
 from simsignal.engine.core.signals import Signal
 from simsignal.engine.core.templates import get_template

@@ -12,7 +12,8 @@ import numpy as np
 
 from simsignal.engine.core.pipeline.batcher import Arrival
 from simsignal.engine.core.pipeline.local import ListSink, LocalShards
-from simsignal.engine.core.pipeline.minute import MinutePipeline, PipelineConfig, Rejection
+from simsignal.engine.core.pipeline.minute import MinutePipeline
+from simsignal.engine.core.pipeline.ports import PipelineConfig, Rejection
 from simsignal.engine.core.shard_state import ShardState
 from tests.unit.test_pipeline import (
     ALGOS,

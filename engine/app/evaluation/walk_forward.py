@@ -26,8 +26,9 @@ from simsignal.engine.core.pairs import Pair
 from simsignal.engine.core.pipeline.batcher import Arrival
 from simsignal.engine.core.pipeline.journal import BatchRecord
 from simsignal.engine.core.pipeline.local import LocalShards
-from simsignal.engine.core.pipeline.minute import MinutePipeline, MinuteResult, PipelineConfig
+from simsignal.engine.core.pipeline.minute import MinutePipeline
 from simsignal.engine.core.pipeline.observers import ChartSnapshot
+from simsignal.engine.core.pipeline.ports import MinuteResult, PipelineConfig
 from simsignal.engine.core.shard_state import ShardState
 from simsignal.engine.core.signals import Signal
 from simsignal.engine.core.templates import SessionTemplate

@@ -10,7 +10,7 @@ from simsignal.engine.core.bars import BadBar
 from simsignal.engine.core.derived import Derived
 from simsignal.engine.core.pipeline.batcher import Arrival
 from simsignal.engine.core.pipeline.journal import BatchRecord
-from simsignal.engine.core.pipeline.minute import ShardReply
+from simsignal.engine.core.pipeline.ports import ShardReply
 from simsignal.engine.core.shard_state import ShardState, Update
 from simsignal.engine.core.signals import Signal
 

@@ -12,101 +12,32 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
 
 import numpy as np
 
 from simsignal.engine.core import pairs
-from simsignal.engine.core.algorithms import ALGO_INDEX, ENSEMBLE, Algorithm, Params, select
+from simsignal.engine.core.algorithms import ALGO_INDEX, ENSEMBLE, Algorithm, select
 from simsignal.engine.core.bars import BadBar, BarGate, check_move, parse_bar
-from simsignal.engine.core.calibration import Calibration
-from simsignal.engine.core.derived import Derived, Deriver, RebalanceRule, TimingRule
+from simsignal.engine.core.derived import Derived, Deriver
 from simsignal.engine.core.forecast import Forecast, ensemble, forecast_many
 from simsignal.engine.core.pipeline.batcher import Arrival
 from simsignal.engine.core.pipeline.journal import BatchRecord
 from simsignal.engine.core.pipeline.merge import Matches, merge_candidates
+from simsignal.engine.core.pipeline.ports import (
+    FanOut,
+    MinuteResult,
+    Observer,
+    PipelineConfig,
+    Rejection,
+    SignalSink,
+)
 from simsignal.engine.core.shard_state import Answer, Update
 from simsignal.engine.core.signals import Signal, epoch_ms
 from simsignal.engine.core.templates import get_template
 from simsignal.engine.core.today import TodayCurve
-
-ShardReply = list[Answer | None]  # one shard: per update, every algorithm's top-k
-
-
-class FanOut(Protocol):
-    """Sends a batch of updates to every shard once; returns each shard's reply."""
-
-    def step(self, updates: list[Update]) -> list[ShardReply]:
-        """One reply per shard, each aligned with `updates`."""
-        ...
-
-
-class SignalSink(Protocol):
-    """Where signals and rejected input go (Redis in production, a list in tests)."""
-
-    def publish(self, signals: list[Signal | Derived], record: BatchRecord) -> None:
-        """Hand over one batch's signals, then its derived entries, and its journal record."""
-        ...
-
-    def reject(self, arrival: Arrival, bad: BadBar) -> None:
-        """Park a rejected bar with its reason."""
-        ...
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Everything the per-minute path needs to know, fixed for a session."""
-
-    algorithms: tuple[str, ...]
-    k: int
-    template: str
-    date: str
-    last_close: Mapping[str, tuple[str, float]]  # ticker → (date, close) of its last history day
-    tickers: frozenset[str] | None = None  # live tickers (None: every ticker with history)
-    usable: frozenset[str] | None = None  # tickers with kept days (None: pooled, any will do)
-    max_gap_days: int = 4
-    max_move: float | None = None  # None: the template's move limit
-    max_prev_close_gap: float = 0.25
-    channels: tuple[str, ...] = ("price",)
-    params: Params = Params()
-    calibration: Calibration | None = None  # None: up_prob is the neighbours' raw share
-    timing: TimingRule | None = None  # derived ticker timing (None: not published)
-    rebalance: RebalanceRule | None = None  # derived portfolio weights (None: not published)
-    derived_algo: str = ""  # whose forecasts they use ("": the ensemble, else the first)
-    pairs: tuple[tuple[str, str], ...] = ()  # (A, B): the spread A − B, searched as `A~B`
-
-
-@dataclass(frozen=True)
-class MinuteResult:
-    """One ticker's minute: what observers (chart, stats, live view) see."""
-
-    ticker: str
-    minute: int
-    x: float
-    close: float
-    best: dict[str, Matches]
-    forecasts: dict[str, Forecast]
-    signals: list[Signal]
-    arrival: Arrival
-
-    @property
-    def arrived_at(self) -> float:
-        """When the bar behind this minute arrived (the clock of the pipeline)."""
-        return self.arrival.at
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A refused bar."""
-
-    arrival: Arrival
-    bad: BadBar
-
-
-Observer = Callable[[MinuteResult], None]
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from simsignal.engine.core.forecast import similarity_weights
-from simsignal.engine.core.pipeline.minute import MinuteResult
+from simsignal.engine.core.pipeline.ports import MinuteResult
 
 
 @dataclass
