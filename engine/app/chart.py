@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from simsignal.engine.core.forecast import forecast_path
+from simsignal.engine.core.forecast import continued, forecast_path
 from simsignal.engine.core.templates import SessionTemplate
 
 
@@ -26,8 +26,8 @@ def draw_similarity(
     w = np.asarray(data["weights"])
     x_now = float(data["x"][-1])
     fitted = forecast_path(x_now, now, curves / 100, w) * 100
-    continued = (1 + x_now) * (1 + curves[:, now:] / 100) / (1 + curves[:, [now]] / 100) - 1
-    lo, hi = np.quantile(continued * 100, [0.1, 0.9], axis=0)
+    paths = continued(x_now, curves[:, [now]] / 100, curves[:, now:] / 100)
+    lo, hi = np.quantile(paths * 100, [0.1, 0.9], axis=0)
     slots = np.arange(template.slots)
 
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +35,32 @@ def similarity_weights(scores: NDArray[np.float64]) -> NDArray[np.float64]:
     return w / w.sum()
 
 
+# The one home of the continuation rule. Levels are ratios to the previous close (spreads, for
+# pairs, are differences of such ratios, so they move additively).
+def continued(
+    x_now: ArrayLike, y_now: ArrayLike, y_then: ArrayLike, additive: bool = False
+) -> NDArray[np.float64]:
+    """A neighbour's move from its `y_now` to `y_then`, applied to today's level `x_now`.
+
+    (1 + x_now)·(1 + y_then)/(1 + y_now) − 1; a spread: x_now + (y_then − y_now).
+    """
+    x, now, then = (np.asarray(v, np.float64) for v in (x_now, y_now, y_then))
+    return np.asarray(
+        x + (then - now) if additive else (1.0 + x) * (1.0 + then) / (1.0 + now) - 1.0
+    )
+
+
+def move(level_from: ArrayLike, level_to: ArrayLike, additive: bool = False) -> NDArray[np.float64]:
+    """The move from one level to another: (1 + to)/(1 + from) − 1; a spread: to − from."""
+    a, b = np.asarray(level_from, np.float64), np.asarray(level_to, np.float64)
+    return np.asarray(b - a if additive else (1.0 + b) / (1.0 + a) - 1.0)
+
+
 def continued_closes(
     x_now: float, y_now: NDArray[np.floating], y_end: NDArray[np.floating]
 ) -> NDArray[np.float64]:
     """Each neighbour's move from this minute to its close, applied to today's level now."""
-    y_now64 = np.asarray(y_now, np.float64)
-    y_end64 = np.asarray(y_end, np.float64)
-    return (1.0 + x_now) * (1.0 + y_end64) / (1.0 + y_now64) - 1.0
+    return continued(x_now, y_now, y_end)
 
 
 def rose(y_now: NDArray[np.floating], y_end: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -86,12 +105,12 @@ def forecast_many(
     w /= w.sum(axis=1, keepdims=True)
     x = np.asarray(x_now, np.float64)[:, None]
     now, end = np.asarray(y_now, np.float64), np.asarray(y_end, np.float64)
-    closes = x + (end - now) if additive else (1.0 + x) * (1.0 + end) / (1.0 + now) - 1.0
+    closes = continued(x, now, end, additive)
     pred = (w * closes).sum(axis=1)
-    move = pred - x[:, 0] if additive else (1.0 + pred) / (1.0 + x[:, 0]) - 1.0
+    moved = move(x[:, 0], pred, additive)
     up = (w * rose(now, end)).sum(axis=1)
     q10, q50, q90 = np.quantile(closes, [0.1, 0.5, 0.9], axis=1)
-    columns = (pred, end.mean(axis=1), move, up, q10, q50, q90, closes.std(axis=1), up)
+    columns = (pred, end.mean(axis=1), moved, up, q10, q50, q90, closes.std(axis=1), up)
     return [Forecast(*(float(v) for v in row)) for row in zip(*columns, strict=True)]
 
 
@@ -100,8 +119,7 @@ def forecast_path(
 ) -> NDArray[np.float64]:
     """Weighted mean path of the neighbours' continuations from `now_slot` to the close."""
     c = np.asarray(curves, np.float64)
-    continued = (1.0 + x_now) * (1.0 + c[:, now_slot:]) / (1.0 + c[:, [now_slot]]) - 1.0
-    return np.asarray(weights @ continued, np.float64)
+    return np.asarray(weights @ continued(x_now, c[:, [now_slot]], c[:, now_slot:]), np.float64)
 
 
 def ensemble(
@@ -127,7 +145,7 @@ def ensemble(
     combined = Forecast(
         pred_close=pred,
         pred_close_mean=float(np.mean([f.pred_close_mean for f in forecasts])),
-        pred_move=pred - x_now if additive else (1.0 + pred) / (1.0 + x_now) - 1.0,
+        pred_move=float(move(x_now, pred, additive)),
         up_prob=mix("up_prob"),
         q10=mix("q10"),
         q50=mix("q50"),

@@ -153,3 +153,11 @@ def test_algorithms_and_state_pickle() -> None:
         state = pickle.loads(pickle.dumps(algo.new_state(3, 8)))
         state.update(np.zeros((8, 3), np.float32), 0.5)
         assert algo.scores(state).shape == (3,)
+
+
+def test_the_wire_indices_are_pinned() -> None:
+    """Stream IDs are `<epoch ms>-<index>`: a changed index would change every published ID."""
+    from simsignal.engine.core.algorithms import ALGO_INDEX
+
+    assert dict(ALGO_INDEX) == {"sq": 0, "var": 1, "sq_norm": 2, "var_norm": 3, "corr": 4,
+                                "znorm": 5, "dtw": 6, "motif": 7, "ensemble": 63}  # fmt: skip

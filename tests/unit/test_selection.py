@@ -138,3 +138,17 @@ def test_derived_signal_settings_parse_and_refuse_clearly(monkeypatch: pytest.Mo
         load_settings(signals={"pairs": "AAA~BBB"}, engine={"pooled": True})
     with pytest.raises(ValueError, match=r"signals\.algo 'dtw' is not among"):
         load_settings(signals={"algo": "dtw"})
+
+
+def test_the_continuation_rule_by_hand() -> None:
+    """Today at +1 %, a neighbour from +2 % to −1 %: it fell by 2.94…%, applied to today."""
+    from simsignal.engine.core.forecast import continued, move
+
+    assert float(continued(0.01, 0.02, -0.01)) == pytest.approx(1.01 * 0.99 / 1.02 - 1)
+    assert float(move(0.02, -0.01)) == pytest.approx(0.99 / 1.02 - 1)
+    # a spread moves additively: from 0.3 with a neighbour going 0.1 → 0.25
+    assert float(continued(0.3, 0.1, 0.25, additive=True)) == pytest.approx(0.45)
+    assert float(move(0.1, 0.25, additive=True)) == pytest.approx(0.15)
+    # continuing by a neighbour's move and measuring it again gives that move back
+    x, a, b = 0.013, -0.004, 0.021
+    assert float(move(x, continued(x, a, b))) == pytest.approx(float(move(a, b)))

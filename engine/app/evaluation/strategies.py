@@ -15,6 +15,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from simsignal.engine.core.derived import RebalanceRule, TimingRule, edges
+from simsignal.engine.core.forecast import move
 
 
 def row_edges(rows: pd.DataFrame) -> NDArray[np.float64]:
@@ -56,12 +57,12 @@ def rebalance_strategy(
             for t, w in held.items():
                 later = level.get((t, minutes[i + 1])) if i + 1 < len(minutes) else None
                 end = close[t] if later is None else later
-                made += w * ((1 + end) / (1 + level[(t, m)]) - 1)
+                made += w * float(move(level[(t, m)], end))
         traded += sum(abs(w) for w in held.values())  # sold at the close
         first = day[day["minute"] == minutes[0]]
         gross.append(made)
         net.append(made - 1e-4 * cost_bps * traded)
-        basket.append(float(((1 + first["x_end"]) / (1 + first["x_now"]) - 1).mean()))
+        basket.append(float(move(first["x_now"], first["x_end"]).mean()))
         turnover.append(traded)
     return {
         "days": len(gross),

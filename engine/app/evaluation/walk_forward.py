@@ -22,6 +22,7 @@ from simsignal.engine.core.algorithms import ENSEMBLE, Params
 from simsignal.engine.core.bars import BadBar
 from simsignal.engine.core.curves import DayCurves
 from simsignal.engine.core.derived import Derived
+from simsignal.engine.core.forecast import move
 from simsignal.engine.core.pairs import Pair
 from simsignal.engine.core.pipeline.batcher import Arrival
 from simsignal.engine.core.pipeline.journal import BatchRecord
@@ -82,7 +83,7 @@ def dates_to_test(
 def moves_to_close(ratio: NDArray[np.floating], additive: bool = False) -> NDArray[np.float64]:
     """Each day's move from every minute to its close, [days, slots] (spreads: differences)."""
     r = np.asarray(ratio, np.float64)
-    return r[:, -1:] - r if additive else (1.0 + r[:, -1:]) / (1.0 + r) - 1.0
+    return move(r, r[:, -1:], additive)
 
 
 def up_share(moves: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -183,10 +184,10 @@ class _Rows:
         x_end = self.end[r.ticker]
         mean_move, base_up = self.base[r.ticker]
         additive = pairs.is_pair(r.ticker)
-        move = x_end - r.x if additive else (1.0 + x_end) / (1.0 + r.x) - 1.0
+        moved = float(move(r.x, x_end, additive))
         for algo, f in r.forecasts.items():
             row = (self.date, r.ticker, r.minute, algo, r.x, x_end, f.pred_close, f.pred_move,
-                   f.up_prob, f.q10, f.q90, f.dispersion, move, mean_move[r.minute - 1],
+                   f.up_prob, f.q10, f.q90, f.dispersion, moved, mean_move[r.minute - 1],
                    base_up[r.minute - 1], additive)  # fmt: skip
             for c, v in zip(COLUMNS, row, strict=True):
                 self.cols[c].append(v)

@@ -1,11 +1,16 @@
-"""The algorithm registry: filled here, in one place; its order fixes each algorithm's index.
+"""The algorithm registry, filled here in one place, and each algorithm's wire index.
 
-The index is part of a signal's Redis stream ID (`<minute epoch ms>-<index>`), so new
-algorithms are appended, never inserted. `ensemble` is not a scoring algorithm but a rule
-over the others' forecasts; it has the last index so it is published last in each minute.
+The wire index is part of a signal's Redis stream ID (`<minute epoch ms>-<index>`): it is
+written out below, never taken from the registry's order, and a test pins the table, so that
+the IDs of a run never depend on how the registry is filled. A new algorithm takes a new
+number; a number is never reused. `ensemble` is not a scoring algorithm but a rule over the
+others' forecasts; its index, 63, is the highest, so it is published last in each minute.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from simsignal.engine.core.algorithms.base import Algorithm, Params, RunningState
 from simsignal.engine.core.algorithms.corr import Correlation
@@ -25,8 +30,13 @@ REGISTRY: dict[str, type[Algorithm]] = {
     )
 }  # fmt: skip
 ENSEMBLE = "ensemble"
-ALGO_INDEX: dict[str, int] = {name: i for i, name in enumerate(REGISTRY)} | {ENSEMBLE: 63}
+ALGO_INDEX: Mapping[str, int] = MappingProxyType({
+    "sq": 0, "var": 1, "sq_norm": 2, "var_norm": 3, "corr": 4, "znorm": 5, "dtw": 6,
+    "motif": 7, ENSEMBLE: 63,
+})  # fmt: skip
 KNOWN = (*REGISTRY, ENSEMBLE)
+if set(ALGO_INDEX) != set(KNOWN) or len(set(ALGO_INDEX.values())) != len(ALGO_INDEX):
+    raise RuntimeError("every algorithm needs its own wire index (ALGO_INDEX)")
 
 __all__ = ["ALGO_INDEX", "ENSEMBLE", "KNOWN", "REGISTRY", "Algorithm", "Params", "RunningState",
            "select"]  # fmt: skip

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from simsignal.engine.core.forecast import similarity_weights
+from simsignal.engine.core.forecast import continued, similarity_weights
 from simsignal.engine.core.pipeline.ports import MinuteResult
 
 
@@ -92,15 +92,15 @@ class LiveView:
         curves = np.asarray(self.curves(where), np.float64)
         weights = similarity_weights(best.scores)
         now, x_now = result.minute - 1, result.x
-        continued = (1.0 + x_now) * (1.0 + curves[:, now:]) / (1.0 + curves[:, [now]]) - 1.0
-        lo, hi = np.quantile(continued, [0.1, 0.9], axis=0)
+        paths = continued(x_now, curves[:, [now]], curves[:, now:])
+        lo, hi = np.quantile(paths, [0.1, 0.9], axis=0)
         f = result.forecasts[self.algo]
         self.write(result.ticker, {
             "ticker": result.ticker, "minute": result.minute, "slot": self.labels[now],
             "algo": self.algo, "labels": self.labels, "today": self.today(result.ticker),
             "neighbors": [[t, d, s] for t, d, s, *_ in best.neighbors()],
             "curves": curves.round(6).tolist(), "weights": weights.round(6).tolist(),
-            "forecast": (weights @ continued).round(6).tolist(),
+            "forecast": (weights @ paths).round(6).tolist(),
             "q10": lo.round(6).tolist(), "q90": hi.round(6).tolist(),
             "pred_close": f.pred_close, "up_prob": f.up_prob,
         })  # fmt: skip
