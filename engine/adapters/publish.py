@@ -20,9 +20,10 @@ from pathlib import Path
 import orjson
 
 from simsignal.engine.adapters.redis_store import RedisError, RedisStore
-from simsignal.engine.core.commit import Call, Commit, Settlement, merged
+from simsignal.engine.core.commit import Commit, Settlement, merged
 from simsignal.engine.core.derived import Derived
 from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.kinds import KINDS, Kind
 from simsignal.engine.core.pipeline.journal import BatchRecord
 from simsignal.engine.core.signals import Signal
 
@@ -219,8 +220,11 @@ class SignalPublisher:
         dead: list[dict[str, str]],
     ) -> _Unit:
         by_stream: dict[str, tuple[str, list[str | int | float]]] = {}
+        counted: dict[str, None] = {}  # the streams of kinds counted as signals, in order
         for sig in signals:  # dicts keep insertion order: each stream's entries stay in order
             stream = sig.stream(self.keys)
+            if kind_of(sig).counted:
+                counted[stream] = None
             known = by_stream.get(stream)
             if known is None:
                 known = by_stream[stream] = (
@@ -243,24 +247,19 @@ class SignalPublisher:
                     streams.setdefault(source, []).append(receipt)
             acks = [(s, self.group, ids) for s, ids in streams.items()]
         settlement = Settlement(journal, acks, [(self.keys.deadletter, d) for d in dead])
-        commit = Commit(calls, [settlement] if settlement else [], self.keys.signals(""),
+        commit = Commit(calls, [settlement] if settlement else [], tuple(counted),
                         self.counts_key, self.keep_s)  # fmt: skip
-        return _Unit(commit, self._signal_count(calls))
-
-    def _signal_count(self, calls: list[Call]) -> int:
-        """Signals in publish calls (four script arguments each, after two), derived ones not."""
-        ours = self.keys.signals("")
-        return sum((len(a) - 2) // 4 for stream, _, a in calls if stream.startswith(ours))
+        return _Unit(commit, _signal_count(commit))
 
     def _commit(self, commit: Commit, units: list[_Unit] | None = None) -> int:
         """Run a commit; count new signals (and, apart, new derived entries) as Redis says."""
-        done = self.store.commit(commit)
-        ours = self.keys.signals("")
-        added = sum(n for s, n in done.added.items() if s.startswith(ours))
-        self.derived += sum(n for s, n in done.added.items() if not s.startswith(ours))
-        n = sum(u.signals for u in units) if units is not None else self._signal_count(commit.calls)
+        done, counted = self.store.commit(commit), set(commit.counted)
+        added = sum(n for s, n in done.added.items() if s in counted)
+        self.derived += sum(n for s, n in done.added.items() if s not in counted)
+        n = sum(u.signals for u in units) if units is not None else _signal_count(commit)
         self.published += added
-        self.repeats += n - added - sum(1 for r in done.refused if r.startswith(ours))
+        refused = sum(1 for r in done.refused if r.rsplit(":", 1)[0] in counted)
+        self.repeats += n - added - refused
         self.resent += done.skipped
         if done.refused:
             self.refused += done.refused
@@ -276,6 +275,17 @@ class SignalPublisher:
             added += self._commit(merged(chunk))
         self.spill.unlink()
         return added
+
+
+def kind_of(entry: Signal | Derived) -> Kind:
+    """An entry's kind (`kinds.py`): what it is about, and whether it counts as a signal."""
+    return entry.kind if isinstance(entry, Signal) else KINDS[entry.kind]
+
+
+def _signal_count(commit: Commit) -> int:
+    """Signals in a commit's calls (four script arguments each, after two), derived ones not."""
+    counted = set(commit.counted)
+    return sum((len(a) - 2) // 4 for stream, _, a in commit.calls if stream in counted)
 
 
 def _chunks(path: Path, size: int) -> Iterator[list[Commit]]:

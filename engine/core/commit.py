@@ -51,13 +51,13 @@ class Settlement:
 class Commit:
     """Signals and derived entries (`calls`, one per stream), and the batches' settlements.
 
-    `counted` is the key prefix of the streams whose new entries count as signals (the rest
+    `counted`: the streams whose new entries count as signals (their kind says so; the rest
     are derived entries); `counts` is the run's counters hash, or "" for none.
     """
 
     calls: list[Call]
     settlements: list[Settlement] = field(default_factory=list)
-    counted: str = ""
+    counted: tuple[str, ...] = ()
     counts: str = ""
     counts_ttl: int = 0
 
@@ -69,7 +69,7 @@ class Commit:
         return {
             "calls": self.calls,
             "settlements": [[s.journal, s.acks, s.dead] for s in self.settlements],
-            "counted": self.counted, "counts": self.counts, "counts_ttl": self.counts_ttl,
+            "counted": list(self.counted), "counts": self.counts, "counts_ttl": self.counts_ttl,
         }  # fmt: skip
 
     @classmethod
@@ -85,8 +85,11 @@ class Commit:
                 [(str(s), str(g), [str(i) for i in ids]) for s, g, ids in acks_],
                 [(str(k), dict(f)) for k, f in dead_],
             ))  # fmt: skip
-        return cls(calls, settlements, str(obj.get("counted", "")), str(obj.get("counts", "")),
-                   int(obj.get("counts_ttl", 0)))  # fmt: skip
+        counted = obj.get("counted", ())
+        if isinstance(counted, str):  # a key prefix, as the first spill lines of this layout had
+            counted = [c[0] for c in calls if counted and c[0].startswith(counted)]
+        return cls(calls, settlements, tuple(str(c) for c in counted),
+                   str(obj.get("counts", "")), int(obj.get("counts_ttl", 0)))  # fmt: skip
 
 
 def _journal(raw: list[Any]) -> Journal:
@@ -107,21 +110,20 @@ def merged(commits: list[Commit]) -> Commit:
             else:
                 known[2][0] = min(int(known[2][0]), int(args[0]))
                 known[2].extend(args[2:])
-    last = commits[-1]
-    return Commit(list(calls.values()), [s for c in commits for s in c.settlements],
-                  last.counted, last.counts, max(c.counts_ttl for c in commits))  # fmt: skip
+    counted = tuple(dict.fromkeys(s for c in commits for s in c.counted))
+    return Commit(list(calls.values()), [s for c in commits for s in c.settlements], counted,
+                  commits[-1].counts, max(c.counts_ttl for c in commits))  # fmt: skip
 
 
 def script_arguments(commit: Commit) -> tuple[list[str], list[str | int | float]]:
     """KEYS and ARGV of `COMMIT_LUA` for a commit (the layout is in ARGV[1], the header)."""
     keys: list[str] = []
     argv: list[str | int | float] = [""]
-    calls, settles = [], []
+    calls, settles, counted = [], [], set(commit.counted)
     for stream, latest, args in commit.calls:
         keys += [stream, latest]
         argv += args
-        counted = bool(commit.counted) and stream.startswith(commit.counted)
-        calls.append([len(args), int(counted)])
+        calls.append([len(args), int(stream in counted)])
     for s in commit.settlements:
         if s.journal is not None:
             key, entry_id, fields, _ = s.journal

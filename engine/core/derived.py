@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from simsignal.engine.core.forecast import Forecast
 from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.kinds import KINDS, REBALANCE, TIMING, Subject
 from simsignal.engine.core.pairs import is_pair
 
 DERIVED_VERSION = 1
@@ -90,7 +91,7 @@ class RebalanceRule:
 class Derived:
     """One derived entry, published like a signal: idempotent by its stream ID."""
 
-    kind: str  # timing | rebalance
+    kind: str  # a derived kind of `kinds.KINDS`: timing | rebalance
     ticker: str  # "" for the portfolio-wide rebalance
     date: str
     minute: int
@@ -106,21 +107,22 @@ class Derived:
         return f"{self.bar_epoch_ms}-0"
 
     def stream(self, keys: Keys) -> str:
-        """The stream this entry goes to."""
-        return keys.timing(self.ticker) if self.kind == "timing" else keys.rebalance
+        """The stream of its kind and subject (`kinds.py`)."""
+        return KINDS[self.kind].stream(keys, self.ticker)
 
     def latest(self, keys: Keys) -> str:
-        """The hash holding the newest entry (field: `hash_field`)."""
-        return keys.timing_latest if self.kind == "timing" else keys.rebalance_latest
+        """The hash holding its kind's newest entries (field: `hash_field`)."""
+        return KINDS[self.kind].latest(keys, self.ticker)
 
     def channel(self, keys: Keys) -> str:
-        """The pub/sub channel announcing it."""
-        return keys.timing_channel if self.kind == "timing" else keys.rebalance_channel
+        """Its kind's announcement channel."""
+        return KINDS[self.kind].channel(keys, self.ticker)
 
     @property
     def hash_field(self) -> str:
-        """The latest hash's field: the ticker for timing, "portfolio" for rebalance."""
-        return self.ticker or "portfolio"
+        """The latest hash's field: the subject's name (the ticker, or "portfolio")."""
+        portfolio = KINDS[self.kind].subject is Subject.PORTFOLIO
+        return "portfolio" if portfolio else self.ticker
 
     def _plain(self) -> dict[str, Any]:
         return {"v": self.v, "kind": self.kind, "ticker": self.ticker, "date": self.date,
@@ -174,10 +176,10 @@ class Deriver:
         else:  # the whole batch at once
             pos = self.timing.positions([f.up_prob for _, f in mine], e)
             for (r, f), x, p in zip(mine, e.tolist(), pos.tolist(), strict=True):
-                out.append(Derived("timing", r.ticker, date, r.minute, label(r.minute), self.algo,
-                                   stamp(r.minute), {"position": p, "edge": _finite(x),
-                                   "pred_move": f.pred_move, "up_prob": f.up_prob,
-                                   "dispersion": f.dispersion}))  # fmt: skip
+                values = {"position": p, "edge": _finite(x), "pred_move": f.pred_move,
+                          "up_prob": f.up_prob, "dispersion": f.dispersion}  # fmt: skip
+                out.append(Derived(TIMING.name, r.ticker, date, r.minute, label(r.minute),
+                                   self.algo, stamp(r.minute), values))  # fmt: skip
                 self.edges[r.ticker] = x if p > 0 else 0.0
         if self.rebalance is not None and last > self.done:  # a late bar waits for the next
             # tickers without a bar in this batch keep their last edge (a late bar is no exit)
@@ -187,7 +189,7 @@ class Deriver:
                            for t in set(moved) | set(self.held))  # fmt: skip
             self.held, self.done = moved, last
             known = {t: _finite(e) for t, e in self.edges.items()}
-            out.append(Derived("rebalance", "", date, last, label(last), self.algo, stamp(last),
+            out.append(Derived(REBALANCE.name, "", date, last, label(last), self.algo, stamp(last),
                                {"weights": moved, "target": target, "turnover": turnover,
                                 "cash": 1.0 - sum(moved.values()), "edges": known}))  # fmt: skip
         return out

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from simsignal.engine.core.keys import Keys
-from simsignal.engine.core.pairs import is_pair
+from simsignal.engine.core.kinds import Kind, of_signal
 
 SCHEMA_VERSION = 3
 
@@ -45,17 +45,22 @@ class Signal:
     latency_ms: float = 0.0
     v: int = SCHEMA_VERSION
 
+    @property
+    def kind(self) -> Kind:
+        """A ticker's signal, or a pair's spread forecast (`kinds.py`)."""
+        return of_signal(self.ticker)
+
     def stream(self, keys: Keys) -> str:
-        """The ticker's signal stream (a pair's spread forecasts have their own)."""
-        return keys.pair(self.ticker) if is_pair(self.ticker) else keys.signals(self.ticker)
+        """The stream of its kind and ticker (or pair)."""
+        return self.kind.stream(keys, self.ticker)
 
     def latest(self, keys: Keys) -> str:
-        """The ticker's (or pair's) latest hash (field: the algorithm)."""
-        return keys.pair_latest(self.ticker) if is_pair(self.ticker) else keys.latest(self.ticker)
+        """The latest hash of its kind and ticker (field: the algorithm)."""
+        return self.kind.latest(keys, self.ticker)
 
     def channel(self, keys: Keys) -> str:
-        """The pub/sub channel of every signal (pairs: of every pair signal)."""
-        return keys.pair_channel if is_pair(self.ticker) else keys.channel
+        """Its kind's announcement channel."""
+        return self.kind.channel(keys, self.ticker)
 
     @property
     def hash_field(self) -> str:

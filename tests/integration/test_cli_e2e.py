@@ -196,10 +196,10 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
     import signal
     import time
 
-    bars = make_history(CN, years=40 / 243, ticker="000300", seed=3)
-    day = bars["datetime"].str[:10].iloc[-1]
-    bars[~bars["datetime"].str.startswith(day)].to_parquet(tmp_path / "h.parquet")
-    live = bars[bars["datetime"].str.startswith(day)].head(30)
+    from tests.integration.test_cli_faults import SHARED_CACHE, _data
+
+    day, history, live_path = _data(tmp_path, 30)  # the run's shared history and curves cache
+    live = pd.read_parquet(live_path)
     url = redis_server.url  # type: ignore[attr-defined]
     proc = subprocess.Popen(
         [
@@ -208,7 +208,7 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
             "simsignal.engine.app.cli",
             "run",
             "--history",
-            str(tmp_path / "h.parquet"),
+            str(history),
             "--feed",
             "redis",
             "--date",
@@ -224,7 +224,7 @@ def test_run_feed_redis_follows_the_stream_until_sigint(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "COLUMNS": "120"},
+        env={**os.environ, "COLUMNS": "120", **SHARED_CACHE},
     )
     try:
         deadline = time.monotonic() + 300  # ready first: else the pause below is spent starting

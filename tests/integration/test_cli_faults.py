@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,12 +30,25 @@ CN = get_template("cn")
 ALGOS = 4  # the default algorithms
 
 
-def _data(tmp_path: Path, live_minutes: int) -> tuple[str, Path, Path]:
-    """40 days of one index before the session date, and that day's first minutes."""
+# One history for the engines these tests start, written once per run, and one day-curves
+# cache beside it: the first engine loads it through Spark, the later ones from the cache
+# (a Spark load is about 20 s of each start). Under the run's Ray folder: gone after a pass.
+SHARED = Path(os.environ.get("RAY_TMPDIR") or tempfile.mkdtemp()) / "shared-history"
+SHARED_CACHE = {"SIMSIGNAL_HISTORY__CACHE_DIR": str(SHARED / "curves")}
+
+
+def _data(tmp_path: Path, live_minutes: int, shared: bool = True) -> tuple[str, Path, Path]:
+    """40 days of one index before the session date, and that day's first minutes.
+
+    `shared`: the run's one history file (its curves cached across engines); else a copy of
+    this test's own, for a test that must see Spark load it.
+    """
     bars = make_history(CN, years=40 / 243, ticker="000300", seed=5)
     day = bars["datetime"].str[:10].iloc[-1]
-    history, live = tmp_path / "h.parquet", tmp_path / "live.parquet"
-    bars[~bars["datetime"].str.startswith(day)].to_parquet(history)
+    history, live = (SHARED if shared else tmp_path) / "h.parquet", tmp_path / "live.parquet"
+    if not history.is_file():
+        history.parent.mkdir(parents=True, exist_ok=True)
+        bars[~bars["datetime"].str.startswith(day)].to_parquet(history)
     bars[bars["datetime"].str.startswith(day)].head(live_minutes).to_parquet(live)
     return day, history, live
 
@@ -46,7 +60,7 @@ class _Engine:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "simsignal.engine.app.cli", *args], cwd=cwd,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "COLUMNS": "160", **env},
+            env={**os.environ, "COLUMNS": "160", **SHARED_CACHE, **env},
         )  # fmt: skip
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -91,8 +105,9 @@ def test_redis_lost_for_good_exits_1_and_simsignal_flush_publishes_the_rest(
     server = RedisServer(port=port, data_dir=str(data_dir))
     out = tmp_path / "out"
     engine = _Engine(["run", "--history", str(history), "--feed", "replay", "--replay", str(live),
-                      "--date", day, "--k", "5", "--speed", "240", "--redis-url", server.url,
-                      "--out", str(out)], tmp_path, SIMSIGNAL_REDIS__DRAIN_SECONDS="2")  # fmt: skip
+                      "--date", day, "--ticker", "000300", "--k", "5", "--speed", "240",
+                      "--redis-url", server.url, "--out", str(out)], tmp_path,
+                     SIMSIGNAL_REDIS__DRAIN_SECONDS="2")  # fmt: skip
     try:
         engine.wait_for("ready for the first bar")
         there, deadline = RedisStore.connect(server.url), time.monotonic() + 120

@@ -49,7 +49,7 @@ def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_no
     run's signals, and the cluster is still up after the engines have gone."""
     from ray.cluster_utils import Cluster
 
-    day, history, live = _data(tmp_path, 30)
+    day, history, live = _data(tmp_path, 30, shared=False)  # Spark loads it on the cluster
     common = ["--history", str(history), "--replay", str(live), "--date", day, "--k", "5",
               "--shards", "2", "--redis-url", redis_server.url, "--feed", "replay"]  # fmt: skip
     # addresses where nothing answers, tried while the one-node run goes (a Ray client waits
