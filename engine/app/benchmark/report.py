@@ -166,7 +166,7 @@ def markdown_section(result: dict[str, Any]) -> str:
 def update_doc(doc: Path, result: dict[str, Any]) -> None:
     """Replace (or add) this workload's section in docs/benchmarks.md, keeping the others."""
     head = (
-        "# Benchmarks\n\nMade by `simsignal bench` (see the README). Times are measured on "
+        "# Benchmarks\n\nMade by `simsignal bench` (see docs/cli.md). Times are measured on "
         "the machine named in each section, never asserted in tests.\n"
     )
     text = doc.read_text() if doc.is_file() else head

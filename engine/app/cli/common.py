@@ -177,7 +177,7 @@ def engine_output(logs: Path | None) -> Iterator[None]:
         console.print(
             Text("engine stopped: ", style="red")
             + Text(message(err))
-            + Text(" — see README 'Scaling out' (losing a node)"),
+            + Text(" — see docs/operating.md, 'Scaling out' (losing a node)"),
             highlight=False,
         )
         raise typer.Exit(1) from None

@@ -1,6 +1,6 @@
 """The evaluation report: statistics per algorithm and checkpoint, a plain reading, JSON, HTML.
 
-JSON schema `version` 1 (documented in the README): `results[algo][checkpoint | "pooled"]`.
+JSON schema `version` 1 (documented in docs/evaluation.md): `results[algo][checkpoint | "pooled"]`.
 """
 
 from __future__ import annotations
