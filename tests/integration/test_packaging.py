@@ -33,7 +33,11 @@ def test_the_wheel_and_the_locked_runtime_run_the_demo_in_a_new_virtualenv(
         "simsignal",
         wheel.name.split("-py3")[0] + ".dist-info",
     }
-    assert "simsignal/config/default.toml" in names and "simsignal/engine/cli.py" in names
+    for inside in ("simsignal/config/default.toml", "simsignal/config/settings.py",
+                   "simsignal/engine/app/cli/__init__.py", "simsignal/engine/core/commit.py",
+                   "simsignal/engine/adapters/redis_store.py", "simsignal/actors/session.py",
+                   "simsignal/engine/app/dashboard/static/index.html"):  # every layer  # fmt: skip
+        assert inside in names, inside
     # the README's route for users: a new virtualenv, the locked runtime, then the wheel
     subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
     venv_pip = [str(target / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
