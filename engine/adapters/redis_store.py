@@ -139,6 +139,11 @@ class RedisStore:
         """HGETALL as text."""
         return _fields(self._client.hgetall(key))
 
+    def field(self, key: str, name: str) -> str | None:
+        """HGET as text (None: no such field)."""
+        value: Any = self._client.hget(key, name)
+        return None if value is None else text(value)
+
     def delete(self, *keys: str) -> None:
         """DEL."""
         if keys:

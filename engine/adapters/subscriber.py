@@ -16,6 +16,11 @@ claimed (`XAUTOCLAIM`) and finished here. `handle(fn)` acknowledges right after 
 so a handler that succeeded is not handed the signal again (a crash in the one round trip
 between the two is the only window). Entries that are not signals are skipped, counted and
 acknowledged. When Redis goes away the reader waits and reconnects, backing off to 10 s.
+
+Every kind of `engine/core/kinds.py` is read the same way, by the reader of its payload:
+`SignalReader` hands out `Signal`s (kinds `signal`, the default, and `pair`: the pairs among
+`tickers`), `DerivedReader` hands out `Derived` entries (`timing` of the tickers, and
+`rebalance`: the portfolio's one stream whatever the tickers); `reader_for(kind)` picks it.
 """
 
 from __future__ import annotations
@@ -26,15 +31,19 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from simsignal.config.settings import DEFAULT_REDIS_URL
 from simsignal.engine.adapters.redis_store import Entry, RedisError, RedisStore, Unavailable
+from simsignal.engine.core.derived import Derived
 from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.kinds import KINDS, Kind, Payload, Subject
+from simsignal.engine.core.pairs import is_pair
 from simsignal.engine.core.signals import Signal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+E = TypeVar("E", Signal, Derived)  # what a reader hands out: its kinds' payload
 
 
 class _Stopped(Exception):
@@ -42,17 +51,19 @@ class _Stopped(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    """A signal as read, with the stream entry it came from (to acknowledge it)."""
+class Delivery(Generic[E]):
+    """An entry as read, with the stream entry it came from (to acknowledge it)."""
 
-    signal: Signal
+    signal: E
     stream: str
     id: str
 
 
 @dataclass
-class SignalReader:
-    """Signals of some tickers (None: every ticker, found as their streams appear)."""
+class StreamReader(Generic[E]):
+    """Entries of some tickers (None: every ticker, found as their streams appear)."""
+
+    payload: ClassVar[Payload]  # the kinds a reader takes: those carrying its entries
 
     url: str = DEFAULT_REDIS_URL
     tickers: Iterable[str] | None = None
@@ -66,6 +77,7 @@ class SignalReader:
     claim_idle_ms: int = 30_000  # with a group: take over entries pending this long elsewhere
     rescan_s: float = 5.0  # every ticker: look for new signal streams this often
     say: Callable[[str], None] = log.warning  # how waiting for Redis is reported
+    kinds: Iterable[str] = ()  # which kinds of `kinds.KINDS` to read (of its payload)
     skipped: int = 0  # entries that were not signals
     _store: RedisStore | None = field(default=None, repr=False)
     _positions: dict[str, str] = field(default_factory=dict, repr=False)
@@ -74,18 +86,26 @@ class SignalReader:
         self.keys = Keys(self.prefix)
         self.wanted = None if self.algos is None else frozenset(self.algos)
         self.names = None if self.tickers is None else list(self.tickers)
+        mine = [name for name, kind in KINDS.items() if kind.payload is self.payload]
+        wrong = [k for k in self.kinds if k not in mine]
+        if wrong or not self.kinds:
+            name = type(self).__name__
+            raise ValueError(f"kinds = {wrong or []!r}: {name} reads {', '.join(mine)}; "
+                             "reader_for(kind) picks a kind's reader")  # fmt: skip
+        self.wanted_kinds = [KINDS[k] for k in dict.fromkeys(self.kinds)]
+        self._kind_of: dict[str, Kind] = {}  # stream → its kind
         self._scanned = 0.0
         self._claimed = 0.0
         self._stopping = threading.Event()
 
     @property
     def streams(self) -> list[str]:
-        """The signal streams being read so far."""
+        """The streams being read so far."""
         return list(self._positions)
 
     # -- the public ways to read ---------------------------------------------------------
-    def __iter__(self) -> Iterator[Signal]:
-        """Signals as they come; with a group, each is acknowledged when the next is asked for.
+    def __iter__(self) -> Iterator[E]:
+        """Entries as they come; with a group, each is acknowledged when the next is asked for.
 
         That is after the loop body ran: a signal the body failed on is handed out again.
         """
@@ -96,7 +116,7 @@ class SignalReader:
         except _Stopped:
             return
 
-    def handle(self, handler: Callable[[Signal], object], limit: int | None = None) -> int:
+    def handle(self, handler: Callable[[E], object], limit: int | None = None) -> int:
         """Call `handler` on each signal and acknowledge it right after; returns how many.
 
         Stops after `limit` signals (None: never). An exception in the handler propagates,
@@ -114,7 +134,7 @@ class SignalReader:
             pass
         return done
 
-    async def aiter(self) -> AsyncIterator[Signal]:
+    async def aiter(self) -> AsyncIterator[E]:
         """The asyncio form of iterating (`async for signal in reader.aiter()`).
 
         Each blocking read runs in a worker thread, so the event loop stays free; a read
@@ -124,15 +144,14 @@ class SignalReader:
         end = object()
         try:
             while True:
-                signal = await asyncio.to_thread(next, it, end)
-                if signal is end:
+                got = await asyncio.to_thread(next, it, end)
+                if got is end:
                     return
-                assert isinstance(signal, Signal)
-                yield signal
+                yield got  # type: ignore[misc]  # not `end`: an entry
         finally:  # the consumer left (break, cancel): its worker thread must end too
             self.stop()
 
-    def ack(self, delivery: Delivery) -> None:
+    def ack(self, delivery: Delivery[E]) -> None:
         """Acknowledge one delivery (a no-op without a group)."""
         if self.group:
             self._retrying(lambda s: s.ack(delivery.stream, self.group or "", [delivery.id]))
@@ -148,7 +167,7 @@ class SignalReader:
             self._store = None
 
     # -- reading ---------------------------------------------------------------------------
-    def deliveries(self) -> Iterator[Delivery]:
+    def deliveries(self) -> Iterator[Delivery[E]]:
         """Every delivery, not acknowledged: the building block of the forms above."""
         while not self._stopping.is_set():
             for entry in self._retrying(self._next_entries):
@@ -182,17 +201,16 @@ class SignalReader:
         return entries
 
     def _discover(self, store: RedisStore) -> None:
-        """The streams to read: the tickers given, or (every `rescan_s`) all signal streams."""
+        """The streams to read: the tickers given, or (every `rescan_s`) all of the kinds'."""
         now = time.monotonic()
         if self._positions and (self.names is not None or now - self._scanned < self.rescan_s):
             return
         first = not self._scanned
         self._scanned = now
-        if self.names is not None:
-            found = [self.keys.signals(t) for t in self.names]
-        else:
-            found = store.streams_matching(self.keys.signals("*"))
-        new = [s for s in found if s not in self._positions]
+        for kind in self.wanted_kinds:
+            for stream in self._streams_of(kind, store):
+                self._kind_of.setdefault(stream, kind)
+        new = [s for s in self._kind_of if s not in self._positions]
         if not new:
             return
         late = not first  # a stream that appeared after the start: every entry of it is new
@@ -202,6 +220,15 @@ class SignalReader:
             return
         store.ensure_group(new, self.group, "0" if self.from_start or late else "$")
         self._positions.update(dict.fromkeys(new, "0"))  # own pending entries first
+
+    def _streams_of(self, kind: Kind, store: RedisStore) -> list[str]:
+        """A kind's streams: of the named subjects it is about, or all that exist so far."""
+        if kind.subject is Subject.PORTFOLIO:
+            return [kind.stream(self.keys)]
+        if self.names is None:
+            return store.streams_matching(kind.stream(self.keys, "*"))
+        pairs = kind.subject is Subject.PAIR
+        return [kind.stream(self.keys, t) for t in self.names if is_pair(t) == pairs]
 
     def _claim(self, store: RedisStore) -> list[Entry]:
         """With a group: now and then, entries that a dead consumer left pending."""
@@ -213,13 +240,17 @@ class SignalReader:
             out += store.claim_idle(stream, self.group, self.consumer, self.claim_idle_ms)
         return out
 
-    def _parse(self, entry: Entry) -> Delivery | None:
+    def _entry(self, fields: dict[str, str]) -> E:
+        raise NotImplementedError
+
+    def _parse(self, entry: Entry) -> Delivery[E] | None:
+        signal: E | None
         try:
-            signal = Signal.from_fields(entry.fields)
+            signal = self._entry(entry.fields)
         except (KeyError, ValueError, TypeError):
             self.skipped += 1
-            log.warning("skipped %s %s: not a signal (%d so far)", entry.stream, entry.id,
-                        self.skipped)  # fmt: skip
+            log.warning("skipped %s %s: not a %s entry (%d so far)", entry.stream, entry.id,
+                        self._kind_of[entry.stream].name, self.skipped)  # fmt: skip
             signal = None
         if signal is None or (self.wanted is not None and signal.algo not in self.wanted):
             if self.group:  # settled: never handed out again
@@ -249,3 +280,37 @@ class SignalReader:
                 # entry there now is new to it) and go on.
                 self.say(f"the consumer group is gone ({err}); making it again")
                 self._positions.clear()
+
+
+@dataclass
+class SignalReader(StreamReader[Signal]):
+    """Signals of some tickers (kind `signal`), or of pairs `A~B` (kind `pair`)."""
+
+    payload: ClassVar[Payload] = Payload.SIGNAL
+    kinds: Iterable[str] = ("signal",)
+
+    def _entry(self, fields: dict[str, str]) -> Signal:
+        return Signal.from_fields(fields)
+
+
+@dataclass
+class DerivedReader(StreamReader[Derived]):
+    """Derived entries: the tickers' timing (kind `timing`) or the portfolio's `rebalance`."""
+
+    payload: ClassVar[Payload] = Payload.DERIVED
+    kinds: Iterable[str] = ("timing",)
+
+    def _entry(self, fields: dict[str, str]) -> Derived:
+        return Derived.from_fields(fields)
+
+
+READERS: dict[Payload, type[SignalReader] | type[DerivedReader]] = {
+    Payload.SIGNAL: SignalReader, Payload.DERIVED: DerivedReader,
+}  # fmt: skip
+
+
+def reader_for(kind: str) -> type[SignalReader] | type[DerivedReader]:
+    """The reader of a kind's entries (`SignalReader` or `DerivedReader`)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind = {kind!r}: choose from {', '.join(KINDS)}")
+    return READERS[KINDS[kind].payload]

@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from simsignal.engine.core.forecast import Forecast
 from simsignal.engine.core.keys import Keys
-from simsignal.engine.core.kinds import KINDS, REBALANCE, TIMING, Subject
+from simsignal.engine.core.kinds import KINDS, REBALANCE, TIMING, Payload, Subject
 from simsignal.engine.core.pairs import is_pair
 
 DERIVED_VERSION = 1
@@ -145,6 +145,28 @@ class Derived:
     def to_json(self) -> str:
         """The pub/sub and latest-hash payload, with the entry's `id`."""
         return orjson.dumps({**self._plain(), "id": self.stream_id}).decode()
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> Derived:
+        """Parse the stream form back (the inverse of `field_list`, what consumers do)."""
+        kind = fields["kind"]
+        if kind not in KINDS or KINDS[kind].payload is not Payload.DERIVED:
+            raise ValueError(f"kind = {kind!r}: not a derived kind")
+        values = {key: _value(text) for key, text in fields.items() if key not in _BASE}
+        return cls(kind, fields["ticker"], fields["date"], int(fields["minute"]),
+                   fields["slot"], fields["algo"], int(fields["bar_epoch_ms"]), values,
+                   int(fields["v"]))  # fmt: skip
+
+
+_BASE = frozenset(("v", "kind", "ticker", "date", "minute", "slot", "algo", "bar_epoch_ms"))
+
+
+def _value(text: str) -> Any:
+    """A payload value from its stream text: JSON (numbers, dicts), else a float (`nan`)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return float(text)
 
 
 @dataclass

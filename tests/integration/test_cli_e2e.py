@@ -299,3 +299,20 @@ def test_subscribe_stops_at_count_and_says_what_it_reads(
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 8 and all(line.startswith("000300 2024-04-26") for line in lines)
     assert [int(line.split("m=")[1].split()[0]) for line in lines] == list(range(1, 9))
+    # The entries of another kind: the portfolio's rebalance, whatever the ticker named.
+    from simsignal.engine.core.derived import Derived
+
+    moved = Derived("rebalance", "", "2024-04-26", 3, "09:33", "sq", 1714095180000,
+                    {"weights": {"000300": 0.25}, "cash": 0.75})  # fmt: skip
+    publisher.publish([moved])
+    done = subprocess.run(
+        [sys.executable, "-m", "simsignal.engine.app.cli", "subscribe", "000300", "--kind",
+         "rebalance", "--from-start", "--count", "1", "--redis-url", url], capture_output=True,
+        text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.startswith(f"reading simsignal:rebalance at {url}")
+    assert done.stdout.strip() == (
+        'rebalance portfolio 2024-04-26 09:33 m=  3 sq       {"weights": {"000300": 0.25}, '
+        '"cash": 0.75}'
+    )

@@ -20,6 +20,7 @@ import pytest
 
 from simsignal.engine.adapters.redis_server import RedisServer, free_port
 from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.kinds import KINDS, Payload
 from simsignal.engine.core.signals import Signal
 from tests.integration.test_cli_faults import _data, _Engine
 
@@ -137,6 +138,12 @@ def test_the_page_shows_each_minute_within_a_second(
                 lags.append(time.monotonic() - arrived)
                 shown = page.inner_text("#pred-close")
                 assert shown == f"{sq.pred_close * 100:+.3f}%"
+            derived = [name for name, kind in KINDS.items() if kind.payload is Payload.DERIVED]
+            page.wait_for_function(  # every derived kind, at the last minute, beside the signals
+                "([kinds, m]) => kinds.every(k =>"
+                " document.getElementById('derived-' + k)?.dataset.minute === m)",
+                arg=[derived, str(len(bars))], timeout=1000,
+            )  # fmt: skip
             assert page.locator("#chart canvas").count() == 1
             assert "minutes" in page.inner_text("#health")
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """Every signal kind of the registry, published for real: its own stream, latest hash and
-channel under the prefix, counted where its kind says, idempotent by ID.
+channel under the prefix, counted where its kind says, idempotent by ID, read back whole by
+its reader, and shown by the dashboard's state of its subject.
 
 A kind added to `kinds.KINDS` without an example here fails the first test: the example is
 what makes the others check it.
@@ -13,7 +14,10 @@ from dataclasses import replace
 import pytest
 
 from simsignal.engine.adapters.publish import SignalPublisher
+from simsignal.engine.adapters.redis_server import RedisServer
 from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.adapters.subscriber import reader_for
+from simsignal.engine.app.dashboard.app import state_of, subjects
 from simsignal.engine.core.derived import Derived
 from simsignal.engine.core.keys import Keys
 from simsignal.engine.core.kinds import KINDS, Payload, Subject
@@ -74,3 +78,33 @@ def test_each_kind_is_published_once_where_its_kind_says_and_counted_so(
     assert (pub.published, pub.derived) == ((1, 0) if kind.counted else (0, 1))
     assert pub.publish([entry]) == 0 and len(store.entries(kind.stream(KEYS, subject))) == 1
     assert pub.repeats == (1 if kind.counted else 0)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_each_kind_is_read_back_whole_by_its_reader_and_shown_by_the_dashboard(
+    redis_server: RedisServer, store: RedisStore, name: str
+) -> None:
+    kind, entry = KINDS[name], _example(name)
+    SignalPublisher(store, KEYS, 5, counts_key=KEYS.counts("2024-04-26", "kinds")).publish([entry])
+    subject = entry.ticker or "000300"  # the portfolio's entries are read whatever the tickers
+    reader = reader_for(name)(redis_server.url, [subject], kinds=[name], from_start=True,
+                              prefix=KEYS.prefix, block_ms=100)  # fmt: skip
+    got: list[object] = []
+    assert reader.handle(got.append, limit=1) == 1
+    reader.close()
+    assert got == [entry], name  # every field, as published
+    state = state_of(store, KEYS, subject)
+    if kind.payload is Payload.SIGNAL:
+        assert state["kind"] == name and set(state["latest"]) == {entry.algo}
+        assert state["latest"][entry.algo]["minute"] == 1
+        assert subject in subjects(store, KEYS)  # offered on the page
+    else:
+        assert state["derived"][name]["minute"] == 1, state
+        assert state["derived"][name]["id"] == entry.stream_id
+
+
+def test_a_reader_refuses_a_kind_it_does_not_carry(redis_server: RedisServer) -> None:
+    with pytest.raises(ValueError, match=r"kinds = \['timing'\]: SignalReader reads signal, pair"):
+        reader_for("signal")(redis_server.url, ["000300"], kinds=["timing"])
+    with pytest.raises(ValueError, match="kind = 'risk': choose from signal, pair"):
+        reader_for("risk")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -150,29 +151,38 @@ def subscribe(
         bool, typer.Option(help="from the first entry (a new group too), not new signals only")
     ] = False,
     count: Annotated[int, typer.Option(help="stop after this many signals (0: never)")] = 0,
+    kind: Annotated[
+        str, typer.Option("--kind", help="what to read: signal, pair, timing or rebalance")
+    ] = "signal",
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     redis_url: RedisOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Print signals as they arrive (with --group, each is acknowledged once printed)."""
+    """Print signals (or other kinds) as they arrive; with --group, each is acknowledged."""
     from simsignal.config.settings import DEFAULT_REDIS_URL  # noqa: PLC0415
     from simsignal.engine.adapters.redis_connect import masked  # noqa: PLC0415
-    from simsignal.engine.adapters.subscriber import SignalReader  # noqa: PLC0415
+    from simsignal.engine.adapters.subscriber import reader_for  # noqa: PLC0415
+    from simsignal.engine.core.derived import Derived  # noqa: PLC0415
+    from simsignal.engine.core.keys import Keys  # noqa: PLC0415
+    from simsignal.engine.core.kinds import KINDS  # noqa: PLC0415
     from simsignal.engine.core.signals import Signal  # noqa: PLC0415
 
     if not tickers and not all_tickers:
         raise typer.BadParameter("name a ticker or give --all", param_hint="TICKER")
+    if kind not in KINDS:
+        raise typer.BadParameter(f"{kind!r}: choose from {', '.join(KINDS)}", param_hint="--kind")
     settings = settings_from(config, redis_url=redis_url)
     url = settings.redis.url.get_secret_value() if settings.redis.url else DEFAULT_REDIS_URL
     err = Console(stderr=True)
-    reader = SignalReader(
+    reader = reader_for(kind)(
         url, None if all_tickers else tickers, algos=algo, group=group, consumer=consumer,
-        from_start=from_start, prefix=settings.redis.prefix,
+        from_start=from_start, prefix=settings.redis.prefix, kinds=[kind],
         say=lambda msg: err.print(f"[yellow]{masked(url)}:[/] {msg}", highlight=False),
     )  # fmt: skip
-    prefix = settings.redis.prefix
-    streams = f"{prefix}:signals:*" if all_tickers else ", ".join(
-        f"{prefix}:signals:{t}" for t in tickers or [])  # fmt: skip
+    keys = Keys(settings.redis.prefix)
+    streams = ", ".join(dict.fromkeys(
+        KINDS[kind].stream(keys, "*" if all_tickers else t) for t in tickers or [""]
+    ))  # fmt: skip
     err.print(
         f"reading {streams} at {masked(url)} ("
         + (f"group {group} as {consumer}, " if group else "")
@@ -182,9 +192,12 @@ def subscribe(
         highlight=False, soft_wrap=True,
     )  # fmt: skip
 
-    def show(sig: Signal) -> None:
+    def show(sig: Signal | Derived) -> None:
         if as_json:
             print(sig.to_json(), flush=True)
+        elif not isinstance(sig, Signal):  # a derived kind: its payload as JSON
+            print(f"{sig.kind} {sig.ticker or 'portfolio'} {sig.date} {sig.slot} m={sig.minute:>3}"
+                  f" {sig.algo:<8} {json.dumps(sig.values)}", flush=True)  # fmt: skip
         else:
             print(f"{sig.ticker} {sig.date} {sig.slot} m={sig.minute:>3} {sig.algo:<8} "
                   f"pred_close {sig.pred_close:+.3%} up {sig.up_prob:.3%} "

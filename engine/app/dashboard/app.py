@@ -1,11 +1,11 @@
 """The dashboard's web app: one page, a JSON state per ticker, and server-sent events.
 
-Everything it shows comes from Redis, never from the engine's memory: the latest signal of
-every algorithm (`{prefix}:latest:{ticker}`), what the engine draws for a ticker on display
+Everything it shows comes from Redis, never from the engine's memory: the latest entry of
+every kind (`engine/core/kinds.py`) about the subject on display, a ticker or a pair (its
+signals per algorithm, its timing, the portfolio's rebalance), what the engine draws for it
 (`{prefix}:view:{ticker}`: today's line, the neighbours' curves, the forecast path and band)
-and the engine's health (`{prefix}:engine`). Each signal (`{prefix}:signals`) or view
-(`{prefix}:views`) announced for the ticker being watched pushes a fresh state to the page.
-It writes nothing.
+and the engine's health (`{prefix}:engine`). Each entry announced for the subject (any kind's
+channel) or view (`{prefix}:views`) pushes a fresh state to the page. It writes nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from simsignal.engine.adapters.redis_store import RedisError, RedisStore
 from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.kinds import KINDS, Payload, Subject, of_signal
 
 STATIC = Path(__file__).with_name("static")
 HEARTBEAT_S = 15.0  # an SSE comment this often keeps proxies from closing an idle stream
@@ -31,13 +32,33 @@ RETRY_S = 1.0  # while Redis is away, the page hears so this often
 
 
 def state_of(store: RedisStore, keys: Keys, ticker: str) -> dict[str, Any]:
-    """What the page shows for one ticker, read from Redis now."""
+    """What the page shows for one ticker (or pair `A~B`), read from Redis now.
+
+    `latest`: its signals per algorithm (kind `signal`, or `pair`); `derived`: the newest
+    entry of each derived kind about it (its `timing`, the portfolio's `rebalance`).
+    """
     view = store.get(keys.view(ticker))
-    latest = {
-        algo: orjson.loads(payload) for algo, payload in store.hash(keys.latest(ticker)).items()
-    }
-    return {"ticker": ticker, "view": orjson.loads(view) if view else None,
-            "latest": latest, "health": store.hash(keys.engine)}  # fmt: skip
+    own = of_signal(ticker)
+    latest = {algo: orjson.loads(p) for algo, p in store.hash(own.latest(keys, ticker)).items()}
+    derived: dict[str, Any] = {}
+    for kind in KINDS.values():
+        if kind.payload is Payload.DERIVED:
+            field = "portfolio" if kind.subject is Subject.PORTFOLIO else ticker
+            payload = store.field(kind.latest(keys, ticker), field)
+            if payload is not None:
+                derived[kind.name] = orjson.loads(payload)
+    return {"ticker": ticker, "kind": own.name, "view": orjson.loads(view) if view else None,
+            "latest": latest, "derived": derived, "health": store.hash(keys.engine)}  # fmt: skip
+
+
+def subjects(store: RedisStore, keys: Keys) -> list[str]:
+    """Every ticker and pair with a signal stream: what the page offers to watch."""
+    names: list[str] = []
+    for kind in KINDS.values():
+        if kind.payload is Payload.SIGNAL:
+            head = kind.stream(keys, "")
+            names += [s.removeprefix(head) for s in store.streams_matching(kind.stream(keys, "*"))]
+    return names
 
 
 def make_app(url: str, prefix: str = "simsignal") -> Starlette:
@@ -49,10 +70,9 @@ def make_app(url: str, prefix: str = "simsignal") -> Starlette:
 
     async def tickers(_: Request) -> Response:
         try:
-            streams = await asyncio.to_thread(store.streams_matching, keys.signals("*"))
+            names = await asyncio.to_thread(subjects, store, keys)
         except RedisError as err:
             return JSONResponse({"error": f"Redis: {err}", "tickers": []}, status_code=503)
-        names = [s.removeprefix(keys.signals("")) for s in streams]
         return JSONResponse({"tickers": names})
 
     async def state(request: Request) -> Response:
@@ -99,7 +119,8 @@ async def _announced(request: Request, store: RedisStore, keys: Keys, ticker: st
                      ) -> AsyncIterator[str]:  # fmt: skip
     yield _event(await asyncio.to_thread(state_of, store, keys, ticker))
     quiet = 0.0
-    with store.subscription(keys.channel, keys.views) as sub:
+    channels = dict.fromkeys(kind.channel(keys) for kind in KINDS.values())
+    with store.subscription(*channels, keys.views) as sub:
         while not await request.is_disconnected():
             message = await asyncio.to_thread(store.next_message, sub, 1.0)
             if message is None:

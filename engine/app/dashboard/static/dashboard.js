@@ -83,6 +83,19 @@ function render(state) {
     row.dataset.minute = String(s.minute);
     body.appendChild(row);
   }
+  const derived = document.getElementById("derived");  // every derived kind, as it comes
+  derived.replaceChildren();
+  for (const [kind, d] of Object.entries(state.derived || {}).sort()) {
+    const item = document.createElement("li");
+    item.id = `derived-${kind}`;
+    item.dataset.minute = String(d.minute);
+    item.textContent = `${kind} (${d.algo}, minute ${d.minute}, ${d.slot}): ` + (
+      kind === "rebalance" && d.weights
+        ? `weight ${pct((d.weights[state.ticker] ?? 0), false)}, cash ${pct(d.cash, false)}`
+        : d.position !== undefined ? `position ${d.position}, edge ${Number(d.edge).toFixed(3)}`
+          : JSON.stringify(d));
+    derived.appendChild(item);
+  }
   const h = state.health || {};
   const health = document.getElementById("health");
   health.textContent = h.minutes === undefined ? "engine: no figures yet"
