@@ -269,6 +269,7 @@ _EXECUTORS: list[Any] = []  # the executors' placement group while Spark runs
 # it: every Spark start would leave one behind. This run's are removed when Spark stops.
 JAVA_COPIES_DIR = Path("/tmp/ray")
 _JAVA_COPIES: list[Path] = []
+REMOVED_JAVA_COPIES: list[str] = []  # what this process removed (the run's summary says)
 
 
 def _java_library_copies() -> set[Path]:
@@ -278,7 +279,9 @@ def _java_library_copies() -> set[Path]:
 def _drop_java_library_copies() -> None:
     """Remove this run's copies (the loaded library stays mapped in the JVM until it exits)."""
     while _JAVA_COPIES:
-        shutil.rmtree(_JAVA_COPIES.pop(), ignore_errors=True)
+        copy = _JAVA_COPIES.pop()
+        shutil.rmtree(copy, ignore_errors=True)
+        REMOVED_JAVA_COPIES.append(str(copy))
 
 
 def _executor_group(executors: int, memory: str, timeout_s: float = 120.0) -> Any:

@@ -23,6 +23,7 @@ import orjson
 import ray
 
 from simsignal.actors.fanout import RayFanOut, ShardLost
+from simsignal.actors.replies import Health, Spilled
 from simsignal.engine.adapters.bar_source import RedisBarSource
 from simsignal.engine.adapters.publish import SignalPublisher
 from simsignal.engine.adapters.redis_sink import RedisSink
@@ -329,23 +330,20 @@ class Coordinator:
             self._write_health(force=True)
             return self.publisher.pending_signals
 
-    def spill(self) -> dict[str, Any]:
+    def spill(self) -> Spilled:
         """Write what Redis did not take to the spill file; what was spilled, and where."""
         with self._lock:
             n = self.publisher.spill_pending()
-        return {"spilled": n, "spilled_total": self.publisher.spilled,
-                "path": str(self.publisher.spill or ""),
-                "pending": self.publisher.pending_signals}  # fmt: skip
+        pub = self.publisher
+        return Spilled(n, pub.spilled, str(pub.spill or ""), pub.pending_signals)
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Health:
         """For the console while following Redis: is Redis failing, and what is held back."""
         pub = self.publisher
         since = min((t for t in (pub.failing_since, self.read_failing_since) if t), default=None)
-        return {"failing_s": 0.0 if since is None else time.monotonic() - since,
-                "last_error": pub.last_error, "pending": pub.pending_signals,
-                "spilled": pub.spilled, "max_pending": pub.max_pending,
-                "spill": str(pub.spill or ""), "accepted": self.pipeline.accepted,
-                "pid": os.getpid()}  # fmt: skip
+        return Health(0.0 if since is None else time.monotonic() - since, str(pub.last_error),
+                      pub.pending_signals, pub.spilled, pub.max_pending, str(pub.spill or ""),
+                      self.pipeline.accepted, os.getpid())  # fmt: skip
 
     def stats(self) -> dict[str, Any]:
         """Counts and latencies for the summary."""

@@ -11,27 +11,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
+from ray import ObjectRef
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
+from simsignal.actors.replies import CoordinatorHandle, Spilled
+
 Say = Callable[[str], None]
+T = TypeVar("T")
 
 
 class EngineHandle:
     """A coordinator actor seen as plain calls; `say` prints a line for the operator."""
 
-    def __init__(self, coordinator: Any, say: Say) -> None:
+    def __init__(self, coordinator: CoordinatorHandle, say: Say) -> None:
         self._co = coordinator
         self._say = say
 
-    def call(self, method: str, *args: Any, seconds: float = 120.0) -> Any:
-        """The coordinator's `method(*args)`, sent again while Ray restarts it (≤ `seconds`)."""
+    def on_bars(self, raws: list[dict[str, str]], source: str, receipts: list[Any]
+                ) -> list[dict[str, Any]]:  # fmt: skip
+        """A batch of raw bars handled: one reply per bar (its minute, or why it was refused)."""
+        return self._call(lambda: self._co.on_bars.remote(raws, source, receipts))
+
+    def stats(self) -> dict[str, Any]:
+        """The run's counts and latencies, for the summary."""
+        return self._call(self._co.stats.remote)
+
+    def chart_data(self, ticker: str) -> dict[str, Any] | None:
+        """The chart minute's snapshot of a ticker (None: the day did not reach it)."""
+        return self._call(lambda: self._co.chart_data.remote(ticker))
+
+    def _call(self, send: Callable[[], ObjectRef[T]], seconds: float = 120.0) -> T:
+        """`send` the call and wait for its reply; again while Ray restarts it (≤ `seconds`)."""
         deadline, told = time.monotonic() + seconds, False
         while True:
             try:
-                return ray.get(getattr(self._co, method).remote(*args))
+                return ray.get(send())
             except (RayActorError, ActorUnavailableError) as err:
                 if time.monotonic() > deadline:  # restarts used up, or it cannot start again
                     raise err from None
@@ -52,20 +69,20 @@ class EngineHandle:
         flush` (or the next run) publishes.
         """
         deadline = time.monotonic() + seconds
-        pending = int(self.call("flush"))
+        pending = self._call(self._co.flush.remote)
         if pending:
             self._say(f"Redis is unreachable: {pending} signal(s) buffered, retrying…")
             while pending and time.monotonic() < deadline:
                 time.sleep(1.0)
-                pending = int(self.call("flush"))
-        spilled = self.call("spill")
-        if spilled["spilled_total"]:
+                pending = self._call(self._co.flush.remote)
+        spilled: Spilled = self._call(self._co.spill.remote)
+        if spilled.spilled_total:
             self._say(
-                f"[red]{spilled['spilled_total']} signal(s) could not be published[/]: Redis "
-                f"stayed unreachable. They are kept in {spilled['path']}; `simsignal flush "
-                f"--spill {spilled['path']}` (or the next run) publishes them."
+                f"[red]{spilled.spilled_total} signal(s) could not be published[/]: Redis "
+                f"stayed unreachable. They are kept in {spilled.path}; `simsignal flush "
+                f"--spill {spilled.path}` (or the next run) publishes them."
             )
-        return int(spilled["spilled_total"]) + int(spilled["pending"])
+        return spilled.spilled_total + spilled.pending
 
     def follow(self, tickers: list[str], every_s: float = 30.0) -> int:
         """Run the Redis feed loop until it returns; the bars handled.
@@ -89,11 +106,11 @@ class EngineHandle:
                 continue
             except GetTimeoutError:
                 continue
-            if health["failing_s"] > 5 and time.monotonic() - said > every_s:
+            if health.failing_s > 5 and time.monotonic() - said > every_s:
                 said = time.monotonic()
                 self._say(
-                    f"[red]Redis has been failing for {health['failing_s']:.0f} s[/] "
-                    f"({health['last_error']}): {health['pending']:,} signal(s) held in memory "
-                    f"(limit {health['max_pending']:,}, then spilled to {health['spill']}), "
-                    f"{health['spilled']:,} spilled so far"
+                    f"[red]Redis has been failing for {health.failing_s:.0f} s[/] "
+                    f"({health.last_error}): {health.pending:,} signal(s) held in memory "
+                    f"(limit {health.max_pending:,}, then spilled to {health.spill}), "
+                    f"{health.spilled:,} spilled so far"
                 )

@@ -18,6 +18,7 @@ import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from simsignal.actors.cluster import ray_cause
+from simsignal.actors.replies import ShardHandle
 from simsignal.engine.core.pipeline.ports import ShardReply
 from simsignal.engine.core.shard_state import Update
 
@@ -41,7 +42,7 @@ class RayFanOut:
     by classic calls, and `wake()` compiles it again once that batch is out.
     """
 
-    def __init__(self, shards: list[Any], history: History, compiled: bool = True) -> None:
+    def __init__(self, shards: list[ShardHandle], history: History, compiled: bool = True) -> None:
         self.shards = shards
         self.history = history
         self.use_graph = compiled
@@ -118,7 +119,8 @@ class RayFanOut:
                 replies.append(self._recover(shard, updates))
         return replies
 
-    def _recover(self, shard: Any, updates: list[Update], timeout: float = 300.0) -> ShardReply:
+    def _recover(self, shard: ShardHandle, updates: list[Update], timeout: float = 300.0
+                 ) -> ShardReply:  # fmt: skip
         """A restarted shard reloads its days itself; replay today's earlier minutes, retry.
 
         A shard whose restart failed (its days lost with their node and no curves cache), or
@@ -133,7 +135,8 @@ class RayFanOut:
             try:
                 for ticker, m in first.items():
                     ray.get(shard.restore.remote(ticker, self.history(ticker, m)))
-                return list(ray.get(shard.step.remote(updates)))
+                reply: ShardReply = ray.get(shard.step.remote(updates))
+                return reply
             except ActorDiedError as err:
                 if err.actor_init_failed or time.monotonic() > deadline:
                     raise ShardLost(ray_cause(err)) from None

@@ -17,6 +17,7 @@ from simsignal.actors.configs import coordinator_config
 from simsignal.actors.coordinator import CoordinatorActor
 from simsignal.actors.history_load import Checked, HistoryLoad
 from simsignal.actors.loader import HistoryLoaderActor
+from simsignal.actors.replies import CoordinatorHandle, ShardHandle, ShardInfo
 from simsignal.actors.shard import ShardActor
 from simsignal.config.settings import Settings
 from simsignal.engine.adapters.history.loaded import LoadedHistory
@@ -35,9 +36,9 @@ class Session:
     redis_url: str = ""
     embedded: RedisServer | None = None
     history: LoadedHistory | None = None
-    shards: list[Any] = field(default_factory=list)
-    coordinator: Any = None  # the CoordinatorActor handle (the app reaches it through EngineHandle)
-    shard_info: list[dict[str, Any]] = field(default_factory=list)
+    shards: list[ShardHandle] = field(default_factory=list)
+    coordinator: CoordinatorHandle | None = None  # the app reaches it through EngineHandle
+    shard_info: list[ShardInfo] = field(default_factory=list)
     cold_start_s: float = 0.0
     compiled: bool = False
     layout: placement.Layout | None = None
@@ -204,7 +205,7 @@ class Session:
         assert self.loading is not None
         return self.loading.cache, self.loading.columns
 
-    def shards_now(self) -> list[dict[str, Any]]:
+    def shards_now(self) -> list[ShardInfo]:
         """Each shard's info now: its node and where its days came from after a restart."""
         return list(ray.get([sh.info.remote() for sh in self.shards], timeout=60))
 
@@ -219,10 +220,10 @@ class Session:
             "pid": os.getpid(), "cold_start_s": round(self.cold_start_s, 3),
             "load_s": round(report.seconds, 3) if report else 0.0,
             "rows_read": report.rows_read if report else 0,
-            "days": sum(int(i["days"]) for i in self.shard_info),
-            "curves_bytes": sum(int(i["bytes"]) for i in self.shard_info),
+            "days": sum(i.days for i in self.shard_info),
+            "curves_bytes": sum(i.bytes for i in self.shard_info),
             "shards": len(self.shards), "compiled_graph": int(self.compiled),
-            "shard_nodes": ",".join(str(i["node"]) for i in self.shard_info),
+            "shard_nodes": ",".join(i.node for i in self.shard_info),
             "coordinator_node": self.coordinator_node,
             "template": report.template if report else "",
             "cache_hit": int(bool(self.history and self.history.cached)),

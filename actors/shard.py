@@ -12,6 +12,7 @@ import psutil
 import ray
 from ray.exceptions import ObjectLostError
 
+from simsignal.actors.replies import ShardInfo
 from simsignal.engine.core.algorithms import Params
 from simsignal.engine.core.curves import DayCurves
 from simsignal.engine.core.gc_pause import gc_paused
@@ -70,13 +71,12 @@ class Shard:
             probe.step([("w", m, values)])
         gc.freeze()  # the loaded days and compiled kernels stay out of gen-2 collections
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> ShardInfo:
         """Size and identity, for the summary."""
         with self._lock:
-            return {"shard": self.shard_id, "days": self.state.days,
-                    "bytes": self.state.nbytes, "tickers": len(self.state.ranges),
-                    "node": ray.get_runtime_context().get_node_id(),
-                    "source": self.source}  # fmt: skip
+            return ShardInfo(self.shard_id, self.state.days, self.state.nbytes,
+                             len(self.state.ranges), ray.get_runtime_context().get_node_id(),
+                             self.source)  # fmt: skip
 
     def memory(self) -> dict[str, int]:
         """Memory against what the shard must hold (bytes), for the summary.

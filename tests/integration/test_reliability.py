@@ -314,15 +314,15 @@ def test_a_coordinator_killed_mid_replay_recovers_exactly(
     receipts = itertools.count()
     for m, minute in enumerate(good):
         if m == kill_at:
-            pid = ray.get(co.health.remote())["pid"]
+            pid = ray.get(co.health.remote()).pid
             os.kill(pid, signal.SIGKILL)
         names = [str(next(receipts)) for _ in minute]
-        replies = EngineHandle(co, print).call("on_bars", minute, "replay", names)
+        replies = EngineHandle(co, print).on_bars(minute, "replay", names)
         assert not any("rejected" in r for r in replies), replies
-    stats = EngineHandle(co, print).call("stats")
+    stats = EngineHandle(co, print).stats()
     assert stats["coordinator_restarted"] and stats["resumed_batches"] == kill_at
     assert stats["accepted"] == 40 and not stats["rejected"]
-    assert ray.get(co.health.remote())["pid"] != pid
+    assert ray.get(co.health.remote()).pid != pid
     _same(_signals(store, "ck"), want)
     assert _derived(store, "ck") == _derived(store, "clean")
     ray.get(co.close.remote())
@@ -345,7 +345,7 @@ def test_a_coordinator_killed_inside_the_shard_step_recovers_exactly(
     for m, minute in enumerate(good):
         names = [str(next(receipts)) for _ in minute]
         if m == 6:
-            pid = ray.get(co.health.remote())["pid"]
+            pid = ray.get(co.health.remote()).pid
             ray.get(shards[0].__ray_call__.remote(_hold_lock, 4.0))  # held from now on
             doomed = co.on_bars.remote(minute, "replay", names)
             time.sleep(1.0)  # gate and gather done; the step waits on the busy shard
@@ -353,9 +353,9 @@ def test_a_coordinator_killed_inside_the_shard_step_recovers_exactly(
             os.kill(pid, signal.SIGKILL)
             with pytest.raises(ray.exceptions.RayActorError):
                 ray.get(doomed)
-        replies = EngineHandle(co, print).call("on_bars", minute, "replay", names)
+        replies = EngineHandle(co, print).on_bars(minute, "replay", names)
         assert not any("rejected" in r for r in replies), replies
-    stats = EngineHandle(co, print).call("stats")
+    stats = EngineHandle(co, print).stats()
     assert stats["coordinator_restarted"] and stats["resumed_batches"] == 6
     assert stats["accepted"] == 24 and not stats["rejected"]
     assert stats["published_before_restart"] == 6 * 2 * len(ALGOS)
@@ -400,7 +400,7 @@ def test_a_redis_outage_while_following_touches_no_shard(
         _wait(lambda: _settled(there, "out"), "the first minutes")
         server.stop()
         time.sleep(12.0)
-        assert ray.get(co.health.remote())["failing_s"] > 5
+        assert ray.get(co.health.remote()).failing_s > 5
         server = RedisServer(port=port, data_dir=str(tmp_path))
         for minute in good[5:]:
             _wait(there.ping, "Redis back")
@@ -439,12 +439,12 @@ def test_redis_error_replies_keep_the_signals_until_redis_takes_them(
                 admin.replicaof("127.0.0.1", "1")
             if m == 10:
                 assert ray.get(co.flush.remote()) > 0  # a forced attempt, past the back-off
-                assert "ReadOnlyError" in ray.get(co.health.remote())["last_error"]
+                assert "ReadOnlyError" in ray.get(co.health.remote()).last_error
                 admin.replicaof("NO", "ONE")
             assert not any("rejected" in r for r in ray.get(co.on_bars.remote(minute)))
             if m == 6:
                 health = ray.get(co.health.remote())
-                assert health["pending"] > 0 and "OutOfMemoryError" in health["last_error"], health
+                assert health.pending > 0 and "OutOfMemoryError" in health.last_error, health
         assert ray.get(co.flush.remote()) == 0
     finally:
         admin.config_set("maxmemory", "0")
@@ -524,7 +524,7 @@ def test_a_shard_whose_blocks_died_reads_the_curves_cache_or_stops_the_run(
                                backup=(str(cache), ["ratio"]))  # fmt: skip
     bare = ShardActor.remote(1, doomed, CN.slots, ALGOS, 5, False)
     first = ray.get([backed.info.remote(), bare.info.remote()])
-    assert [i["source"] for i in first] == ["object store"] * 2
+    assert [i.source for i in first] == ["object store"] * 2
     reference = ShardActor.remote(0, refs, CN.slots, ALGOS, 5, False)
     minutes: list[tuple[float, ...]] = [(0.001,), (0.002,), (-0.001,)]
     for shard in (backed, bare, reference):
@@ -545,7 +545,7 @@ def test_a_shard_whose_blocks_died_reads_the_curves_cache_or_stops_the_run(
     np.testing.assert_array_equal(got.scores, want.scores)
     assert got.dates.tolist() == want.dates.tolist()
     again = ray.get(backed.info.remote())
-    assert again["source"] == "curves cache" and again["days"] == first[0]["days"] > 0
+    assert again.source == "curves cache" and again.days == first[0].days > 0
     assert fanout.restarts == 1
 
     lost = RayFanOut([bare], lambda t, m: today[t][: m - 1], compiled=False)

@@ -37,6 +37,7 @@ def follow_redis(
             f"[green]✓[/] cold start {session.cold_start_s:.1f}s; reading {keys}"
             f"{' …' if len(names) > 5 else ''} (Ctrl-C to stop)"
         )
+        assert session.coordinator is not None, "the session is started"
         engine = EngineHandle(session.coordinator, say)
 
         def stop(*_: Any) -> None:
@@ -49,7 +50,7 @@ def follow_redis(
         lost = engine.drain(settings.redis.drain_seconds)
         engine_state(session, settings, state="stopped", bars_handled=handled)
         console.print(f"stopped after {handled} bars")
-        stats = engine.call("stats")
+        stats = engine.stats()
         console.print(summary_table(stats, {"redis": masked(session.redis_url), "date": date}))
         write_summary(out, session, stats, date=date, bars_handled=handled)
     finally:

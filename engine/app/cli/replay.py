@@ -197,26 +197,27 @@ def replay_and_report(
             console.print(
                 f"[green]✓[/] ready for the first bar: cold start {session.cold_start_s:.1f}s, "
                 f"{len(session.shards)} shard(s) holding "
-                f"{sum(i['days'] for i in session.shard_info):,} days"
+                f"{sum(i.days for i in session.shard_info):,} days"
             )
             live_ticker = tickers[0] if tickers else (rows[0].get("ticker", "?") if rows else "?")
             if with_dashboard:
                 page = serve_dashboard(session.redis_url, settings, live_ticker)
                 console.print(f"[green]✓[/] dashboard at [bold]{page}[/]", highlight=False)
             replay0 = time.perf_counter()
+            assert session.coordinator is not None, "the session is started"
             engine = EngineHandle(session.coordinator, say)
             with LiveTable(console, live_ticker) as view:
                 for batch in minute_batches(paced(iter(enumerate(rows)), speed)):
                     raws, receipts = [r for _, r in batch], [str(i) for i, _ in batch]
-                    replies = engine.call("on_bars", raws, "replay", receipts)
+                    replies = engine.on_bars(raws, "replay", receipts)
                     for raw, row in zip(raws, replies, strict=True):
                         if raw.get("ticker") == live_ticker or "rejected" in row:
                             view.add(row)
             replay_s = time.perf_counter() - replay0
             engine_state(session, settings, state="stopped", bars_handled=len(rows))
             lost = engine.drain(settings.redis.drain_seconds)
-            stats = engine.call("stats")
-            chart = engine.call("chart_data", live_ticker)
+            stats = engine.stats()
+            chart = engine.chart_data(live_ticker)
             out.mkdir(parents=True, exist_ok=True)
             chart_path = (
                 draw_similarity(chart, template, live_ticker, date, out / "similarity.png")
@@ -241,8 +242,8 @@ def replay_and_report(
                     else "sharded by Spark)"
                 ),
                 "shards": f"{len(session.shard_info)} holding "
-                f"{sum(i['days'] for i in session.shard_info):,} days, "
-                f"{sum(i['bytes'] for i in session.shard_info) / 2**20:.1f} MiB of float32 curves"
+                f"{sum(i.days for i in session.shard_info):,} days, "
+                f"{sum(i.bytes for i in session.shard_info) / 2**20:.1f} MiB of float32 curves"
                 + ("; per-minute fan-out: Ray Compiled Graph" if session.compiled else ""),
                 "replay": f"{len(rows)} bars in {replay_s:.1f} s",
                 "chart": f"{chart_path} and {chart_path.with_name('fitting.png')}"

@@ -12,14 +12,17 @@ def write_summary(out: Path, session: Any, stats: dict[str, Any], **extra: Any) 
     """`OUT/summary.json`: the run's counts, start-up figures and load report (both feeds)."""
     import dataclasses  # noqa: PLC0415
 
+    from simsignal.actors import cluster  # noqa: PLC0415
     from simsignal.engine.adapters.redis_connect import masked  # noqa: PLC0415
 
     report = {k: v for k, v in stats.items() if k != "latencies_ms"}
     report.update(session.status(), redis_url=masked(session.redis_url), **extra)
     report["load"] = dataclasses.asdict(session.history.report)
     report["shard_memory"] = session.shard_memory()
-    report["shard_info"] = session.shard_info  # each shard's days, bytes and Ray node at start
-    report["shard_info_end"] = session.shards_now()  # …and at the end (a shard may have moved)
+    # each shard's days, bytes and Ray node at start, and at the end (a shard may have moved)
+    report["shard_info"] = [dataclasses.asdict(i) for i in session.shard_info]
+    report["shard_info_end"] = [dataclasses.asdict(i) for i in session.shards_now()]
+    report["java_copies_removed"] = list(cluster.REMOVED_JAVA_COPIES)  # Ray's, in /tmp/ray
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(report, indent=2))
 

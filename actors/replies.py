@@ -1,0 +1,94 @@
+"""What the actors answer, and their handles as types: the runtime's boundary, typed.
+
+Why: an actor's reply crosses a process; as `dict[str, Any]` a misspelt key is found at run
+time, in production. Frozen values name every field, and the handles' `Protocol`s say which
+methods a caller may send and what each gives back, so `ray.get(handle.health.remote())` is
+a `Health` to mypy. The summary and the engine hash take them as plain dicts (`asdict`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+
+from ray import ObjectRef
+
+from simsignal.engine.core.shard_state import Answer, Update
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class ShardInfo:
+    """A shard's size and identity: for the summary, the engine hash and the layout checks."""
+
+    shard: int
+    days: int
+    bytes: int  # of its float32 day curves
+    tickers: int
+    node: str  # the Ray node it runs on now
+    source: str  # where its days came from: "object store" or, after a restart, "curves cache"
+
+
+@dataclass(frozen=True, slots=True)
+class Spilled:
+    """What a spill wrote: signals Redis did not take, kept for `simsignal flush`."""
+
+    spilled: int  # by this call
+    spilled_total: int  # by the run
+    path: str  # the spill file ("" if none)
+    pending: int  # still held in memory
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The coordinator's view of Redis while following it (the console's warnings)."""
+
+    failing_s: float  # how long Redis has been failing (0: it is not)
+    last_error: str
+    pending: int  # signals held in memory
+    spilled: int
+    max_pending: int  # held in memory up to this, then spilled
+    spill: str  # the spill file
+    accepted: int  # bars accepted so far
+    pid: int  # the coordinator's process (a restart changes it)
+
+
+class Remote(Protocol, Generic[P, R]):
+    """An actor method as its handle exposes it: `.remote(…)` gives a reference to the reply."""
+
+    def remote(self, *args: P.args, **kwargs: P.kwargs) -> ObjectRef[R]:
+        """Send the call; `ray.get` of the result waits for the reply."""
+        ...
+
+    def bind(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """The call as a node of a compiled graph (`ray.dag`)."""
+        ...
+
+
+class ShardHandle(Protocol):
+    """A `ShardActor` (actors/shard.py) as the session and the fan-out call it."""
+
+    info: Remote[[], ShardInfo]
+    memory: Remote[[], dict[str, int]]
+    step: Remote[[list[Update]], list[Answer | None]]
+    restore: Remote[[str, list[tuple[float, ...]]], int]
+    reset: Remote[[], None]
+    curves_of: Remote[[list[int]], Any]
+
+
+class CoordinatorHandle(Protocol):
+    """A `CoordinatorActor` (actors/coordinator.py) as the engine handle calls it."""
+
+    on_bars: Remote[..., list[dict[str, Any]]]
+    run_redis_feed: Remote[[list[str]], int]
+    stats: Remote[[], dict[str, Any]]
+    chart_data: Remote[[str], dict[str, Any] | None]
+    flush: Remote[[], int]
+    spill: Remote[[], Spilled]
+    health: Remote[[], Health]
+    stop: Remote[[], None]
+    close: Remote[[], None]
+    compile: Remote[[], bool]
+    __ray_call__: Remote[..., Any]  # every handle's: run a function in the actor
