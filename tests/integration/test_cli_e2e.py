@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simsignal.actors.cluster import _java_library_copies
 from simsignal.engine.adapters.redis_store import RedisStore
 from simsignal.engine.adapters.synthetic import make_history, to_seed_format
 from simsignal.engine.core.algorithms import Params
@@ -118,74 +117,6 @@ def test_run_on_seed_format_history_equals_brute_force(
             assert_neighbors(got[(m, algo)], ref, keys, 10, f"{algo} m={m}")
         assert got[(m, "ensemble")].k > 0
     assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
-
-
-def _demo_with_dashboard(url: str, tmp_path: Path, heard: list[tuple[str, str]]) -> str:
-    """`simsignal demo --dashboard`: the page is served beside the demo and stays up after it.
-
-    The demo waits for Ctrl-C; the async follower has heard every signal by then (within 5 s).
-    """
-    import signal
-    import time
-    import urllib.request
-
-    from simsignal.engine.adapters.redis_server import free_port
-    from tests.integration.test_cli_faults import _Engine
-
-    port = free_port()
-    demo = _Engine(["demo", "--redis-url", url, "--dashboard"], tmp_path,
-                   SIMSIGNAL_DASHBOARD__PORT=str(port))  # fmt: skip
-    demo.wait_for("stays at")
-    ended = time.monotonic()
-    assert f"dashboard at http://127.0.0.1:{port}/?ticker=000300" in demo.out
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state?ticker=000300") as reply:
-        state = json.loads(reply.read())
-    assert state["view"]["minute"] == 241 and len(state["latest"]) == len(ALGOS)
-    demo.proc.send_signal(signal.SIGINT)
-    assert demo.finish(seconds=120) == 0, demo.out[-3000:]
-    while len(heard) < 241 * len(ALGOS) and time.monotonic() - ended < 5:
-        time.sleep(0.05)
-    return demo.out
-
-
-@pytest.mark.slow
-def test_demo_publishes_every_minute_of_every_algorithm(
-    redis_server: object, store: RedisStore, tmp_path: Path
-) -> None:
-    import asyncio
-    import threading
-
-    from simsignal.engine.adapters.subscriber import SignalReader
-
-    url = redis_server.url  # type: ignore[attr-defined]
-    # An asyncio consumer follows the replay (at --speed 0) while it runs.
-    reader = SignalReader(url, ["000300"], group="watch", from_start=True, block_ms=200)
-    heard: list[tuple[str, str]] = []
-
-    async def follow() -> None:
-        async for sig in reader.aiter():
-            heard.append((str(sig.minute), sig.algo))
-
-    follower = threading.Thread(target=asyncio.run, args=(follow(),), daemon=True)
-    follower.start()
-    java_copies = _java_library_copies()  # Ray's Java driver leaves one per Spark start
-    try:
-        out = _demo_with_dashboard(url, tmp_path, heard)
-    finally:
-        reader.stop()
-        follower.join(timeout=10)
-    entries = store.entries("simsignal:signals:000300")
-    assert heard == [(e.fields["minute"], e.fields["algo"]) for e in entries]  # all, in order
-    pairs = {(e.fields["minute"], e.fields["algo"]) for e in entries}
-    assert len(entries) == len(pairs) == 241 * len(ALGOS)
-    assert len(store.hash("simsignal:latest:000300")) == len(ALGOS)
-    assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
-    assert (tmp_path / "data").is_dir()
-    assert "p99" in out
-    assert "Spark on Ray up" in out and _java_library_copies() == java_copies  # removed
-    # Run again: the cached data is reused and the same signals are not added twice.
-    _simsignal(["demo", "--redis-url", url], tmp_path)
-    assert store.length("simsignal:signals:000300") == 241 * len(ALGOS)
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ start), against a real redis-server that the test stops and starts.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from rich.console import Console
@@ -46,9 +48,13 @@ def _data(tmp_path: Path, live_minutes: int, shared: bool = True) -> tuple[str, 
     bars = make_history(CN, years=40 / 243, ticker="000300", seed=5)
     day = bars["datetime"].str[:10].iloc[-1]
     history, live = (SHARED if shared else tmp_path) / "h.parquet", tmp_path / "live.parquet"
-    if not history.is_file():
+    if not history.is_file():  # written whole, then renamed: tests may run side by side
         history.parent.mkdir(parents=True, exist_ok=True)
-        bars[~bars["datetime"].str.startswith(day)].to_parquet(history)
+        part = history.with_name(f"{history.name}.{os.getpid()}")
+        bars[~bars["datetime"].str.startswith(day)].to_parquet(part)
+        with contextlib.suppress(FileExistsError):  # the first one stays (its curves cached)
+            os.link(part, history)
+        part.unlink()
     bars[bars["datetime"].str.startswith(day)].head(live_minutes).to_parquet(live)
     return day, history, live
 
@@ -56,11 +62,14 @@ def _data(tmp_path: Path, live_minutes: int, shared: bool = True) -> tuple[str, 
 class _Engine:
     """`simsignal <args>` in a subprocess; its output is collected line by line as it comes."""
 
+    program: ClassVar[list[str]] = [sys.executable, "-m", "simsignal.engine.app.cli"]
+    base: ClassVar[dict[str, str] | None] = None  # a wheel's environment instead of ours
+
     def __init__(self, args: list[str], cwd: Path, **env: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "simsignal.engine.app.cli", *args], cwd=cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "COLUMNS": "160", **SHARED_CACHE, **env},
+            [*self.program, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env={**(os.environ if self.base is None else self.base), "COLUMNS": "160",
+                            **({} if self.base else SHARED_CACHE), **env},
         )  # fmt: skip
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -97,8 +97,10 @@ def _kill_tree(pid: int) -> int:
 
 @pytest.mark.slow
 def test_redis_killed_then_the_engine_killed_mid_batch_leave_what_a_clean_run_leaves(
-    tmp_path: Path,
+    redis_server: RedisServer, tmp_path: Path
 ) -> None:
+    """The clean run replays the same day into the session's Redis while the faults happen
+    to another server (whose kill it must not see)."""
     day, history, live = _day(tmp_path)
     minutes = [live[live["datetime"] == ts] for ts in sorted(live["datetime"].unique())]
     port, data_dir = free_port(), tmp_path / "redis"
@@ -121,9 +123,10 @@ def test_redis_killed_then_the_engine_killed_mid_batch_leave_what_a_clean_run_le
                                   for t in TICKERS), f"minute {m}", engine)  # fmt: skip
 
     engine = _Engine([*args, "--out", str(tmp_path / "out1")], tmp_path, **env)
-    killed = 0
+    killed, clean = 0, None
     try:
         engine.wait_for("Ctrl-C to stop")
+        clean = _clean_run(tmp_path, history, day, live, redis_server.url)  # the cache is there
         feed(range(10))
         feed(range(10, 11), junk=True)
         time.sleep(1.5)  # the AOF is written once a second: the last commit is on disk
@@ -145,6 +148,8 @@ def test_redis_killed_then_the_engine_killed_mid_batch_leave_what_a_clean_run_le
         if engine.proc.poll() is None:
             engine.proc.kill()
         engine.finish(seconds=30)
+        if clean is not None and killed == 0:  # failed before the kill: do not leave it behind
+            clean.proc.kill()
     assert killed >= 5, "the CLI, Ray's processes and the JVM"
     assert pending() == 1 and store.length(keys.signals(TICKERS[0])) == 21 * ALGOS
 
@@ -181,29 +186,29 @@ def test_redis_killed_then_the_engine_killed_mid_batch_leave_what_a_clean_run_le
     assert summary["resumed_batches"] == 21
 
     got, got_derived = _signals(store, keys), _derived(store, keys)
-    clean = _clean_run(tmp_path, history, day, live, server.url)
-    try:
-        want, want_derived = _signals(store, Keys("clean")), _derived(store, Keys("clean"))
-    finally:
-        server.stop()
-    assert clean == 0
+    server.stop()
+    assert clean is not None and clean.finish(seconds=300) == 0, clean.out[-3000:]
+    there = RedisStore.connect(redis_server.url)
+    want, want_derived = (
+        _signals(there, Keys("faults-clean")),
+        _derived(there, Keys("faults-clean")),
+    )
     assert got == want
     assert got_derived == want_derived and len(want_derived) == (2 + 1) * MINUTES
 
 
-def _clean_run(tmp_path: Path, history: Path, day: str, live: pd.DataFrame, url: str) -> int:
-    """The same day replayed, undisturbed, under another prefix."""
+def _clean_run(tmp_path: Path, history: Path, day: str, live: pd.DataFrame, url: str
+               ) -> _Engine:  # fmt: skip
+    """The same day replayed, undisturbed, under another prefix (started, not waited for)."""
     replay = tmp_path / "live.parquet"
     live.to_parquet(replay)
     engine = _Engine(
         ["run", "--history", str(history), "--feed", "replay", "--replay", str(replay),
          "--date", day, "--k", "5", "--redis-url", url, "--out", str(tmp_path / "clean")],
-        tmp_path, SIMSIGNAL_REDIS__PREFIX="clean",
+        tmp_path, SIMSIGNAL_REDIS__PREFIX="faults-clean",
         SIMSIGNAL_HISTORY__CACHE_DIR=str(tmp_path / "cache"),
     )  # fmt: skip
-    code = engine.finish(seconds=300)
-    assert code == 0, engine.out[-3000:]
-    return code
+    return engine
 
 
 def test_pending_count_reads_the_group(redis_server: RedisServer) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -35,15 +36,24 @@ def fingerprint(files: list[Path], **shape: Any) -> str:
 
 
 def write(folder: Path, kept: Any, history: LoadedHistory) -> None:
-    """Write the kept day curves (a Spark DataFrame) and the report; atomic by rename."""
-    tmp = folder.with_name(folder.name + ".tmp")
+    """Write the kept day curves (a Spark DataFrame) and the report; atomic by rename.
+
+    Each writer has its own temporary folder: two engines started at once on one history
+    both write, the first rename wins and the other's equal copy is dropped.
+    """
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     kept.write.parquet(str(tmp / "curves"))
     meta = {"report": dataclasses.asdict(history.report), "last_close": history.last_close,
             "template": history.template.name}  # fmt: skip
     (tmp / "meta.json").write_text(json.dumps(meta))
     shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    try:
+        tmp.rename(folder)
+    except OSError:
+        if not (folder / "meta.json").is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another writer's copy is there: the same
 
 
 def read(folder: Path, template: SessionTemplate, columns: list[str]) -> LoadedHistory | None:
