@@ -164,8 +164,10 @@ def connect_client(address: str, attempts: int = 3) -> dict[str, Any]:
 
     `ray.init(ray://…, job_config=…)` sends its arguments as JSON, which a JobConfig is not;
     the client builder takes it as an object. The head's proxy starts a server process per
-    client, and that start failed once in CI with empty logs: a new connection starts
-    another, so that failure is tried again (a timeout is not: it already took 30 s).
+    client, and that start failed in CI, once with empty logs ("Starting Ray client server
+    failed") and once on a loaded machine with the process already gone ("ZombieProcess"): a
+    new connection starts another, so those are tried again (a timeout is not: it already
+    took 30 s).
     """
     cause = "no attempt"
     for attempt in range(attempts):
@@ -176,9 +178,12 @@ def connect_client(address: str, attempts: int = 3) -> dict[str, Any]:
             return _join_as_client(address)
         except ConnectionError as err:
             cause = ray_cause(err)
-            if "Starting Ray client server failed" not in str(err):
+            if not any(why in str(err) for why in _SERVER_START_FAILED):
                 break
     raise ClusterUnreachable.at(address, cause)
+
+
+_SERVER_START_FAILED = ("Starting Ray client server failed", "ZombieProcess")
 
 
 def _join_as_client(address: str) -> dict[str, Any]:

@@ -56,8 +56,9 @@ def _wheel_in_a_new_venv(tmp_path: Path) -> Path:
         assert inside in names, inside
     subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
     venv_pip = [str(target / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    # --no-compile: bytecode is written on first import instead (20 s less here)
-    subprocess.run([*venv_pip, "install", "--no-compile", "--require-hashes", "-r",
+    # compiled at install (pip's default): with PYTHONDONTWRITEBYTECODE set, no process
+    # would write bytecode later, and each would compile what it imports from source
+    subprocess.run([*venv_pip, "install", "--require-hashes", "-r",
                     str(ROOT / "requirements" / "main.txt")], check=True)  # fmt: skip
     subprocess.run([*venv_pip, "install", "--no-deps", str(wheel)], check=True)
     listed = subprocess.run([*venv_pip, "list", "--format=freeze"], capture_output=True,
