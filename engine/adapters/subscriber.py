@@ -305,8 +305,8 @@ class DerivedReader(StreamReader[Derived]):
 
 
 READERS: dict[Payload, type[SignalReader] | type[DerivedReader]] = {
-    Payload.SIGNAL: SignalReader, Payload.DERIVED: DerivedReader,
-}  # fmt: skip
+    reader.payload: reader for reader in (SignalReader, DerivedReader)
+}
 
 
 def reader_for(kind: str) -> type[SignalReader] | type[DerivedReader]:

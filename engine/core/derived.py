@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as fields_of
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from simsignal.engine.core.forecast import Forecast
 from simsignal.engine.core.keys import Keys
-from simsignal.engine.core.kinds import KINDS, REBALANCE, TIMING, Payload, Subject
+from simsignal.engine.core.kinds import KINDS, REBALANCE, TIMING, Payload
 from simsignal.engine.core.pairs import is_pair
 
 DERIVED_VERSION = 1
@@ -121,8 +122,7 @@ class Derived:
     @property
     def hash_field(self) -> str:
         """The latest hash's field: the subject's name (the ticker, or "portfolio")."""
-        portfolio = KINDS[self.kind].subject is Subject.PORTFOLIO
-        return "portfolio" if portfolio else self.ticker
+        return KINDS[self.kind].latest_field(self.ticker)
 
     def _plain(self) -> dict[str, Any]:
         return {"v": self.v, "kind": self.kind, "ticker": self.ticker, "date": self.date,
@@ -158,7 +158,7 @@ class Derived:
                    int(fields["v"]))  # fmt: skip
 
 
-_BASE = frozenset(("v", "kind", "ticker", "date", "minute", "slot", "algo", "bar_epoch_ms"))
+_BASE = frozenset(f.name for f in fields_of(Derived)) - {"values"}  # the rest is the payload
 
 
 def _value(text: str) -> Any:

@@ -59,6 +59,10 @@ class Kind:
         """The pub/sub channel announcing this kind's entries."""
         return self.channel_of(keys, subject)
 
+    def latest_field(self, subject: str) -> str:
+        """A derived entry's field in its latest hash: the subject, or `portfolio`."""
+        return "portfolio" if self.subject is Subject.PORTFOLIO else subject
+
 
 SIGNAL = Kind("signal", Subject.TICKER, Payload.SIGNAL, True,
               Keys.signals, Keys.latest, lambda k, _: k.channel)  # fmt: skip

@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from simsignal.engine.adapters.redis_store import RedisError, RedisStore
 from simsignal.engine.core.keys import Keys
-from simsignal.engine.core.kinds import KINDS, Payload, Subject, of_signal
+from simsignal.engine.core.kinds import KINDS, Payload, of_signal
 
 STATIC = Path(__file__).with_name("static")
 HEARTBEAT_S = 15.0  # an SSE comment this often keeps proxies from closing an idle stream
@@ -43,8 +43,7 @@ def state_of(store: RedisStore, keys: Keys, ticker: str) -> dict[str, Any]:
     derived: dict[str, Any] = {}
     for kind in KINDS.values():
         if kind.payload is Payload.DERIVED:
-            field = "portfolio" if kind.subject is Subject.PORTFOLIO else ticker
-            payload = store.field(kind.latest(keys, ticker), field)
+            payload = store.field(kind.latest(keys, ticker), kind.latest_field(ticker))
             if payload is not None:
                 derived[kind.name] = orjson.loads(payload)
     return {"ticker": ticker, "kind": own.name, "view": orjson.loads(view) if view else None,
