@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from simsignal.engine.adapters.redis_store import RedisStore
-from simsignal.engine.adapters.synthetic import make_history
 from simsignal.engine.core.templates import get_template
 from tests.helpers import brute_topk, curves_from_bars, signals_in
+from tests.integration.test_cli_faults import _data as shared_data
 
 CN = get_template("cn")
 AT = (30, 120)
@@ -35,14 +35,10 @@ def _simsignal(args: list[str], cwd: Path, code: int = 0) -> str:
 
 
 def _data(tmp_path: Path) -> tuple[pd.DataFrame, Path, Path, str]:
-    """~1.2 years of one index; the replay day is the day after the history's last day."""
-    bars = make_history(CN, years=1.2, ticker="000300", seed=21)
-    dates = pd.to_datetime(bars["datetime"].str[:10])
-    day = dates[dates.dt.weekday.between(1, 4)].iloc[-1]  # Tue-Fri: the day before is a weekday
-    history, replay = tmp_path / "h.parquet", tmp_path / "day.csv"
-    bars[dates < day].to_parquet(history)
-    bars[dates == day].to_csv(replay, index=False)
-    return bars[dates < day], history, replay, day.strftime("%Y-%m-%d")
+    """The run's shared history (40 days of one index; its day curves cached once for the
+    CLI tests, whichever loads it first) and the whole day after it, to replay."""
+    day, history, replay = shared_data(tmp_path, 241)
+    return pd.read_parquet(history), history, replay, day
 
 
 @pytest.mark.slow
@@ -54,15 +50,15 @@ def test_evaluate_then_run_with_its_calibration_then_chart(
     dates = sorted(curves.index.get_level_values("date").unique())
     start, end = dates[-30], dates[-1]
     out = _simsignal(["evaluate", "--history", str(history), "--from", start, "--to", end,
-                      "--at", "30,120", "--algorithms", "sq,var,ensemble", "--k", "10",
-                      "--out", "out"], tmp_path)  # fmt: skip
+                      "--at", "30,120", "--algorithms", "sq,var,ensemble", "--k", "5",
+                      "--ticker", "000300", "--out", "out"], tmp_path)  # fmt: skip
     assert "30 test days" in out and "Direction:" in out
     report = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert report["version"] == 1 and report["days"] == 30 and report["checkpoints"] == [30, 120]
     assert set(report["results"]) == {"sq", "var", "ensemble"}
     assert (tmp_path / "out" / "evaluation.html").read_text().count("data:image/png") == 4
 
-    # sq, pooled, from scratch: own earlier days, brute-force top 10, weighted continuation
+    # sq, pooled, from scratch: own earlier days, brute-force top 5, weighted continuation
     ratio = curves.droplevel("ticker").to_numpy(np.float64)
     index = list(curves.index.get_level_values("date"))
     pred, real, closes = [], [], []
@@ -71,7 +67,7 @@ def test_evaluate_then_run_with_its_calibration_then_chart(
         x = ratio[t]
         for m in AT:
             best = brute_topk("sq", x[:m], ratio[earlier, :m], [("000300", index[i])
-                              for i in earlier], 10)  # fmt: skip
+                              for i in earlier], 5)  # fmt: skip
             rows = [index.index(dd) for _, dd, _ in best]
             s = np.array([sc for *_, sc in best])
             w = 1 / (s + 1e-3 * s.mean() + 1e-300)
@@ -90,8 +86,9 @@ def test_evaluate_then_run_with_its_calibration_then_chart(
     url = redis_server.url  # type: ignore[attr-defined]
     cal_path = tmp_path / "out" / "calibration.json"
     run = _simsignal(["run", "--history", str(history), "--replay", str(replay), "--date", day,
-                      "--algorithms", "sq,var,ensemble", "--k", "10", "--calibration",
-                      str(cal_path), "--redis-url", url, "--out", "live"], tmp_path)  # fmt: skip
+                      "--algorithms", "sq,var,ensemble", "--k", "5", "--ticker", "000300",
+                      "--calibration", str(cal_path), "--redis-url", url, "--out", "live"],
+                     tmp_path)  # fmt: skip
     assert "Spark not needed" in run
     cal = json.loads(cal_path.read_text())
     moves = (1 + ratio[:, -1:]) / (1 + ratio) - 1
@@ -106,7 +103,8 @@ def test_evaluate_then_run_with_its_calibration_then_chart(
     assert (tmp_path / "live" / "fitting.png").stat().st_size > 10_000
 
     chart = _simsignal(["chart", "--history", str(history), "--date", end, "--minute", "90",
-                        "--algorithms", "sq,var", "--out", "charts"], tmp_path)  # fmt: skip
+                        "--algorithms", "sq,var", "--ticker", "000300", "--out", "charts"],
+                       tmp_path)  # fmt: skip
     assert "Spark not needed" in chart
     for name in ("similarity.png", "fitting.png"):
         assert (tmp_path / "charts" / name).stat().st_size > 10_000

@@ -53,8 +53,11 @@ def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_no
     from ray.cluster_utils import Cluster
 
     day, history, live = _data(tmp_path, 30)
+    # the settings of the shared curves cache's key (--ticker and --shards): the one-node run
+    # reads the day curves that the other CLI tests' engines read
     common = ["--history", str(history), "--replay", str(live), "--date", day, "--k", "5",
-              "--shards", "2", "--redis-url", redis_server.url, "--feed", "replay"]  # fmt: skip
+              "--ticker", "000300", "--shards", "2", "--redis-url", redis_server.url,
+              "--feed", "replay"]  # fmt: skip
     # addresses where nothing answers, tried while the one-node run goes (a Ray client waits
     # out its 30 s timeout; HOST:PORT is refused at once instead of Ray retrying for minutes)
     nobody = {"ray": f"ray://127.0.0.1:{free_port()}", "gcs": f"127.0.0.1:{free_port()}"}

@@ -106,3 +106,33 @@ def test_an_upward_import_breaks_the_layers(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout[-3000:]
     assert "Layers: core < config < adapters < runtime (actors) < app BROKEN" in done.stdout
     assert "simsignal.engine.core.forecast -> simsignal.engine.app.chart" in done.stdout
+
+
+def test_the_tests_on_the_sessions_ray_share_one_worker(tmp_path: Path) -> None:
+    """conftest's grouping, as pytest-xdist applies it with the locked pytest: every test that
+    uses `ray_cluster` runs on one worker, so only one starts the session's Ray and Spark.
+    (pytest 9.2 drops the group silently, pytest-xdist#1386: each worker then started both.)"""
+    (tmp_path / "conftest.py").write_text(
+        "import pytest\n"
+        "from tests.conftest import pytest_collection_modifyitems  # the suite's own hook\n"
+        "@pytest.fixture\n"
+        "def ray_cluster():\n"
+        "    return None\n"
+    )  # fmt: skip
+    for name in "abcd":
+        (tmp_path / f"test_{name}.py").write_text(
+            "import os\n"
+            f"def test_{name}(ray_cluster):\n"
+            f"    open('{name}.worker', 'w').write(os.environ['PYTEST_XDIST_WORKER'])\n"
+            f"def test_{name}_alone():\n"
+            "    pass\n"
+        )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p",
+         "no:cacheprovider", "-o", "addopts=", "--rootdir", str(tmp_path), str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    workers = {(tmp_path / f"{name}.worker").read_text() for name in "abcd"}
+    assert len(workers) == 1, workers
