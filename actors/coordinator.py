@@ -23,7 +23,7 @@ import orjson
 import ray
 
 from simsignal.actors.fanout import RayFanOut, ShardLost
-from simsignal.actors.replies import Health, Spilled
+from simsignal.actors.replies import Health, RunStats, Spilled
 from simsignal.engine.adapters.bar_source import RedisBarSource
 from simsignal.engine.adapters.publish import SignalPublisher
 from simsignal.engine.adapters.redis_sink import RedisSink
@@ -173,10 +173,7 @@ class Coordinator:
         if old is not None and self.pipeline.deriver is not None:  # the same portfolio goes on
             new = self.pipeline.deriver
             new.held, new.edges, new.done = old.held, old.edges, old.done
-        values = self.pipeline.restore(records)
-        for shard in self.fanout.shards:
-            ray.get([shard.reset.remote()])
-            ray.get([shard.restore.remote(t, v) for t, v in values.items()])
+        self.pipeline.restore(records)  # the shards' queries too, through the fan-out
         self.pipeline.journal = list(records)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -345,24 +342,26 @@ class Coordinator:
                       pub.pending_signals, pub.spilled, pub.max_pending, str(pub.spill or ""),
                       self.pipeline.accepted, os.getpid())  # fmt: skip
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> RunStats:
         """Counts and latencies for the summary."""
-        pub = self.publisher
-        return {
-            "accepted": self.pipeline.accepted, "rejected": dict(self.pipeline.rejected),
-            "published": pub.published, "derived": pub.derived, "repeats": pub.repeats,
-            "resent_batches": pub.resent, "counts": self.store_counts(),
-            "pending": pub.pending_signals, "spilled": pub.spilled,
-            "spill_path": str(pub.spill or ""), "refused_backfill": list(pub.refused),
-            "not_finite": self.pipeline.not_finite, "engine_errors": self.engine_errors,
-            "coordinator_restarted": self.restarted, "resumed_batches": self.restored_batches,
-            "published_before_restart": self.before.get("published", 0),
-            "repeats_before_restart": self.before.get("repeats", 0),
-            **self.latency.summary(), "restarts": self.fanout.restarts,
-            "compiled_graph": self.fanout.graph is not None or self.fanout.parked,
-            "recompiles": self.fanout.recompiles, "graph_parks": self.fanout.parks,
-            "latencies_ms": list(self.latency.latencies_ms),
-        }  # fmt: skip
+        pub, lat = self.publisher, self.latency.summary()
+        return RunStats(
+            accepted=self.pipeline.accepted, rejected=dict(self.pipeline.rejected),
+            published=pub.published, derived=pub.derived, repeats=pub.repeats,
+            resent_batches=pub.resent, counts=self.store_counts(),
+            pending=pub.pending_signals, spilled=pub.spilled, spill_path=str(pub.spill or ""),
+            refused_backfill=list(pub.refused), not_finite=self.pipeline.not_finite,
+            engine_errors=self.engine_errors, coordinator_restarted=self.restarted,
+            resumed_batches=self.restored_batches,
+            published_before_restart=self.before.get("published", 0),
+            repeats_before_restart=self.before.get("repeats", 0),
+            minutes=int(lat["minutes"]), p50_ms=float(lat["p50_ms"]),
+            p99_ms=float(lat["p99_ms"]), max_ms=float(lat["max_ms"]),
+            restarts=self.fanout.restarts,
+            compiled_graph=self.fanout.graph is not None or self.fanout.parked,
+            recompiles=self.fanout.recompiles, graph_parks=self.fanout.parks,
+            latencies_ms=list(self.latency.latencies_ms),
+        )  # fmt: skip
 
     def store_counts(self) -> dict[str, int]:
         """The run's counters as Redis holds them ({} while Redis cannot be read)."""

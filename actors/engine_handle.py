@@ -17,7 +17,7 @@ import ray
 from ray import ObjectRef
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
-from simsignal.actors.replies import CoordinatorHandle, Spilled
+from simsignal.actors.replies import CoordinatorHandle, RunStats, Spilled
 
 Say = Callable[[str], None]
 T = TypeVar("T")
@@ -35,7 +35,7 @@ class EngineHandle:
         """A batch of raw bars handled: one reply per bar (its minute, or why it was refused)."""
         return self._call(lambda: self._co.on_bars.remote(raws, source, receipts))
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> RunStats:
         """The run's counts and latencies, for the summary."""
         return self._call(self._co.stats.remote)
 

@@ -19,7 +19,7 @@ from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from simsignal.actors.cluster import ray_cause
 from simsignal.actors.replies import ShardHandle
-from simsignal.engine.core.pipeline.ports import ShardReply
+from simsignal.engine.core.pipeline.ports import ShardReply, TodaySoFar
 from simsignal.engine.core.shard_state import Update
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,11 @@ class RayFanOut:
                 self.compile()
                 return replies
         return self._classic(updates)
+
+    def restore(self, today: TodaySoFar) -> None:
+        """Every shard actor forgets its live queries and replays today's minutes so far."""
+        ray.get([shard.reset.remote() for shard in self.shards])
+        ray.get([s.restore.remote(t, v) for s in self.shards for t, v in today.items()])
 
     def close(self) -> None:
         """Tear the compiled graph down (before the shards go away)."""

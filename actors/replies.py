@@ -8,7 +8,7 @@ a `Health` to mypy. The summary and the engine hash take them as plain dicts (`a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from ray import ObjectRef
@@ -55,6 +55,44 @@ class Health:
     pid: int  # the coordinator's process (a restart changes it)
 
 
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """The run's counts and latencies at its end: the summary table and summary.json."""
+
+    accepted: int  # bars
+    rejected: dict[str, int]  # refused bars by field:code
+    published: int  # new signals, by this coordinator process
+    derived: int  # new timing, rebalance and pair entries
+    repeats: int  # signals Redis already held (a batch handled again)
+    resent_batches: int  # commits sent again after a lost reply
+    counts: dict[str, int]  # the run's counters as Redis holds them ({} if unreadable)
+    pending: int  # signals still held in memory (Redis down)
+    spilled: int  # signals written to the spill file
+    spill_path: str
+    refused_backfill: list[str]  # stream:id of signals older than their stream's last entry
+    not_finite: int  # forecasts that were not finite numbers
+    engine_errors: int
+    coordinator_restarted: bool  # Ray restarted the coordinator during the run
+    resumed_batches: int  # batches rebuilt from the journal at start
+    published_before_restart: int  # by earlier processes of this run, as Redis counts them
+    repeats_before_restart: int
+    minutes: int  # latency samples (one per minute batch)
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    restarts: int  # shard recoveries
+    compiled_graph: bool  # the fan-out ran as a Ray Compiled Graph (or was parked as one)
+    recompiles: int
+    graph_parks: int
+    latencies_ms: list[float]
+
+    def report(self) -> dict[str, Any]:
+        """Every field but the latencies themselves, for summary.json."""
+        fields = asdict(self)
+        del fields["latencies_ms"]
+        return fields
+
+
 class Remote(Protocol, Generic[P, R]):
     """An actor method as its handle exposes it: `.remote(…)` gives a reference to the reply."""
 
@@ -83,7 +121,7 @@ class CoordinatorHandle(Protocol):
 
     on_bars: Remote[..., list[dict[str, Any]]]
     run_redis_feed: Remote[[list[str]], int]
-    stats: Remote[[], dict[str, Any]]
+    stats: Remote[[], RunStats]
     chart_data: Remote[[str], dict[str, Any] | None]
     flush: Remote[[], int]
     spill: Remote[[], Spilled]

@@ -157,7 +157,7 @@ def _rounds(curves: DayCurves, rows: list[dict[str, str]], prev_close: float, sh
             sh, co = engine(algos, label, compiled)
             for r in rows:
                 ray.get(co.on_bar.remote(r))
-            results[label] = _stats(ray.get(co.stats.remote())["latencies_ms"])
+            results[label] = _stats(ray.get(co.stats.remote()).latencies_ms)
             ray.get(co.close.remote())
             for s in [*sh, co]:
                 ray.kill(s)

@@ -10,6 +10,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from simsignal.actors.replies import RunStats
 from simsignal.engine.adapters.history.loaded import LoadReport
 
 
@@ -123,13 +124,13 @@ def _few(names: list[str], most: int = 6) -> str:
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def summary_table(stats: dict[str, Any], info: dict[str, str]) -> Table:
+def summary_table(stats: RunStats, info: dict[str, str]) -> Table:
     """The end-of-run summary."""
     t = Table(title="summary", show_header=False)
     for key, value in info.items():
         t.add_row(key, value)
-    t.add_row("bars accepted", str(stats["accepted"]))
-    rejected = stats["rejected"]
+    t.add_row("bars accepted", str(stats.accepted))
+    rejected = stats.rejected
     t.add_row(
         "bars rejected",
         Text(f"{sum(rejected.values())}"
@@ -138,30 +139,30 @@ def summary_table(stats: dict[str, Any], info: dict[str, str]) -> Table:
     )  # fmt: skip
     t.add_row(
         "signals published",
-        f"{stats['published']:,} new"
-        + (f", {stats['repeats']} repeats left as they were" if stats["repeats"] else ""),
+        f"{stats.published:,} new"
+        + (f", {stats.repeats} repeats left as they were" if stats.repeats else ""),
     )
-    if stats.get("derived"):
-        t.add_row("timing, rebalance and pair entries", f"{stats['derived']:,} new")
-    if stats["pending"]:
-        t.add_row("signals pending (Redis down)", str(stats["pending"]))
-    if stats.get("spilled"):
-        where = f"{stats['spilled']:,} in {stats.get('spill_path', '')}: simsignal flush"
+    if stats.derived:
+        t.add_row("timing, rebalance and pair entries", f"{stats.derived:,} new")
+    if stats.pending:
+        t.add_row("signals pending (Redis down)", str(stats.pending))
+    if stats.spilled:
+        where = f"{stats.spilled:,} in {stats.spill_path}: simsignal flush"
         t.add_row(Text("signals spilled (Redis down)", style="red"), Text(where))
-    if stats.get("refused_backfill"):
+    if stats.refused_backfill:
         t.add_row(Text("signals refused (back-fill)", style="red"),
-                  str(len(stats["refused_backfill"])))  # fmt: skip
-    if stats.get("engine_errors"):
-        t.add_row("engine errors (see the log)", str(stats["engine_errors"]))
-    if stats.get("coordinator_restarted") or stats.get("resumed_batches"):
-        t.add_row("resumed from the journal", f"{stats.get('resumed_batches', 0)} batch(es)"
-                  + (" after a coordinator restart" if stats.get("coordinator_restarted")
+                  str(len(stats.refused_backfill)))  # fmt: skip
+    if stats.engine_errors:
+        t.add_row("engine errors (see the log)", str(stats.engine_errors))
+    if stats.coordinator_restarted or stats.resumed_batches:
+        t.add_row("resumed from the journal", f"{stats.resumed_batches} batch(es)"
+                  + (" after a coordinator restart" if stats.coordinator_restarted
                      else ""))  # fmt: skip
     t.add_row(
         "latency (bar in → signal out)",
-        f"p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms, "
-        f"max {stats['max_ms']:.2f} ms over {stats['minutes']} minutes",
+        f"p50 {stats.p50_ms:.2f} ms, p99 {stats.p99_ms:.2f} ms, "
+        f"max {stats.max_ms:.2f} ms over {stats.minutes} minutes",
     )
-    if stats["restarts"]:
-        t.add_row("shard recoveries", str(stats["restarts"]))
+    if stats.restarts:
+        t.add_row("shard recoveries", str(stats.restarts))
     return t

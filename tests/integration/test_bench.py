@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=70)
 def test_bench_runs_a_tiny_market(tmp_path: Path) -> None:
     doc = tmp_path / "docs" / "benchmarks.md"
     proc = subprocess.run(

@@ -51,7 +51,7 @@ def _simsignal(args: list[str], cwd: Path) -> str:
     return proc.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=50)
 def test_run_on_seed_format_history_equals_brute_force(
     redis_server: object, store: RedisStore, seed_data: Path, tmp_path: Path
 ) -> None:
@@ -119,7 +119,7 @@ def test_run_on_seed_format_history_equals_brute_force(
     assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 def test_run_feed_redis_follows_the_stream_until_sigint(
     redis_server: object, store: RedisStore, tmp_path: Path
 ) -> None:

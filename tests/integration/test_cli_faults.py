@@ -101,7 +101,7 @@ class _Engine:
         return code
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 def test_redis_lost_for_good_exits_1_and_simsignal_flush_publishes_the_rest(
     tmp_path: Path,
 ) -> None:
@@ -150,7 +150,7 @@ def test_redis_lost_for_good_exits_1_and_simsignal_flush_publishes_the_rest(
         server.stop()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 def test_following_redis_that_went_away_says_so_and_stops_on_sigterm(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -176,7 +176,7 @@ def test_following_redis_that_went_away_says_so_and_stops_on_sigterm(
     assert "stopped after 0 bars" in engine.out
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=30)
 def test_a_date_before_all_history_is_one_line_and_exit_2(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

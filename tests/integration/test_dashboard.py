@@ -59,7 +59,7 @@ def chromium() -> str:
     return shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
 def test_the_page_shows_each_minute_within_a_second(
     redis_server: RedisServer, store: RedisStore, tmp_path: Path, chromium: str
 ) -> None:
@@ -174,7 +174,7 @@ def test_the_dashboard_binds_to_loopback_by_default(host: str) -> None:
     assert load_settings().dashboard.host == host
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=5)
 def test_the_page_says_when_redis_is_away_and_goes_on_when_it_is_back(
     tmp_path: Path, chromium: str
 ) -> None:

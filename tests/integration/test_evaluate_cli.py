@@ -41,7 +41,7 @@ def _data(tmp_path: Path) -> tuple[pd.DataFrame, Path, Path, str]:
     return pd.read_parquet(history), history, replay, day
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=45)
 def test_evaluate_then_run_with_its_calibration_then_chart(
     redis_server: object, store: RedisStore, tmp_path: Path
 ) -> None:

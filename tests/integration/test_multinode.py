@@ -38,7 +38,7 @@ def _signals(store: RedisStore, prefix: str) -> dict[str, Signal]:
     return {e.id: Signal.from_fields(e.fields) for e in entries}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=110)
 def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_node(
     redis_server: RedisServer, store: RedisStore, tmp_path: Path
 ) -> None:

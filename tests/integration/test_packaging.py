@@ -75,7 +75,7 @@ def _wheel_in_a_new_venv(tmp_path: Path) -> Path:
     return target / "bin"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=125)
 def test_the_wheel_in_a_new_virtualenv_runs_the_demo_and_publishes_every_minute(
     redis_server: RedisServer, store: RedisStore, tmp_path: Path
 ) -> None:

@@ -82,5 +82,5 @@ def test_pair_signals_reach_their_stream_equal_to_a_brute_force(
             assert [tuple(n[:2]) for n in sig.neighbors] == [w[:2] for w in want], (m, algo)
     assert not store.entries(Keys().signals(f"{A}~{B}"))  # not among the ticker signals
     stats = ray.get(co.stats.remote())
-    assert stats["published"] == 2 * 12 * len(ALGOS)  # the tickers' own signals
+    assert stats.published == 2 * 12 * len(ALGOS)  # the tickers' own signals
     ray.get(co.close.remote())

@@ -95,7 +95,7 @@ def _kill_tree(pid: int) -> int:
     return len(procs)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=90)
 def test_redis_killed_then_the_engine_killed_mid_batch_leave_what_a_clean_run_leaves(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -243,9 +243,9 @@ def test_fuzzed_bars_through_the_redis_feed_change_nothing(
     handled = ray.get(loop)
     stats = ray.get(co.stats.remote())
     assert handled == sent[0] + 2 * used
-    assert stats["accepted"] == 2 * used and sum(stats["rejected"].values()) == sent[0]
-    assert len(stats["rejected"]) < 60  # counted by field and code, never by value
-    assert stats["engine_errors"] == 0 and stats["not_finite"] == 0
+    assert stats.accepted == 2 * used and sum(stats.rejected.values()) == sent[0]
+    assert len(stats.rejected) < 60  # counted by field and code, never by value
+    assert stats.engine_errors == 0 and stats.not_finite == 0
     assert store.length(keys.deadletter) == sent[0]
     got = _signals(store, prefix)
     ray.get(co.close.remote())
@@ -281,7 +281,7 @@ def test_a_restarted_engine_resumes_after_the_last_handled_bar(
     ray.get(co.stop.remote())
     assert ray.get(loop) == 20  # only the new bars: nothing re-read
     stats = ray.get(co.stats.remote())
-    assert stats["resumed_batches"] > 0 and stats["accepted"] == 40
+    assert stats.resumed_batches > 0 and stats.accepted == 40
     assert store.length(keys.deadletter) == 50  # no old bar dead-lettered again
     _same(_signals(store, "rs"), want)
     derived, clean = _derived(store, "rs"), _derived(store, "clean")
@@ -320,8 +320,8 @@ def test_a_coordinator_killed_mid_replay_recovers_exactly(
         replies = EngineHandle(co, print).on_bars(minute, "replay", names)
         assert not any("rejected" in r for r in replies), replies
     stats = EngineHandle(co, print).stats()
-    assert stats["coordinator_restarted"] and stats["resumed_batches"] == kill_at
-    assert stats["accepted"] == 40 and not stats["rejected"]
+    assert stats.coordinator_restarted and stats.resumed_batches == kill_at
+    assert stats.accepted == 40 and not stats.rejected
     assert ray.get(co.health.remote()).pid != pid
     _same(_signals(store, "ck"), want)
     assert _derived(store, "ck") == _derived(store, "clean")
@@ -356,10 +356,10 @@ def test_a_coordinator_killed_inside_the_shard_step_recovers_exactly(
         replies = EngineHandle(co, print).on_bars(minute, "replay", names)
         assert not any("rejected" in r for r in replies), replies
     stats = EngineHandle(co, print).stats()
-    assert stats["coordinator_restarted"] and stats["resumed_batches"] == 6
-    assert stats["accepted"] == 24 and not stats["rejected"]
-    assert stats["published_before_restart"] == 6 * 2 * len(ALGOS)
-    assert stats["published"] == 6 * 2 * len(ALGOS) == stats["counts"]["published"] // 2
+    assert stats.coordinator_restarted and stats.resumed_batches == 6
+    assert stats.accepted == 24 and not stats.rejected
+    assert stats.published_before_restart == 6 * 2 * len(ALGOS)
+    assert stats.published == 6 * 2 * len(ALGOS) == stats.counts["published"] // 2
     _same(_signals(store, "cs"), want)
     assert _derived(store, "cs") == _derived(store, "clean")
     ray.get(co.close.remote())
@@ -409,7 +409,7 @@ def test_a_redis_outage_while_following_touches_no_shard(
         ray.get(co.stop.remote())
         assert ray.get(loop) == 20
         stats = ray.get(co.stats.remote())
-        assert stats["restarts"] == 0 and stats["engine_errors"] == 0, stats
+        assert stats.restarts == 0 and stats.engine_errors == 0, stats
         got = _signals(there, "out")
         ray.get(co.close.remote())
     finally:
@@ -487,7 +487,7 @@ def test_an_engine_error_mid_batch_is_undone_and_the_batch_redone(
         rows = co.on_bars(minute)
         assert any("rejected" in r for r in rows) == (m == 6), (m, rows)
     stats = co.stats()
-    assert stats["engine_errors"] == 3 and stats["rejected"] == {"batch:engine_error": 2}
+    assert stats.engine_errors == 3 and stats.rejected == {"batch:engine_error": 2}
     letters = store.entries(Keys("err").deadletter)
     assert [e.fields["code"] for e in letters] == ["engine_error"] * 2  # once each, not twice
     got = _signals(store, "err")

@@ -170,8 +170,8 @@ def test_a_ticker_without_days_is_dead_lettered_and_the_rest_runs_on(
         stats = ray.get(co.stats.remote())
     finally:
         ray.get(co.close.remote())
-    assert stats["accepted"] == 10
-    assert stats["rejected"] == {"ticker:no_history": 10}
+    assert stats.accepted == 10
+    assert stats.rejected == {"ticker:no_history": 10}
     assert sorted(published(store, "000300")) == [(m, "sq") for m in range(1, 11)]
     letters = store.entries("simsignal:deadletter")
     assert len(letters) == 10 and {e.fields["value"] for e in letters} == {"'600000'"}

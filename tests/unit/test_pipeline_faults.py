@@ -99,9 +99,9 @@ def test_a_pipeline_rebuilt_from_its_journal_goes_on_exactly() -> None:
                             last_close={t: ("2024-04-25", 100.0) for t in TICKERS})  # fmt: skip
     again = MinutePipeline(config, fresh_shards, sink)
     values = again.restore(first_sink.records + first_sink.records[-2:])  # a record twice
-    for shard in fresh_shards.shards:
-        for ticker, v in values.items():
-            shard.restore(ticker, v)
+    for shard in fresh_shards.shards:  # the shards' queries were restored with the pipeline
+        assert set(shard.queries) == set(values) and values
+        assert all(shard.queries[t].m == len(v) for t, v in values.items())
     assert again.accepted == first.accepted
     assert again.on_batch(sent[-1]) == []  # the last batch again (a retry): all skipped
     for m in range(7, 12):

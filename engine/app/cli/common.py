@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from simsignal.actors.cluster import LOOPBACK_ONLY
+from simsignal.actors.replies import RunStats
 from simsignal.config.settings import Settings, describe, load_settings
 
 # Local mode listens on loopback only: this must be set before anything imports Ray, and
@@ -188,9 +189,9 @@ def message(err: Exception) -> str:
     return str(getattr(err, "cause", None) or err)
 
 
-def exit_if_lost(lost: int, stats: dict[str, Any]) -> None:
+def exit_if_lost(lost: int, stats: RunStats) -> None:
     """A run whose signals did not all reach Redis does not exit 0 (exit code 1)."""
-    refused = stats.get("refused_backfill") or []
+    refused = stats.refused_backfill
     if refused:
         console.print(
             f"[red]{len(refused)} signal(s) refused as a back-fill[/]: their stream already holds "

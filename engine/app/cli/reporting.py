@@ -7,15 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from simsignal.actors.replies import RunStats
 
-def write_summary(out: Path, session: Any, stats: dict[str, Any], **extra: Any) -> None:
+
+def write_summary(out: Path, session: Any, stats: RunStats, **extra: Any) -> None:
     """`OUT/summary.json`: the run's counts, start-up figures and load report (both feeds)."""
     import dataclasses  # noqa: PLC0415
 
     from simsignal.actors import cluster  # noqa: PLC0415
     from simsignal.engine.adapters.redis_connect import masked  # noqa: PLC0415
 
-    report = {k: v for k, v in stats.items() if k != "latencies_ms"}
+    report = stats.report()
     report.update(session.status(), redis_url=masked(session.redis_url), **extra)
     report["load"] = dataclasses.asdict(session.history.report)
     report["shard_memory"] = session.shard_memory()

@@ -10,7 +10,7 @@ from simsignal.engine.core.bars import BadBar
 from simsignal.engine.core.derived import Derived
 from simsignal.engine.core.pipeline.batcher import Arrival
 from simsignal.engine.core.pipeline.journal import BatchRecord
-from simsignal.engine.core.pipeline.ports import ShardReply
+from simsignal.engine.core.pipeline.ports import ShardReply, TodaySoFar
 from simsignal.engine.core.shard_state import ShardState, Update
 from simsignal.engine.core.signals import Signal
 
@@ -26,6 +26,13 @@ class LocalShards:
         """Every shard answers the whole batch, in shard order."""
         self.calls += 1
         return [s.step(updates) for s in self.shards]
+
+    def restore(self, today: TodaySoFar) -> None:
+        """Every shard's queries rebuilt from today's values so far."""
+        for shard in self.shards:
+            shard.reset()
+            for ticker, values in today.items():
+                shard.restore(ticker, values)
 
 
 class ListSink:

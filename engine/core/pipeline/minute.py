@@ -33,6 +33,7 @@ from simsignal.engine.core.pipeline.ports import (
     PipelineConfig,
     Rejection,
     SignalSink,
+    TodaySoFar,
 )
 from simsignal.engine.core.shard_state import Answer, Update
 from simsignal.engine.core.signals import Signal, epoch_ms
@@ -153,10 +154,10 @@ class MinutePipeline:
                 out.append((i, m, spread))
         return out
 
-    def restore(self, records: Sequence[BatchRecord]) -> dict[str, list[tuple[float, ...]]]:
-        """Rebuild today from journal records (no fan-out, no publishing).
+    def restore(self, records: Sequence[BatchRecord]) -> TodaySoFar:
+        """Rebuild today from journal records, and the shards' queries with it (no publishing).
 
-        Returns each ticker's channel values so far, to restore the shards' query state.
+        Returns each ticker's channel values so far, as the shards were given them.
         Receipts in the records are remembered, so a batch that is sent again after a crash
         is not handled twice. A bar seen twice (a record written twice) is taken once.
         """
@@ -176,7 +177,9 @@ class MinutePipeline:
         self.pair_values.clear()
         self._new_pair_minutes()
         values = {t: list(today.values) for t, today in self.today.items()}
-        return values | {name: list(v) for name, v in self.pair_values.items()}
+        values |= {name: list(v) for name, v in self.pair_values.items()}
+        self.fanout.restore(values)
+        return values
 
     def _admit(self, arrival: Arrival) -> list[tuple[str, float, int, float, tuple[float, ...]]]:
         """Validate one bar and advance its ticker's curves; the minutes it makes (gaps filled).

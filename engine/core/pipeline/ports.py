@@ -22,6 +22,7 @@ from simsignal.engine.core.shard_state import Answer, Update
 from simsignal.engine.core.signals import Signal
 
 ShardReply = list[Answer | None]  # one shard: per update, every algorithm's top-k
+TodaySoFar = dict[str, list[tuple[float, ...]]]  # per ticker (or pair), today's values by minute
 
 
 class FanOut(Protocol):
@@ -29,6 +30,10 @@ class FanOut(Protocol):
 
     def step(self, updates: list[Update]) -> list[ShardReply]:
         """One reply per shard, each aligned with `updates`."""
+        ...
+
+    def restore(self, today: TodaySoFar) -> None:
+        """Every shard forgets its live queries and replays today's minutes so far."""
         ...
 
 
