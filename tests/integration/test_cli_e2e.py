@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -117,87 +116,6 @@ def test_run_on_seed_format_history_equals_brute_force(
             assert_neighbors(got[(m, algo)], ref, keys, 10, f"{algo} m={m}")
         assert got[(m, "ensemble")].k > 0
     assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
-
-
-@pytest.mark.slow(seconds=20)
-def test_run_feed_redis_follows_the_stream_until_sigint(
-    redis_server: object, store: RedisStore, tmp_path: Path
-) -> None:
-    """Bars XADDed to simsignal:bars:{ticker} become signals; SIGINT shuts down cleanly."""
-    import signal
-    import time
-
-    from tests.integration.test_cli_faults import SHARED_CACHE, _data
-
-    day, history, live_path = _data(tmp_path, 30)  # the run's shared history and curves cache
-    live = pd.read_parquet(live_path)
-    url = redis_server.url  # type: ignore[attr-defined]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simsignal.engine.app.cli",
-            "run",
-            "--history",
-            str(history),
-            "--feed",
-            "redis",
-            "--date",
-            day,
-            "--ticker",
-            "000300",
-            "--k",
-            "5",
-            "--redis-url",
-            url,
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "120", **SHARED_CACHE},
-    )
-    try:
-        deadline = time.monotonic() + 300  # ready first: else the pause below is spent starting
-        while store.hash("simsignal:engine").get("state") != "ready":
-            assert proc.poll() is None and time.monotonic() < deadline, "the engine did not start"
-            time.sleep(0.1)
-        for i, r in enumerate(live.itertuples()):
-            fields = {
-                "ticker": "000300",
-                "ts": r.datetime.replace(" ", "T"),
-                "open": str(r.open),
-                "high": str(r.high),
-                "low": str(r.low),
-                "close": str(r.close),
-                "volume": str(r.volume),
-            }
-            store.add("simsignal:bars:000300", fields)
-            if i == 15:  # idle past park_after_s: the compiled graph is parked, then woken
-                time.sleep(2.0)
-            if i == 5:
-                store.add("simsignal:bars:000300", {"json": "{garbage"})
-                store.add("simsignal:bars:000300", fields)
-        deadline = time.monotonic() + 240
-        want = len(live) * len(ALGOS)
-        while store.length("simsignal:signals:000300") < want:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "signals did not arrive in time"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out[-3000:]
-    assert f"stopped after {len(live) + 2} bars" in out
-    assert store.length("simsignal:signals:000300") == want
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["bars_handled"] == len(live) + 2 and summary["accepted"] == len(live)
-    assert summary["graph_parks"] >= 1  # the 2 s pause parked the compiled graph
-    kept = summary["load"]["per_ticker"]["000300"]["days_kept"]
-    assert kept == 38  # 39 history days but the first (no previous close)
-    assert store.length("simsignal:deadletter") == 2
 
 
 def test_subscribe_stops_at_count_and_says_what_it_reads(

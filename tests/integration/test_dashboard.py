@@ -2,10 +2,12 @@
 
 A day is fed bar by bar into a running engine (`simsignal run --feed redis`); the page must
 show each new minute and its latest `pred_close` within a second of the signal reaching Redis.
+The same engine then takes bad bars, an idle spell and the rest of the day, and stops on SIGINT.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,6 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -22,6 +25,7 @@ from simsignal.engine.adapters.redis_server import RedisServer, free_port
 from simsignal.engine.adapters.redis_store import RedisStore
 from simsignal.engine.core.kinds import KINDS, Payload
 from simsignal.engine.core.signals import Signal
+from tests.integration.test_cli_e2e import ALGOS
 from tests.integration.test_cli_faults import _data, _Engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,33 +63,26 @@ def chromium() -> str:
     return shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@pytest.mark.slow(seconds=15)
-def test_the_page_shows_each_minute_within_a_second(
+@pytest.mark.slow(seconds=25)
+def test_a_followed_day_shows_on_the_page_parks_bad_bars_and_stops_on_sigint(
     redis_server: RedisServer, store: RedisStore, tmp_path: Path, chromium: str
 ) -> None:
+    """One engine following Redis serves both sides of a live day.
+
+    The page: the first minutes, fed bar by bar, each show with their latest `pred_close`
+    within a second of the signal reaching Redis. The feed: a garbage entry and a bar sent
+    twice are refused and parked, an idle spell parks the compiled graph and the next bar
+    wakes it, the rest of the day comes back to back, and SIGINT stops the engine cleanly.
+    """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
-    day, history, live = _data(tmp_path, 8)
-    bars = pd.read_parquet(live)
+    day, history, live = _data(tmp_path, 30)  # the run's shared history and curves cache
+    bars, paced = pd.read_parquet(live), 8  # the first 8 minutes checked on the page
     url = redis_server.url
-    args = [
-        "run",
-        "--history",
-        str(history),
-        "--feed",
-        "redis",
-        "--date",
-        day,
-        "--ticker",
-        "000300",
-        "--k",
-        "5",
-        "--redis-url",
-        url,
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    args = ["run", "--history", str(history), "--feed", "redis", "--date", day,
+            "--ticker", "000300", "--k", "5", "--redis-url", url,
+            "--out", str(tmp_path / "out")]  # fmt: skip
     engine = _Engine(args, tmp_path, SIMSIGNAL_DASHBOARD__VIEW_TICKERS='["000300"]')
     port = free_port()
     page_server = subprocess.Popen(
@@ -93,6 +90,18 @@ def test_the_page_shows_each_minute_within_a_second(
          "--redis-url", url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
+
+    def fields(bar: Any) -> dict[str, str]:
+        return {"ticker": "000300", "ts": bar.datetime.replace(" ", "T"), "open": str(bar.open),
+                "high": str(bar.high), "low": str(bar.low), "close": str(bar.close),
+                "volume": str(bar.volume)}  # fmt: skip
+
+    def signals_reach(n: int, seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + seconds
+        while store.length("simsignal:signals:000300") < n:
+            assert time.monotonic() < deadline and engine.proc.poll() is None, engine.out[-3000:]
+            time.sleep(0.005)
+
     try:
         engine.wait_for("Ctrl-C to stop")
         _wait_http(f"http://127.0.0.1:{port}/")
@@ -105,15 +114,9 @@ def test_the_page_shows_each_minute_within_a_second(
             page.goto(f"http://127.0.0.1:{port}/?ticker=000300")
             page.wait_for_selector("#ticker option[value='000300']", state="attached")
             lags = []
-            for m, bar in enumerate(bars.itertuples(), start=1):
-                fields = {"ticker": "000300", "ts": bar.datetime.replace(" ", "T"),
-                          "open": str(bar.open), "high": str(bar.high), "low": str(bar.low),
-                          "close": str(bar.close), "volume": str(bar.volume)}  # fmt: skip
-                store.add("simsignal:bars:000300", fields)
-                deadline = time.monotonic() + 60
-                while store.length("simsignal:signals:000300") < 4 * m:
-                    assert time.monotonic() < deadline and engine.proc.poll() is None
-                    time.sleep(0.005)
+            for m, bar in enumerate(bars.head(paced).itertuples(), start=1):
+                store.add("simsignal:bars:000300", fields(bar))
+                signals_reach(len(ALGOS) * m)
                 arrived = time.monotonic()
                 newest = [Signal.from_fields(e.fields)
                           for e in store.entries("simsignal:signals:000300")][-4:]  # fmt: skip
@@ -142,7 +145,7 @@ def test_the_page_shows_each_minute_within_a_second(
             page.wait_for_function(  # every derived kind, at the last minute, beside the signals
                 "([kinds, m]) => kinds.every(k =>"
                 " document.getElementById('derived-' + k)?.dataset.minute === m)",
-                arg=[derived, str(len(bars))], timeout=1000,
+                arg=[derived, str(paced)], timeout=1000,
             )  # fmt: skip
             assert page.locator("#chart canvas").count() == 1
             assert "minutes" in page.inner_text("#health")
@@ -152,10 +155,29 @@ def test_the_page_shows_each_minute_within_a_second(
             browser.close()
         print(f"\ndashboard lag after each signal: max {max(lags) * 1e3:.0f} ms", file=sys.stderr)
         assert (tmp_path / "dashboard.png").stat().st_size > 20_000
+        # refused and parked: an entry that is not a bar, and the last bar sent again
+        store.add("simsignal:bars:000300", {"json": "{garbage"})
+        store.add("simsignal:bars:000300", fields(next(bars.iloc[paced - 1 :].itertuples())))
+        time.sleep(2.0)  # idle past park_after_s: the compiled graph is parked, then woken
+        for bar in bars.iloc[paced:].itertuples():
+            store.add("simsignal:bars:000300", fields(bar))
+        signals_reach(len(bars) * len(ALGOS), seconds=240)
+        engine.proc.send_signal(signal.SIGINT)
+        code = engine.finish(seconds=120)
     finally:
         page_server.kill()
-        engine.proc.send_signal(signal.SIGINT)
-        engine.finish(seconds=120)
+        if engine.proc.poll() is None:
+            engine.proc.send_signal(signal.SIGINT)
+            engine.finish(seconds=120)
+    assert code == 0, engine.out[-3000:]
+    assert f"stopped after {len(bars) + 2} bars" in engine.out
+    assert store.length("simsignal:signals:000300") == len(bars) * len(ALGOS)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["bars_handled"] == len(bars) + 2 and summary["accepted"] == len(bars)
+    assert summary["graph_parks"] >= 1  # the 2 s pause parked the compiled graph
+    kept = summary["load"]["per_ticker"]["000300"]["days_kept"]
+    assert kept == 38  # 39 history days but the first (no previous close)
+    assert store.length("simsignal:deadletter") == 2
 
 
 def test_the_page_loads_nothing_from_the_internet() -> None:

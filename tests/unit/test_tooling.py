@@ -23,7 +23,7 @@ def _pins(lock: Path) -> dict[str, str]:
 
 
 def test_every_locked_requirement_is_hashed() -> None:
-    for lock in ("main.txt", "dev.txt"):
+    for lock in ("main.txt", "dev.txt", "uv.txt"):
         blocks = re.split(r"\n(?=[A-Za-z0-9_.\-]+==)", (ROOT / "requirements" / lock).read_text())
         pinned = [b for b in blocks if re.match(r"[A-Za-z0-9_.\-]+==", b)]
         assert pinned, lock
