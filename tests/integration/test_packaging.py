@@ -63,12 +63,15 @@ def _wheel_in_a_new_venv(tmp_path: Path) -> Path:
         assert inside in names, inside
     subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
     venv_pip = [str(target / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    # not compiled at install: the venv's processes write bytecode as Python does by default
-    # (_user_env), so only what the demo imports is compiled, once
-    runtime = str(ROOT / "requirements" / "main.txt")
-    subprocess.run([*venv_pip, "install", "--no-compile", "--require-hashes", "-r", runtime],
-                   env=_user_env(), check=True)  # fmt: skip
-    subprocess.run([*venv_pip, "install", "--no-deps", str(wheel)], check=True)
+    # The same hashed pins as `pip install --require-hashes -r requirements/main.txt`, by the
+    # installer CI uses (its cache holds them after CI's own install). Not compiled: the
+    # venv's processes write bytecode as Python does by default (_user_env), once each.
+    uv = [str(Path(sys.executable).with_name("uv")), "pip", "install", "--quiet", "--python",
+          str(target / "bin" / "python")]  # fmt: skip
+    runtime = ["--require-hashes", "--index-strategy", "unsafe-best-match", "-r",
+               str(ROOT / "requirements" / "main.txt")]  # fmt: skip
+    subprocess.run([*uv, *runtime], env=_user_env(), check=True)
+    subprocess.run([*uv, "--no-deps", str(wheel)], env=_user_env(), check=True)
     listed = subprocess.run([*venv_pip, "list", "--format=freeze"], capture_output=True,
                             text=True, check=True).stdout  # fmt: skip
     assert "pytest" not in listed and "hypothesis" not in listed  # nothing of the dev venv

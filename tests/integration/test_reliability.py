@@ -109,6 +109,29 @@ def _clean_run(refs: list[Any], url: str, store: RedisStore, good: list[list[dic
     return _signals(store, "clean")
 
 
+# The history and the day that the restart, kill, outage and error tests replay: one clean
+# run of its 20 minutes per worker serves them all (signals are causal: a run of its first
+# N minutes gives the first N minutes' signals of the whole one).
+DAYS, DAY = (100, 41), _good(20, 42)
+_CLEAN: dict[tuple[str, str], Signal] = {}
+_CLEAN_DERIVED: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def _clean(refs: list[Any], url: str, store: RedisStore, minutes: int
+           ) -> dict[tuple[str, str], Signal]:  # fmt: skip
+    """The clean run's signals of DAY's first `minutes` minutes (refs: DAYS' history)."""
+    if not _CLEAN:
+        _CLEAN.update(_clean_run(refs, url, store, DAY))
+        _CLEAN_DERIVED.update(_derived(store, "clean"))
+    return {key: sig for key, sig in _CLEAN.items() if sig.minute <= minutes}
+
+
+def _clean_derived(minutes: int) -> dict[tuple[str, str], dict[str, str]]:
+    """The clean run's timing and rebalance entries of DAY's first `minutes` minutes."""
+    assert _CLEAN_DERIVED, "_clean first"
+    return {key: e for key, e in _CLEAN_DERIVED.items() if int(e["minute"]) <= minutes}
+
+
 def _wait(done: Callable[[], bool], what: str, seconds: float = 120.0) -> None:
     deadline = time.monotonic() + seconds
     while not done():
@@ -257,9 +280,9 @@ def test_a_restarted_engine_resumes_after_the_last_handled_bar(
 ) -> None:
     """Stop the engine after 10 minutes, start a new one (new shards and coordinator): it
     rebuilds today from the journal, reads only new entries, and goes on as if never stopped."""
-    refs, _, _ = _history(100, 41)
-    good = _good(20, 42)
-    want = _clean_run(refs, redis_server.url, store, good)
+    refs, _, _ = _history(*DAYS)
+    good = DAY[:20]
+    want = _clean(refs, redis_server.url, store, 20)
     keys = Keys("rs")
     junk = [(keys.bars("000300"), {"close": "nan"}) for _ in range(5)]
     shards, co = _engine(refs, redis_server.url, "rs")
@@ -284,7 +307,7 @@ def test_a_restarted_engine_resumes_after_the_last_handled_bar(
     assert stats.resumed_batches > 0 and stats.accepted == 40
     assert store.length(keys.deadletter) == 50  # no old bar dead-lettered again
     _same(_signals(store, "rs"), want)
-    derived, clean = _derived(store, "rs"), _derived(store, "clean")
+    derived, clean = _derived(store, "rs"), _clean_derived(len(good))
     timing = {k: v for k, v in derived.items() if k[0] != "rebalance"}
     assert timing == {k: v for k, v in clean.items() if k[0] != "rebalance"}
     assert len(timing) == 40
@@ -307,9 +330,9 @@ def test_a_coordinator_killed_mid_replay_recovers_exactly(
     """SIGKILL to the coordinator's worker process (by pid) in the middle of a replay: Ray
     restarts it, it rebuilds today from the journal, the batch in flight is sent again, and
     Redis ends up with exactly the clean run's signals."""
-    refs, _, _ = _history(100, 51)
-    good = _good(20, 52)
-    want = _clean_run(refs, redis_server.url, store, good)
+    refs, _, _ = _history(*DAYS)
+    good = DAY[:20]
+    want = _clean(refs, redis_server.url, store, 20)
     _, co = _engine(refs, redis_server.url, "ck", run="replay-test")
     receipts = itertools.count()
     for m, minute in enumerate(good):
@@ -324,7 +347,7 @@ def test_a_coordinator_killed_mid_replay_recovers_exactly(
     assert stats.accepted == 40 and not stats.rejected
     assert ray.get(co.health.remote()).pid != pid
     _same(_signals(store, "ck"), want)
-    assert _derived(store, "ck") == _derived(store, "clean")
+    assert _derived(store, "ck") == _clean_derived(len(good))
     ray.get(co.close.remote())
 
 
@@ -337,9 +360,9 @@ def test_a_coordinator_killed_inside_the_shard_step_recovers_exactly(
     undone), the batch is sent again, and Redis ends with exactly the clean run's signals.
     Classic calls: a shard inside a compiled graph runs the graph's loop, so nothing from
     outside can hold it busy (the compiled path's kill is the test above)."""
-    refs, _, _ = _history(100, 53)
-    good = _good(12, 54)
-    want = _clean_run(refs, redis_server.url, store, good)
+    refs, _, _ = _history(*DAYS)
+    good = DAY[:12]
+    want = _clean(refs, redis_server.url, store, 12)
     shards, co = _engine(refs, redis_server.url, "cs", run="replay-step", compiled=False)
     receipts = itertools.count()
     for m, minute in enumerate(good):
@@ -361,7 +384,7 @@ def test_a_coordinator_killed_inside_the_shard_step_recovers_exactly(
     assert stats.published_before_restart == 6 * 2 * len(ALGOS)
     assert stats.published == 6 * 2 * len(ALGOS) == stats.counts["published"] // 2
     _same(_signals(store, "cs"), want)
-    assert _derived(store, "cs") == _derived(store, "clean")
+    assert _derived(store, "cs") == _clean_derived(len(good))
     ray.get(co.close.remote())
 
 
@@ -388,9 +411,9 @@ def test_a_redis_outage_while_following_touches_no_shard(
 
     port = free_port()
     server = RedisServer(port=port, data_dir=str(tmp_path))
-    refs, _, _ = _history(100, 61)
-    good = _good(10, 62)
-    want = _clean_run(refs, redis_server.url, store, good)
+    refs, _, _ = _history(*DAYS)
+    good = DAY[:10]
+    want = _clean(refs, redis_server.url, store, 10)
     keys, there = Keys("out"), RedisStore.connect(server.url)
     try:
         _, co = _engine(refs, server.url, "out")
@@ -424,9 +447,9 @@ def test_redis_error_replies_keep_the_signals_until_redis_takes_them(
     the batches are kept, in order, and committed once Redis accepts writes again."""
     import redis
 
-    refs, _, _ = _history(100, 71)
-    good = _good(12, 72)
-    want = _clean_run(refs, redis_server.url, store, good)
+    refs, _, _ = _history(*DAYS)
+    good = DAY[:12]
+    want = _clean(refs, redis_server.url, store, 12)
     admin = redis.Redis.from_url(redis_server.url)
     _, co = _engine(refs, redis_server.url, "oom")
     try:
@@ -462,9 +485,9 @@ def test_an_engine_error_mid_batch_is_undone_and_the_batch_redone(
     from simsignal.actors.coordinator import Coordinator
     from simsignal.engine.core.pipeline.minute import MinutePipeline
 
-    refs, _, _ = _history(100, 81)
-    good = _good(10, 82)
-    want = _clean_run(refs, redis_server.url, store, good)
+    refs, _, _ = _history(*DAYS)
+    good = DAY[:10]
+    want = _clean(refs, redis_server.url, store, 10)
     shards = [ShardActor.remote(i, refs, CN.slots, ALGOS, 5, False) for i in range(2)]
     pipeline = PipelineConfig(
         algorithms=tuple(ALGOS), k=5, template="cn", date=DATE,

@@ -136,3 +136,10 @@ def test_the_tests_on_the_sessions_ray_share_one_worker(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     workers = {(tmp_path / f"{name}.worker").read_text() for name in "abcd"}
     assert len(workers) == 1, workers
+
+
+def test_ci_installs_with_the_locked_uv() -> None:
+    """`.ci/run` bootstraps uv from requirements/uv.txt; the dev lock pins the same version
+    (the wheel test runs the dev venv's uv)."""
+    assert _pins(ROOT / "requirements/uv.txt")["uv"] == _pins(ROOT / "requirements/dev.txt")["uv"]
+    assert "-r requirements/uv.txt" in (ROOT / ".ci" / "run").read_text()

@@ -103,6 +103,7 @@ def _evaluate(ratio: np.ndarray, test_days: int) -> dict:
     return evaluate(curves, config, dates[-test_days], dates[-1]).report
 
 
+@pytest.mark.slow(seconds=10)  # walks 60 days minute by minute
 def test_random_walk_shows_no_skill() -> None:
     report = _evaluate(_random_walk(np.random.default_rng(13), 150), 60)
     for algo, per in report["results"].items():
@@ -134,6 +135,7 @@ def _planted(rng: np.random.Generator, days: int) -> np.ndarray:
     return shapes[rng.integers(0, 4, days)] + noise
 
 
+@pytest.mark.slow(seconds=10)  # walks 60 days minute by minute
 def test_planted_day_shapes_are_found_and_beat_every_baseline() -> None:
     report = _evaluate(_planted(np.random.default_rng(14), 160), 60)
     for algo, per in report["results"].items():
@@ -149,6 +151,7 @@ def test_planted_day_shapes_are_found_and_beat_every_baseline() -> None:
         assert report["reading"][algo][0].startswith("Direction: better than chance"), algo
 
 
+@pytest.mark.slow(seconds=10)  # walks 60 days minute by minute
 def test_on_a_trend_always_up_wins_and_the_report_says_so() -> None:
     report = _evaluate(_random_walk(np.random.default_rng(15), 150, drift=1.5e-4), 60)
     for algo, per in report["results"].items():
