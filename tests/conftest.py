@@ -89,13 +89,12 @@ if RAY_TMPDIR is not None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto` (the default, in pyproject.toml): one worker per core and one more, at most 4.
+    """`-n auto` (the default, in pyproject.toml): one worker per core, at most 4.
 
-    Each worker runs its own tests' Rays and Sparks side by side with the others'. With one
-    worker per core the cores still sat idle about a tenth of the run (the tests wait on
-    processes starting, timers and Redis): the extra worker takes up that time.
+    Each worker runs its own tests' Rays and Sparks side by side with the others'; the slow
+    ones wait on processes and networks much of the time, so two cores carry two workers.
     """
-    return max(1, min(4, (os.cpu_count() or 1) + 1))
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group markers
