@@ -7,6 +7,7 @@ shards and Spark executors); a wrong file or template fails before that, in `fil
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from simsignal.engine.adapters.history.formats import (
     NoHistoryError,
     count_bars,
     expand_paths,
+    first_written_day,
     sample_times,
 )
 from simsignal.engine.adapters.history.loaded import LoadedHistory
@@ -44,23 +46,37 @@ class HistoryLoad:
     cache: Path | None = None  # this history's day-curves cache (None: off)
     columns: list[str] = field(default_factory=list)  # the curve columns loaded
 
-    def files(self, history_paths: list[str], wanted: list[str] | None) -> Checked:
-        """The history files and their session template: a wrong one fails before Ray starts."""
+    def files(self, history_paths: list[str], wanted: list[str] | None, date: str) -> Checked:
+        """The history files and their session template: a wrong one fails before Ray starts.
+
+        So does a session date that Parquet statistics show is before every bar.
+        """
         files = expand_paths(history_paths)
+        first = first_written_day(files)
+        # a date written in UTC may be the day before the exchange's: a day's margin
+        if first is not None and dt.date.fromisoformat(first) - dt.timedelta(days=1) >= (
+            dt.date.fromisoformat(date)
+        ):
+            where = ", ".join(history_paths)
+            raise NoHistoryError(
+                f"no usable history day before {date} in {where} (its first bar is on {first})"
+            )
         template, fits = choose_for(sample_times(files, wanted), self.settings.history.template)
         chosen = next(f for f in fits if f.name == template.name)
         self.console.print(f"[green]✓[/] {len(files)} history file(s); session template "
                            f"{template.name} ({chosen.describe()})")  # fmt: skip
         return files, template, fits
 
-    def check_here(self, history_paths: list[str], wanted: list[str] | None) -> Checked | None:
+    def check_here(
+        self, history_paths: list[str], wanted: list[str] | None, date: str
+    ) -> Checked | None:
         """The files and template, checked before Ray starts (None for a Ray client).
 
         A Ray client's history is on the cluster: its loader checks the files there.
         """
         if cluster.is_client(self.settings.cluster.address):
             return None
-        return self.files(history_paths, wanted)
+        return self.files(history_paths, wanted, date)
 
     def load(
         self, checked: Checked, date: str, wanted: list[str] | None, history_paths: list[str],

@@ -40,7 +40,7 @@ class HistoryLoader:
         h = self.loading
         cluster.ensure_java(h.console.print)
         cluster.spark_env()
-        checked = h.files(history_paths, wanted)
+        checked = h.files(history_paths, wanted, date)
         with h.console.status("loading") as status:
             history = h.load(checked, date, wanted, history_paths, t0, status)
         return {"history": history, "cache": h.cache, "columns": h.columns,

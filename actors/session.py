@@ -70,7 +70,7 @@ class Session:
         tickers = pairs.with_members(tickers, s.signals.pairs)  # a pair's tickers are live too
         wanted = None if s.engine.pooled else tickers
         assert self.loading is not None
-        checked = self.loading.check_here(history_paths, wanted)
+        checked = self.loading.check_here(history_paths, wanted, date)
         url = s.redis.url.get_secret_value() if s.redis.url else None
         self.redis_url, self.embedded = resolve_redis(url, say)
         refuse_missing_permissions(self.redis_url, s.redis.prefix, (tickers or ["any"])[0],
@@ -146,7 +146,7 @@ class Session:
         tickers = pairs.with_members(tickers, s.signals.pairs)  # a pair's tickers are needed too
         wanted = None if s.engine.pooled else tickers
         assert self.loading is not None
-        checked = self.loading.check_here(history_paths, wanted)
+        checked = self.loading.check_here(history_paths, wanted, before)
         with self.console.status("starting Ray…") as status:
             self._history(checked, history_paths, before, wanted, t0, status)
         self.cold_start_s = time.perf_counter() - t0

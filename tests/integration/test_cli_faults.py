@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -180,6 +181,7 @@ def test_following_redis_that_went_away_says_so_and_stops_on_sigterm(
 def test_a_date_before_all_history_is_one_line_and_exit_2(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
+    """Parquet's statistics tell before Ray starts (a CSV history is refused after loading)."""
     _, history, live = _data(tmp_path, 5)
     done = subprocess.run(
         [sys.executable, "-m", "simsignal.engine.app.cli", "run", "--history", str(history),
@@ -188,8 +190,10 @@ def test_a_date_before_all_history_is_one_line_and_exit_2(
         env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "history error: no usable history day before 2001-01-04" in done.stdout
-    assert "Traceback" not in done.stdout + done.stderr
+    first = min(pd.read_parquet(history, columns=["datetime"])["datetime"].str[:10])
+    assert (f"history error: no usable history day before 2001-01-04 in {history} (its first "
+            f"bar is on {first})") in " ".join(done.stdout.split())  # fmt: skip
+    assert "Traceback" not in done.stdout + done.stderr and "Ray up" not in done.stdout
 
 
 def test_an_empty_history_folder_fails_before_ray_starts(tmp_path: Path) -> None:

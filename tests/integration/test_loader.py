@@ -108,6 +108,10 @@ def test_parquet_glob_and_before_date(spark: Any, tmp_path: Path) -> None:
     assert res.report.files == 2
     assert res.report.rows_dropped == {"on or after 2015-01-12": 241}
     assert curves.dates.tolist() == ["2015-01-06", "2015-01-07", "2015-01-08", "2015-01-09"]
+    # before every bar: nothing kept (the engine refuses to run on that, in one line)
+    none, empty = _load(spark, [str(tmp_path / "*.parquet")], before_date="2015-01-05")
+    assert none.report.days_kept == 0 and len(empty.dates) == 0
+    assert none.report.rows_dropped == {"on or after 2015-01-05": len(seed_layout)}
 
 
 def test_missing_column_is_a_clear_error(spark: Any, tmp_path: Path) -> None:

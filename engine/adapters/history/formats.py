@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import glob
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]|$)")  # how every vendor we know writes dates
 
 
 class NoHistoryError(ValueError):
@@ -138,6 +141,33 @@ def sample_times(files: list[Path], tickers: list[str] | None = None,
             times = frame[cols[1]].astype(str)
         out += times.tolist()
     return out
+
+
+def first_written_day(files: list[Path]) -> str | None:
+    """The earliest date the bars are written with, from Parquet statistics alone.
+
+    Lets a session date before all history fail in a second instead of after a Spark load.
+    None when it cannot be known without reading the bars: a CSV file, a file without
+    statistics, or a value that does not start with an ISO date (Spark parses more forms).
+    """
+    earliest: str | None = None
+    for f in files:
+        if f.suffix.lower() != ".parquet":
+            return None
+        fmt = detect_format(header_of(f), str(f))
+        column = fmt.required["date" if fmt is SEED else "datetime"]
+        meta = pq.ParquetFile(f).metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        at = names.index(column)
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(at).statistics
+            if stats is None or not stats.has_min_max:
+                return None
+            low, high = str(stats.min), str(stats.max)
+            if not (ISO_DATE.match(low) and ISO_DATE.match(high)):
+                return None
+            earliest = min(earliest or low[:10], low[:10])
+    return earliest
 
 
 def count_bars(files: list[Path]) -> int:
