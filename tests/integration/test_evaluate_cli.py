@@ -19,6 +19,7 @@ import pytest
 from simsignal.engine.adapters.redis_store import RedisStore
 from simsignal.engine.core.templates import get_template
 from tests.helpers import brute_topk, curves_from_bars, signals_in
+from tests.integration.test_cli_faults import SHARED_CACHE
 from tests.integration.test_cli_faults import _data as shared_data
 
 CN = get_template("cn")
@@ -28,7 +29,7 @@ AT = (30, 120)
 def _simsignal(args: list[str], cwd: Path, code: int = 0) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "simsignal.engine.app.cli", *args], cwd=cwd, capture_output=True,
-        text=True, timeout=600, check=False, env={**os.environ, "COLUMNS": "160"},
+        text=True, timeout=600, check=False, env={**os.environ, "COLUMNS": "160", **SHARED_CACHE},
     )  # fmt: skip
     assert proc.returncode == code, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr

@@ -188,6 +188,7 @@ def test_redis_killed_then_the_engine_killed_mid_batch_leave_what_a_clean_run_le
     got, got_derived = _signals(store, keys), _derived(store, keys)
     server.stop()
     assert clean is not None and clean.finish(seconds=300) == 0, clean.out[-3000:]
+    assert "Spark not needed" in clean.out  # the faulted engine's cache: one Spark load
     there = RedisStore.connect(redis_server.url)
     want, want_derived = (
         _signals(there, Keys("faults-clean")),
@@ -199,12 +200,17 @@ def test_redis_killed_then_the_engine_killed_mid_batch_leave_what_a_clean_run_le
 
 def _clean_run(tmp_path: Path, history: Path, day: str, live: pd.DataFrame, url: str
                ) -> _Engine:  # fmt: skip
-    """The same day replayed, undisturbed, under another prefix (started, not waited for)."""
+    """The same day replayed, undisturbed, under another prefix (started, not waited for).
+
+    The same history settings (`--ticker` too) as the faulted engine: the curves cache's key,
+    so that this run reads the day curves that one's Spark load wrote.
+    """
     replay = tmp_path / "live.parquet"
     live.to_parquet(replay)
     engine = _Engine(
         ["run", "--history", str(history), "--feed", "replay", "--replay", str(replay),
-         "--date", day, "--k", "5", "--redis-url", url, "--out", str(tmp_path / "clean")],
+         "--date", day, "--k", "5", "--ticker", TICKERS[0], "--ticker", TICKERS[1],
+         "--redis-url", url, "--out", str(tmp_path / "clean")],
         tmp_path, SIMSIGNAL_REDIS__PREFIX="faults-clean",
         SIMSIGNAL_HISTORY__CACHE_DIR=str(tmp_path / "cache"),
     )  # fmt: skip
