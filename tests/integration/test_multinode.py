@@ -1,5 +1,5 @@
-"""The engine on a Ray cluster it did not start: three nodes on this machine
-(`ray.cluster_utils.Cluster`), joined with `simsignal run --address`, one of them removed
+"""The engine on a Ray cluster it did not start: two nodes on this machine
+(`ray.cluster_utils.Cluster`), joined with `simsignal run --address`, the worker removed
 mid-day."""
 
 from __future__ import annotations
@@ -39,17 +39,17 @@ def _signals(store: RedisStore, prefix: str) -> dict[str, Signal]:
 
 
 @pytest.mark.slow(seconds=110)
-def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_node(
+def test_a_two_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_node(
     redis_server: RedisServer, store: RedisStore, tmp_path: Path
 ) -> None:
     """A Ray client address where nothing answers is one `cluster error:` line, exit 2.
-    Same replay, one private local Ray vs three nodes, joined as a Ray client (`ray://`,
-    history loaded by Spark on a node) and from a node (HOST:PORT). On the second, the two
-    shards start on two nodes; mid-day the worker node holding a shard is removed, the shard
-    is placed again on a live node, reloads its days and catches up. Both give the one-node
-    run's signals, whole (latency aside), and the cluster is still up after the engines have
-    gone. The one-node run reads the run's shared curves cache (a local Spark load of the same
-    file); the cluster's runs write and read a cache of their own."""
+    Same replay, one private local Ray vs a head (2 CPUs) and a worker (1 CPU), joined as a
+    Ray client (`ray://`, history loaded by Spark on a node, an executor on each) and from a
+    node (HOST:PORT). On the second, the two shards start one on each node; mid-day the worker
+    is removed, its shard is placed again on the head, reloads its days and catches up. Both
+    give the one-node run's signals, whole (latency aside), and the cluster is still up after
+    the engines have gone. The one-node run reads the run's shared curves cache (a local Spark
+    load of the same file); the cluster's runs write and read a cache of their own."""
     from ray.cluster_utils import Cluster
 
     day, history, live = _data(tmp_path, 30)
@@ -73,17 +73,17 @@ def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_no
                 f"(cluster.address): {why}") in " ".join(said.out.split())  # fmt: skip
     client_port = free_port()
     cluster = Cluster(initialize_head=True, connect=False,
-                      head_node_args={"num_cpus": 1, "object_store_memory": 300 * MB,
+                      head_node_args={"num_cpus": 2, "object_store_memory": 300 * MB,
                                       "ray_client_server_port": client_port})  # fmt: skip
     try:
-        workers = [cluster.add_node(num_cpus=1, object_store_memory=300 * MB) for _ in range(2)]
+        workers = [cluster.add_node(num_cpus=1, object_store_memory=300 * MB)]
         cluster.wait_for_nodes()
         cache = str(tmp_path / "cache")  # Spark in the client's loader writes it, the next reads
         client = _run([*common, "--address", f"ray://127.0.0.1:{client_port}", "--out",
                        str(tmp_path / "client")], tmp_path, SIMSIGNAL_REDIS__PREFIX="client",
                       SIMSIGNAL_HISTORY__CACHE_DIR=cache)  # fmt: skip
         assert "history loaded on the cluster" in client and "Java: on the cluster" in client
-        assert "Spark 3 executor(s)" in client and "writing the day-curves cache" in client
+        assert "Spark 2 executor(s)" in client and "writing the day-curves cache" in client
         engine = _Engine(["run", *common, "--address", cluster.address, "--speed", "120",
                           "--out", str(tmp_path / "three")], tmp_path,
                          SIMSIGNAL_REDIS__PREFIX="three",
@@ -91,7 +91,7 @@ def test_a_three_node_cluster_runs_the_engine_unchanged_and_survives_losing_a_no
         engine.wait_for("ready for the first bar", seconds=600)
         assert "Spark not needed" in engine.out
         nodes = store.hash("three:engine")["shard_nodes"].split(",")
-        victim = next(w for w in workers if w.node_id in nodes)  # SPREAD: one is on a worker
+        victim = next(w for w in workers if w.node_id in nodes)  # SPREAD: one is on the worker
         _until(lambda: len(store.entries("three:signals:000300")) >= 8 * 4, engine)
         cluster.remove_node(victim)
         code = engine.finish(seconds=600)
