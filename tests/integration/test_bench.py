@@ -19,20 +19,24 @@ def test_bench_runs_a_tiny_market(tmp_path: Path) -> None:
     doc = tmp_path / "docs" / "benchmarks.md"
     proc = subprocess.run(
         [sys.executable, "-m", "simsignal.engine.app.cli", "bench", "--workload", "w2",
-         "--tickers", "3", "--years", "0.1", "--minutes", "6", "--data", str(tmp_path / "data"),
-         "--out", str(tmp_path / "out"), "--doc", str(doc)],
+         "--tickers", "3", "--years", "0.1", "--minutes", "6", "--cadence", "0.5", "--data",
+         str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--doc", str(doc)],
         capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
         env={**os.environ, "COLUMNS": "150"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    [report] = (tmp_path / "out").glob("bench-w2-3x0.1y-cn.json")
+    [report] = (tmp_path / "out").glob("bench-w2-3x0.1y-cn-every0.5s.json")
     result = json.loads(report.read_text())
     run = result["runs"]["seed four"]
     assert run["signals"] == 3 * 6 * 4 and len(run["minute_ms"]) == 6
+    # paced as a live feed: minute i is due 0.5·i s after the start (or when the last is done)
+    assert result["cadence_s"] == 0.5 and len(run["written_s"]) == 6
+    assert all(at >= 0.5 * i for i, at in enumerate(run["written_s"], start=1))
     assert run["rows_read"] == result["history_bars"] > 0 and run["cold_start_s"] > 0
     assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
     assert not run["cache_hit"] and result["warm_start_cache_hit"] and result["warm_start_s"] > 0
     assert result["baselines"]["numpy_recompute"]["n"] > 0
-    assert (tmp_path / "out" / "bench-w2-3x0.1y-cn.png").stat().st_size > 5_000
+    assert (tmp_path / "out" / "bench-w2-3x0.1y-cn-every0.5s.png").stat().st_size > 5_000
     text = doc.read_text()
-    assert "## w2-3x0.1y-cn" in text and "minute batch p50" in text
+    assert "## w2-3x0.1y-cn-every0.5s" in text and "minute batch p50" in text
+    assert "a minute every 0.5 s" in text

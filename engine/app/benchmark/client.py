@@ -30,6 +30,7 @@ class EngineRun:
     """What one engine run measured, from the client's side and from its status hash."""
 
     minute_ms: list[float] = field(default_factory=list)  # first bar written → last signal seen
+    written_s: list[float] = field(default_factory=list)  # each minute's write, from the first
     signals: int = 0
     status: dict[str, str] = field(default_factory=dict)
     idle_cores: float = 0.0  # CPU the engine's processes used while no bars came
@@ -98,8 +99,12 @@ def run_engine(
     tickers: list[str] | None = None,
     address: str | None = None,
     own_cluster: bool = True,
+    cadence_s: float = 0.0,
 ) -> EngineRun:
     """Start the engine on `history`, feed `minutes` of `live`, return the measurements.
+
+    `cadence_s`: a minute's bars are written every this many seconds, as a live feed writes
+    them (0: each as soon as the last one's signals are in).
 
     With `address` the engine joins that Ray cluster. When this process started it
     (`own_cluster`), its shards run under the cluster's processes here, so those are measured
@@ -154,7 +159,9 @@ def run_engine(
             run.idle_cores = (_cpu_seconds(procs) - cpu0) / (time.monotonic() - t0)
         by_minute = [g for _, g in live.groupby("datetime", sort=True)][:minutes]
         with store.subscription(keys.channel) as sub:
+            begun = time.monotonic()
             for i, bars in enumerate(by_minute):
+                time.sleep(max(0.0, begun + cadence_s * (i + 1) - time.monotonic()))
                 rows = [
                     (
                         keys.bars(r.ticker),
@@ -171,6 +178,7 @@ def run_engine(
                     for r in bars.itertuples()
                 ]
                 start = time.perf_counter()
+                run.written_s.append(time.monotonic() - begun)
                 store.add_to_streams(rows)
                 want, seen = expected * len(rows), 0
                 while seen < want:

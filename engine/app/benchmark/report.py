@@ -108,7 +108,13 @@ def markdown_section(result: dict[str, Any]) -> str:
         "",
         f"{w['tickers']} ticker(s) × {w['years']:g} years: {result['history_bars']:,} history "
         f"bars; {result['minutes']} minutes replayed, every ticker's bar of a minute written "
-        "to Redis at once.",
+        "to Redis at once, "
+        + (
+            f"a minute every {result['cadence_s']:g} s (a live feed's pace: the engine idles "
+            "between minutes)."
+            if result.get("cadence_s")
+            else "each as soon as the last one's signals were in (back to back)."
+        ),
         "",
         "| run | minute batch p50 | p99 | max | signals | cold start | idle CPU (cores) |",
         "| --- | --- | --- | --- | --- | --- | --- |",

@@ -107,12 +107,14 @@ def bench(
     command: str,
     nodes: list[int] | None = None,
     address: str | None = None,
+    cadence_s: float = 0.0,
 ) -> dict[str, Any]:
     """Run the workload and write JSON, plot and (optionally) the docs section.
 
     `nodes`: instead of the usual runs, one seed-four run per node count, each on a
     `ray.cluster_utils.Cluster` of that many nodes on this machine, joined with --address.
     `address`: every run (and the warm start) on that existing cluster.
+    `cadence_s`: a minute every this many seconds, as a live feed (0: back to back).
     """
     say(f"workload {w.key}: preparing (cached under {data})")
     p = prepare(w, data, say)
@@ -125,7 +127,8 @@ def bench(
     shutil.rmtree(cache, ignore_errors=True)
     engine = partial(run_engine, p.history, p.live, p.date, server.url, out=out / "engine",
                      shards=shards, pooled=w.pooled, say=say, cache=cache,
-                     tickers=w.live_tickers, own_cluster=address is None)  # fmt: skip
+                     tickers=w.live_tickers, own_cluster=address is None,
+                     cadence_s=cadence_s)  # fmt: skip
     variants: list[tuple[str, list[str], int]] = [("seed four", SEED_FOUR, 0)] + (
         [("all algorithms", list(KNOWN), 0)] if all_algorithms else []
     )
@@ -143,6 +146,7 @@ def bench(
             runs[label] = {
                 **percentiles(r.minute_ms),
                 "minute_ms": r.minute_ms,
+                "written_s": r.written_s,
                 "signals": r.signals,
                 "idle_cores": r.idle_cores,
                 "cold_start_s": st.get("cold_start_s", 0.0),
@@ -166,6 +170,7 @@ def bench(
     base = percentiles(numpy_recompute(p, w.template, 40, at, w.pooled))
     baselines = {"numpy_recompute": {**base, "ratio_p50": base["p50_ms"] / engine_p50}}
     key = f"{w.key}-nodes" if nodes else w.key
+    key += f"-every{cadence_s:g}s" if cadence_s else ""
     result = {
         "workload": {
             "name": w.name,
@@ -179,6 +184,7 @@ def bench(
         "command": command,
         "history_bars": p.bars,
         "minutes": minutes,
+        "cadence_s": cadence_s,
         "shards": shards,
         "runs": runs,
         "baselines": baselines,

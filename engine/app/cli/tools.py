@@ -45,6 +45,10 @@ def bench(
         typer.Option(help="e.g. 1,2,3: one run per node count on a local multi-node Ray cluster"),
     ] = None,
     address: AddressOpt = None,
+    cadence: Annotated[
+        float,
+        typer.Option(help="seconds between minutes, as a live feed (0: back to back)"),
+    ] = 0.0,
 ) -> None:
     """Measure the engine as a user runs it, from a separate client through real Redis."""
     from simsignal.engine.app.benchmark.run import bench as run_bench  # noqa: PLC0415
@@ -61,6 +65,9 @@ def bench(
         ) from None
     if counts and not all(1 <= c <= 8 for c in counts):
         raise typer.BadParameter(f"{nodes!r}: between 1 and 8 nodes", param_hint="--nodes")
+    if not 0 <= cadence <= 120:
+        raise typer.BadParameter(f"{cadence!r}: between 0 and 120 seconds",
+                                 param_hint="--cadence")  # fmt: skip
     if counts and address:
         raise typer.BadParameter("--nodes starts its own clusters: not with --address",
                                  param_hint="--address")  # fmt: skip
@@ -68,6 +75,7 @@ def bench(
         Workload(workload, n, years), data=data, out=out, doc=doc, minutes=minutes,
         shards=shards or 2, all_algorithms=all_algorithms, say=console.print,
         command="simsignal " + " ".join(sys.argv[1:]), nodes=counts, address=address,
+        cadence_s=cadence,
     )  # fmt: skip
     for label, r in result["runs"].items():
         console.print(
