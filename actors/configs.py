@@ -20,6 +20,7 @@ def coordinator_config(
     chart_minute: int | None = None,
     run: str = "live",
     spill_path: str | None = None,
+    authkey: bytes | None = None,
 ) -> CoordinatorConfig:
     """The coordinator's frozen config (and its pipeline's), from the settings and the history."""
     pipeline = PipelineConfig(
@@ -51,7 +52,7 @@ def coordinator_config(
         prefix=s.redis.prefix,
         retention_days=s.redis.retention_days,
         chart_minute=chart_minute,
-        compiled_graph=s.engine.compiled_graph,
+        authkey=authkey,
         batch_deadline_s=s.engine.batch_deadline_ms / 1e3,
         run=run,
         max_pending=s.redis.max_pending_signals,

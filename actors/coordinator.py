@@ -1,7 +1,7 @@
 """CoordinatorActor: a thin shell that runs the pure minute pipeline on Ray and Redis.
 
 Its jobs are the lifecycle (start / run / stop / close) and the wiring: the pipeline's
-fan-out port is `RayFanOut` (compiled graph, classic calls for recovery), its sink is
+fan-out port is `RayFanOut` (direct links, classic calls for recovery), its sink is
 `RedisSink`, and bars come from one input loop over a source (a replay call or the Redis
 bar streams), gathered into one batch per minute.
 """
@@ -52,10 +52,10 @@ class CoordinatorConfig:
     prefix: str = "simsignal"
     retention_days: float = 5.0  # signal streams keep this many days (XADD MINID)
     chart_minute: int | None = None  # default: mid-session
-    compiled_graph: bool = True
+    authkey: bytes | None = None  # the shards' direct links (None: classic Ray calls)
     batch_deadline_s: float = 0.05  # a minute's batch closes this long after its first bar
     read_count: int = 1000  # bar-stream entries per XREADGROUP
-    park_after_s: float = 1.0  # no bars this long: park the compiled graph (no busy readers)
+    idle_after_s: float = 1.0  # no bars this long: flush what is pending, write the figures
     run: str = "live"  # the journal's run name: "live" for the Redis feed, unique per replay
     consumer: str = "coordinator"  # this engine's name in the bar streams' consumer group
     max_pending: int = 100_000  # signals kept in memory while Redis fails, then spilled
@@ -86,7 +86,7 @@ class Coordinator:
         self.sink = RedisSink(self.publisher)
         self.status = StatusWriter(self.store, self.keys, self.publisher.keep_s,
                                    config.health_every_s)  # fmt: skip
-        self.fanout = RayFanOut(shards, self._history, config.compiled_graph)
+        self.fanout = RayFanOut(shards, self._history, config.authkey)
         self.latency = LatencyStats()
         template = get_template(config.pipeline.template)
         self.chart = ChartSnapshot(
@@ -177,21 +177,21 @@ class Coordinator:
         self.pipeline.journal = list(records)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def compile(self) -> bool:
-        """Start: compile the fan-out and pay first-use costs now, not on the first minute."""
-        compiled = self.fanout.compile()
+    def connect(self) -> bool:
+        """Start: open the direct links and pay first-use costs now, not on the first minute."""
+        direct = self.fanout.connect()
         with contextlib.suppress(RedisError):
             self.publisher.preload()
         forecast(0.0, np.ones(2), np.zeros(2), np.zeros(2))
         gc.freeze()  # start-up objects out of the collector's way: no 50 ms gen-2 pauses later
-        return compiled
+        return direct
 
     def stop(self) -> None:
         """Ask run_redis_feed to return."""
         self._stop.set()
 
     def close(self) -> None:
-        """Tear the compiled graph down (before the shards go away)."""
+        """Close the direct links (before the shards go away)."""
         self.fanout.close()
 
     # -- input ----------------------------------------------------------------------------
@@ -211,14 +211,12 @@ class Coordinator:
         names = receipts or [""] * len(raws)
         return self._run([Arrival(r, source, now, n) for r, n in zip(raws, names, strict=True)])
 
-    def _run(self, batch: list[Arrival], wake: bool = True) -> list[dict[str, Any]]:
+    def _run(self, batch: list[Arrival]) -> list[dict[str, Any]]:
         # The batch's results are dropped before the collector is back on: otherwise its
         # first collection would scan every signal and neighbour tuple of the minute.
         with self._lock, gc_paused():
             out = self._batch(batch)
             self._write_health()
-            if wake:
-                self.fanout.wake()  # a no-op unless this batch found the graph parked
             rows: dict[int, dict[str, Any]] = {}
             for item in out:
                 key = id(item.arrival)
@@ -282,10 +280,8 @@ class Coordinator:
         while not self._stop.is_set():
             due = batcher.due(time.perf_counter())
             wait = block_ms if due is None else max(1, int(due * 1e3))
-            idle = time.perf_counter() - last_bar
-            if due is None and idle > self.config.park_after_s:
+            if due is None and time.perf_counter() - last_bar > self.config.idle_after_s:
                 with self._lock:
-                    self.fanout.park()
                     if self.publisher.pending:
                         self.publisher.flush()
                     self._write_health()  # the last minutes' figures, once bars stop
@@ -307,12 +303,8 @@ class Coordinator:
             now = time.perf_counter()
             if arrivals:
                 last_bar = now
-            batches = batcher.add(arrivals, now)
-            # Compiling the graph takes ~0.2 s, which the next minute would wait for: only
-            # worth it for a backlog (a catch-up); a minute-by-minute feed stays on classic calls.
-            backlog = len(batches) > 1
-            for batch in batches:
-                self._run(batch, wake=backlog)
+            for batch in batcher.add(arrivals, now):
+                self._run(batch)
                 handled += len(batch)
         for batch in batcher.flush():
             self._run(batch)
@@ -358,8 +350,7 @@ class Coordinator:
             minutes=int(lat["minutes"]), p50_ms=float(lat["p50_ms"]),
             p99_ms=float(lat["p99_ms"]), max_ms=float(lat["max_ms"]),
             restarts=self.fanout.restarts,
-            compiled_graph=self.fanout.graph is not None or self.fanout.parked,
-            recompiles=self.fanout.recompiles, graph_parks=self.fanout.parks,
+            direct_links=self.fanout.links is not None, reconnects=self.fanout.reconnects,
             latencies_ms=list(self.latency.latencies_ms),
         )  # fmt: skip
 

@@ -1,14 +1,12 @@
-"""The pipeline's fan-out port on Ray: a compiled graph per minute, classic calls to recover.
+"""The pipeline's fan-out port on Ray: a direct link to each shard, classic calls to recover.
 
-Only the process that compiled a graph may execute it, so this object lives inside the
-coordinator actor. A failed graph (a shard died) is torn down, the batch is redone with
-classic calls, where a restarted shard is restored from today's minutes, and the graph is
-compiled again.
+A batch goes to every shard over its direct link (`direct.py`). A failed link (a shard died,
+its node went away) closes them all; the batch is redone with classic Ray calls, where a
+restarted shard is restored from today's minutes, and the links are opened again.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable
@@ -18,12 +16,14 @@ import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from simsignal.actors.cluster import ray_cause
+from simsignal.actors.direct import DirectLinks, LinkDown
 from simsignal.actors.replies import ShardHandle
 from simsignal.engine.core.pipeline.ports import ShardReply, TodaySoFar
 from simsignal.engine.core.shard_state import Update
 
 log = logging.getLogger(__name__)
 INLINE_UPDATES = 64  # above this many updates, broadcast through one ray.put
+REPLY_TIMEOUT_S = 60.0  # a direct link with no reply this long is taken for lost
 History = Callable[[str, int], list[tuple[float, ...]]]  # ticker, m → today's minutes before m
 
 
@@ -35,78 +35,79 @@ class ShardLost(RuntimeError):
 
 
 class RayFanOut:
-    """Sends each batch to every shard actor once.
+    """Sends each batch to every shard actor once: over the direct links, else classic calls.
 
-    A compiled graph's readers busy-wait (measured: two shards kept ~2 cores busy with no bars
-    at all), so an idle engine parks the graph: `park()` tears it down, the next batch goes
-    by classic calls, and `wake()` compiles it again once that batch is out.
+    `authkey` is the run's secret the shards were started with (None: classic calls only).
     """
 
-    def __init__(self, shards: list[ShardHandle], history: History, compiled: bool = True) -> None:
+    def __init__(
+        self, shards: list[ShardHandle], history: History, authkey: bytes | None = None
+    ) -> None:
         self.shards = shards
         self.history = history
-        self.use_graph = compiled
-        self.graph: Any = None
-        self.parked = False
-        self.recompiles = 0
+        self.authkey = authkey
+        self.links: DirectLinks | None = None
+        self.reconnects = 0
         self.restarts = 0
-        self.parks = 0
 
-    def compile(self) -> bool:
-        """Compile the fan-out as a Ray Compiled Graph; returns whether it is in use."""
-        if not self.use_graph or not self.shards:
+    def connect(self) -> bool:
+        """Open a direct link to every shard; returns whether the links are in use.
+
+        Raises LinkDown when a shard cannot be reached (at start: the run should not begin
+        on a network that blocks the links without saying so).
+        """
+        if self.authkey is None or not self.shards:
             return False
-        from ray.dag import InputNode, MultiOutputNode  # noqa: PLC0415
-
-        with InputNode() as updates:
-            dag = MultiOutputNode([s.step.bind(updates) for s in self.shards])
-        self.graph = dag.experimental_compile()
-        ray.get(list(self.graph.execute([])))  # the channels' first use, not the first minute's
+        addresses = ray.get([s.address.remote() for s in self.shards])
+        if None in addresses:  # started without the run's secret: nothing listens
+            raise LinkDown(f"shard {addresses.index(None)} has no direct link")
+        self.links = DirectLinks([a for a in addresses if a], self.authkey, REPLY_TIMEOUT_S)
+        self.links.round([])  # the links' first use, not the first minute's
         return True
-
-    def park(self) -> None:
-        """Idle: stop the graph's busy readers (the next batch wakes it)."""
-        if self.graph is not None:
-            self.close()
-            self.parked = True
-            self.parks += 1
-
-    def wake(self) -> None:
-        """After a batch that found the graph parked: compile it again."""
-        if self.parked:
-            self.parked = False
-            self.compile()
 
     def step(self, updates: list[Update]) -> list[ShardReply]:
         """One reply per shard, aligned with `updates`."""
-        if self.graph is not None:
+        if self.links is None and self.authkey is not None:
+            self._reconnect()  # after a failure: this batch goes classic if it cannot
+        if self.links is not None:
             try:
-                return [ray.get(ref) for ref in self.graph.execute(updates)]
-            except Exception as err:
-                log.warning("compiled graph failed (%s: %s): redoing the batch on classic calls",
-                            type(err).__name__, str(err)[:300])  # fmt: skip
+                replies: list[ShardReply] = self.links.round(updates)
+                return replies
+            except LinkDown as err:
+                log.warning("direct link failed (%s): redoing the batch on classic calls",
+                            str(err)[:300])  # fmt: skip
                 self.close()
                 replies = self._classic(updates)
-                self.recompiles += 1
-                self.compile()
+                self._reconnect()
                 return replies
         return self._classic(updates)
 
+    def _reconnect(self) -> None:
+        try:
+            self.connect()
+            self.reconnects += 1
+        except (LinkDown, RayActorError) as err:
+            self.close()
+            log.warning("direct links not back (%s): classic calls meanwhile", str(err)[:300])
+
     def restore(self, today: TodaySoFar) -> None:
-        """Every shard actor forgets its live queries and replays today's minutes so far."""
+        """Every shard actor forgets its live queries and replays today's minutes so far.
+
+        The links are opened again afterwards: a shard refuses the batches of links opened
+        before its reset.
+        """
+        reopen = self.links is not None
+        self.close()
         ray.get([shard.reset.remote() for shard in self.shards])
         ray.get([s.restore.remote(t, v) for s in self.shards for t, v in today.items()])
+        if reopen:
+            self._reconnect()
 
     def close(self) -> None:
-        """Tear the compiled graph down (before the shards go away)."""
-        graph, self.graph = self.graph, None
-        if graph is not None:
-            try:
-                graph.teardown()
-            except Exception as err:  # a graph whose shard died may not tear down cleanly
-                log.warning("compiled graph teardown: %s", err)
-            del graph
-            gc.collect()  # the graph's channels and buffers (12-14 MB a compile, measured)
+        """Close the direct links (before the shards go away)."""
+        links, self.links = self.links, None
+        if links is not None:
+            links.close()
 
     def _classic(self, updates: list[Update]) -> list[ShardReply]:
         """Classic actor calls; heal a shard that lost its state.

@@ -81,9 +81,8 @@ class RunStats:
     p99_ms: float
     max_ms: float
     restarts: int  # shard recoveries
-    compiled_graph: bool  # the fan-out ran as a Ray Compiled Graph (or was parked as one)
-    recompiles: int
-    graph_parks: int
+    direct_links: bool  # the fan-out runs over direct links (else classic Ray calls)
+    reconnects: int  # direct links opened again after one failed
     latencies_ms: list[float]
 
     def report(self) -> dict[str, Any]:
@@ -100,10 +99,6 @@ class Remote(Protocol, Generic[P, R]):
         """Send the call; `ray.get` of the result waits for the reply."""
         ...
 
-    def bind(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """The call as a node of a compiled graph (`ray.dag`)."""
-        ...
-
 
 class ShardHandle(Protocol):
     """A `ShardActor` (actors/shard.py) as the session and the fan-out call it."""
@@ -111,6 +106,7 @@ class ShardHandle(Protocol):
     info: Remote[[], ShardInfo]
     memory: Remote[[], dict[str, int]]
     step: Remote[[list[Update]], list[Answer | None]]
+    address: Remote[[], tuple[str, int] | None]
     restore: Remote[[str, list[tuple[float, ...]]], int]
     reset: Remote[[], None]
     curves_of: Remote[[list[int]], Any]
@@ -128,5 +124,5 @@ class CoordinatorHandle(Protocol):
     health: Remote[[], Health]
     stop: Remote[[], None]
     close: Remote[[], None]
-    compile: Remote[[], bool]
+    connect: Remote[[], bool]
     __ray_call__: Remote[..., Any]  # every handle's: run a function in the actor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,8 @@ class Session:
     coordinator: CoordinatorHandle | None = None  # the app reaches it through EngineHandle
     shard_info: list[ShardInfo] = field(default_factory=list)
     cold_start_s: float = 0.0
-    compiled: bool = False
+    direct: bool = False  # the fan-out runs over direct links
+    authkey: bytes | None = None  # the run's secret for them (engine.direct_links)
     layout: placement.Layout | None = None
     loader: Any = None  # a Ray client's HistoryLoader, which owns the day curves
     coordinator_node: str = ""
@@ -94,9 +96,10 @@ class Session:
                     chart_minute,
                     run,
                     str(spill.resolve()) if spill else None,
+                    self.authkey,
                 ),
             )
-            self.compiled = ray.get(self.coordinator.compile.remote())
+            self.direct = ray.get(self.coordinator.connect.remote())
             self.coordinator_node = ray.get(self.coordinator.__ray_call__.remote(_node_id))
         self.cold_start_s = time.perf_counter() - t0
 
@@ -112,6 +115,7 @@ class Session:
         self.shard_group = placement.spread_group(layout)
         cache, columns = self._cache_and_columns()
         backup = (str(cache), columns) if cache is not None and cache.is_dir() else None
+        self.authkey = secrets.token_bytes(32) if s.engine.direct_links else None
         return [
             ShardActor.options(
                 num_cpus=layout.shard_cpus,
@@ -119,7 +123,7 @@ class Session:
             ).remote(
                 i, history.blocks_for(i), history.slots, list(s.engine.algorithms), s.engine.k,
                 s.engine.pooled, s.engine.params, s.engine.channels,
-                extra=history.extra.get(i, []), backup=backup,
+                extra=history.extra.get(i, []), backup=backup, authkey=self.authkey,
             )
             for i in range(layout.shards)
         ]  # fmt: skip
@@ -222,7 +226,7 @@ class Session:
             "rows_read": report.rows_read if report else 0,
             "days": sum(i.days for i in self.shard_info),
             "curves_bytes": sum(i.bytes for i in self.shard_info),
-            "shards": len(self.shards), "compiled_graph": int(self.compiled),
+            "shards": len(self.shards), "direct_links": int(self.direct),
             "shard_nodes": ",".join(i.node for i in self.shard_info),
             "coordinator_node": self.coordinator_node,
             "template": report.template if report else "",
@@ -230,7 +234,7 @@ class Session:
         }  # fmt: skip
 
     def close(self) -> None:
-        """Stop the compiled graph, Spark, Ray and an embedded Redis (in that order)."""
+        """Close the direct links, stop Spark, Ray and an embedded Redis (in that order)."""
         if self.coordinator is not None:
             with contextlib.suppress(Exception):
                 ray.get(self.coordinator.close.remote(), timeout=30)

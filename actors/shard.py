@@ -12,6 +12,7 @@ import psutil
 import ray
 from ray.exceptions import ObjectLostError
 
+from simsignal.actors.direct import Address, ShardServer
 from simsignal.actors.replies import ShardInfo
 from simsignal.engine.core.algorithms import Params
 from simsignal.engine.core.curves import DayCurves
@@ -23,11 +24,17 @@ class ShardDataLost(RuntimeError):
     """A restarted shard found its day curves gone (their node died) and no cache to read."""
 
 
+class StaleLink(RuntimeError):
+    """A batch from a direct link opened before the shard's queries were reset."""
+
+
 class Shard:
     """Loads its rows from the object store at start (and again after a restart).
 
     `extra` are blocks built after the load (pair spreads, owned by the driver); `backup` is
     the curves cache (folder, columns) to read when the loaded blocks died with their node.
+    With `authkey`, it also answers `step` on a direct link (`direct.py`) on its node's
+    address, which `address()` gives.
     """
 
     def __init__(
@@ -42,6 +49,7 @@ class Shard:
         channels: dict[str, float] | None = None,
         extra: list[Any] | None = None,
         backup: tuple[str, list[str]] | None = None,
+        authkey: bytes | None = None,
     ) -> None:
         self._start = _memory()  # interpreter and libraries, before any day is loaded
         weights = channels or {"price": 1.0}
@@ -51,11 +59,18 @@ class Shard:
         del tables  # the object-store copies: the shard keeps only its own curves
         self.state = ShardState(curves, algorithms, k, pooled, params, weights)
         self.shard_id = shard_id
-        # In a compiled graph `step` runs on a background thread; the rest on the main one.
+        # A direct link's `step` runs on a thread of its own; Ray's calls on the main one.
         self._lock = threading.Lock()
         del curves
         self._loaded = _memory()
         self._warm_up(slots, algorithms, params, weights)
+        self._epoch = 0  # queries reset this many times: a link's batches hold to its own
+        self._server = (
+            ShardServer(self._linked_step, lambda: self._epoch, ray.util.get_node_ip_address(),
+                        authkey)
+            if authkey
+            else None
+        )  # fmt: skip
 
     @staticmethod
     def _warm_up(
@@ -70,6 +85,10 @@ class Shard:
         for m in range(1, min(params.motif_window + 1, slots) + 1):  # motif: grow, then slide
             probe.step([("w", m, values)])
         gc.freeze()  # the loaded days and compiled kernels stay out of gen-2 collections
+
+    def address(self) -> Address | None:
+        """Where this shard's direct link listens (None: classic calls only)."""
+        return self._server.address if self._server else None
 
     def info(self) -> ShardInfo:
         """Size and identity, for the summary."""
@@ -99,6 +118,13 @@ class Shard:
         with self._lock, gc_paused():
             return self.state.step(updates)
 
+    def _linked_step(self, updates: list[Update], epoch: int) -> list[Answer | None]:
+        """`step` for a direct link opened at `epoch`; refused once the queries were reset."""
+        with self._lock, gc_paused():
+            if epoch != self._epoch:
+                raise StaleLink(f"shard {self.shard_id}: reset since this link opened")
+            return self.state.step(updates)
+
     def restore(self, ticker: str, values: list[tuple[float, ...]]) -> int:
         """Replay today's minutes to rebuild a query's state; returns the minute reached."""
         with self._lock:
@@ -111,9 +137,10 @@ class Shard:
             return self.state.curves_of(rows)
 
     def reset(self) -> None:
-        """Forget live queries."""
+        """Forget live queries (and refuse batches from links opened before)."""
         with self._lock:
             self.state.reset()
+            self._epoch += 1
 
 
 def _fetch(

@@ -68,7 +68,7 @@ class EngineSettings(_Section):
     channels: dict[str, float] = Field(default_factory=lambda: {"price": 1.0})
     dtw_band: Annotated[int, Field(ge=0)] = 10
     motif_window: Annotated[int, Field(ge=1, le=390)] = 30
-    compiled_graph: bool = True
+    direct_links: bool = True  # the minute's fan-out over a socket per shard (false: Ray calls)
     calibration: str = ""  # up_prob calibration from `simsignal evaluate`; "" = raw share
     # a minute's batch closes when every live ticker sent its bar, or this long after the first
     batch_deadline_ms: Annotated[float, Field(gt=0, le=60_000)] = 50.0

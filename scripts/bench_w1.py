@@ -4,8 +4,8 @@ Paths, all on the same synthetic history and the same replayed day:
   numpy_recompute   the seed's approach: score every day from scratch each minute (NumPy),
                     for the seed's four metrics
   incremental       the engine's running state for those four, in process (no Ray, no Redis)
-  engine_round      CoordinatorActor.on_bar: validate, broadcast to the shard actors through
-                    the compiled graph, merge, forecast, publish to Redis (bar received →
+  engine_round      CoordinatorActor.on_bar: validate, broadcast to the shard actors over
+                    their direct links, merge, forecast, publish to Redis (bar received →
                     signal published); the seed's four metrics; _classic: classic actor
                     calls instead; _all: every algorithm plus the ensemble
   tick_to_signal    XADD of the bar to {prefix}:bars:{ticker} → the signals readable in Redis
@@ -19,6 +19,7 @@ Writes out/bench/w1.json and out/bench/w1.png. Times are measured, never asserte
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -141,20 +142,22 @@ def _rounds(curves: DayCurves, rows: list[dict[str, str]], prev_close: float, sh
         date = rows[0]["ts"][:10]
         last = {"000300": (str(curves.dates[-1]), prev_close)}
 
-        def engine(algos: list[str], prefix: str, compiled: bool) -> tuple[list[Any], Any]:
-            sh = [ShardActor.remote(i, refs, 241, algos, k, False) for i in range(shards)]
+        def engine(algos: list[str], prefix: str, direct: bool) -> tuple[list[Any], Any]:
+            key = secrets.token_bytes(32) if direct else None
+            sh = [ShardActor.remote(i, refs, 241, algos, k, False, authkey=key)
+                  for i in range(shards)]  # fmt: skip
             pipeline = PipelineConfig(algorithms=tuple(algos), k=k, template="cn", date=date,
                                       last_close=last)  # fmt: skip
             config = CoordinatorConfig(pipeline, redis_url=server.url, prefix=prefix,
-                                       compiled_graph=compiled)  # fmt: skip
+                                       authkey=key)  # fmt: skip
             co = CoordinatorActor.remote(sh, config)
-            ray.get(co.compile.remote())
+            ray.get(co.connect.remote())
             return sh, co
 
         runs = (("engine_round_classic", SEED_FOUR, False), ("engine_round", SEED_FOUR, True),
                 ("engine_round_all", list(KNOWN), True))  # fmt: skip
-        for label, algos, compiled in runs:
-            sh, co = engine(algos, label, compiled)
+        for label, algos, direct in runs:
+            sh, co = engine(algos, label, direct)
             for r in rows:
                 ray.get(co.on_bar.remote(r))
             results[label] = _stats(ray.get(co.stats.remote()).latencies_ms)

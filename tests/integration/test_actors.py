@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -83,10 +84,11 @@ def _engine(
     algos: list[str] = ALGOS,
     params: Params = Params(),
     channels: dict[str, float] | None = None,
-    compiled: bool = True,
+    direct: bool = True,
 ) -> tuple[list[Any], Any]:
+    key = secrets.token_bytes(32) if direct else None
     sh = [
-        ShardActor.remote(i, refs, CN.slots, algos, k, False, params, channels)
+        ShardActor.remote(i, refs, CN.slots, algos, k, False, params, channels, authkey=key)
         for i in range(shards)
     ]
     pipeline = PipelineConfig(
@@ -94,10 +96,8 @@ def _engine(
         last_close={"000300": ("2024-04-25", 100.0), "600000": ("2024-04-25", 10.0)},
         channels=tuple(channels or {"price": 1.0}), params=params,
     )  # fmt: skip
-    co = CoordinatorActor.remote(
-        sh, CoordinatorConfig(pipeline, redis_url=url, compiled_graph=compiled)
-    )
-    assert ray.get(co.compile.remote()) is compiled
+    co = CoordinatorActor.remote(sh, CoordinatorConfig(pipeline, redis_url=url, authkey=key))
+    assert ray.get(co.connect.remote()) is direct
     return sh, co
 
 
@@ -151,21 +151,21 @@ def test_bad_bars_are_dead_lettered_and_the_engine_goes_on(
     assert minutes == [1, 2, 3, 4, 5]  # the gap at 09:32 was filled when 09:33 came
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled-graph", "classic"])
+@pytest.mark.parametrize("direct", [True, False], ids=["direct-links", "classic"])
 def test_a_killed_shard_recovers_with_identical_signals(
-    ray_cluster: None, redis_server: Any, store: RedisStore, compiled: bool
+    ray_cluster: None, redis_server: Any, store: RedisStore, direct: bool
 ) -> None:
     """The clean run uses the other path, so both paths also agree with each other."""
     refs, _, _ = _history(200, SEED + 7)
     bars = _bars(30, SEED + 8)
-    _, co = _engine(refs, redis_server.url, compiled=not compiled)
+    _, co = _engine(refs, redis_server.url, direct=not direct)
     for raw in bars:
         ray.get(co.on_bar.remote(raw))
     ray.get(co.close.remote())
     clean = published(store, "000300")
     store.flushdb()
 
-    shards, co = _engine(refs, redis_server.url, compiled=compiled)
+    shards, co = _engine(refs, redis_server.url, direct=direct)
     for i, raw in enumerate(bars):
         if i == 12:
             ray.kill(shards[1], no_restart=False)
@@ -174,8 +174,8 @@ def test_a_killed_shard_recovers_with_identical_signals(
     faulted = published(store, "000300")
     stats = ray.get(co.stats.remote())
     assert stats.restarts >= 1
-    if compiled:  # the graph was rebuilt around the restarted shard and is in use again
-        assert stats.recompiles >= 1 and stats.compiled_graph
+    if direct:  # the links were opened again to the restarted shard and are in use
+        assert stats.reconnects >= 1 and stats.direct_links
     ray.get(co.close.remote())
     assert faulted.keys() == clean.keys()
     for key, sig in clean.items():

@@ -59,7 +59,7 @@ def test_pair_signals_reach_their_stream_equal_to_a_brute_force(
         last_close=history.last_close, pairs=settings.signals.pairs,
     )  # fmt: skip
     co = CoordinatorActor.remote(shards, CoordinatorConfig(pipeline, redis_url=redis_server.url))
-    ray.get(co.compile.remote())
+    ray.get(co.connect.remote())
     rng = np.random.default_rng(78)
     close = {t: 10.0 * (1 + np.cumsum(rng.normal(0, 1e-3, 12))) for t in (A, B)}
     for m in range(12):

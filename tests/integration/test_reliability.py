@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import secrets
 import signal
 import time
 from collections.abc import Callable
@@ -58,18 +59,19 @@ def _good(minutes: int, seed: int) -> list[list[dict[str, str]]]:
 
 
 def _engine(
-    refs: list[Any], url: str, prefix: str, run: str = "live", compiled: bool = True
+    refs: list[Any], url: str, prefix: str, run: str = "live", direct: bool = True
 ) -> tuple[list[Any], Any]:
-    shards = [ShardActor.remote(i, refs, CN.slots, ALGOS, 5, False) for i in range(2)]
+    key = secrets.token_bytes(32) if direct else None
+    shards = [ShardActor.remote(i, refs, CN.slots, ALGOS, 5, False, authkey=key)
+              for i in range(2)]  # fmt: skip
     pipeline = PipelineConfig(
         algorithms=tuple(ALGOS), k=5, template="cn", date=DATE,
         last_close={t: ("2024-04-25", p) for t, p in PREV.items()},
         timing=TimingRule(0.0, 0.0), rebalance=RebalanceRule(0.5, 0.3),
     )  # fmt: skip
-    config = CoordinatorConfig(pipeline, redis_url=url, prefix=prefix, run=run,
-                               compiled_graph=compiled)  # fmt: skip
+    config = CoordinatorConfig(pipeline, redis_url=url, prefix=prefix, run=run, authkey=key)
     co = CoordinatorActor.remote(shards, config)
-    ray.get(co.compile.remote())
+    ray.get(co.connect.remote())
     return shards, co
 
 
@@ -358,12 +360,11 @@ def test_a_coordinator_killed_inside_the_shard_step_recovers_exactly(
     busy, so the step cannot return): Ray restarts it, the shards are reset and rebuilt from
     the journal (the dead coordinator's step still reaches the busy shard first, and is
     undone), the batch is sent again, and Redis ends with exactly the clean run's signals.
-    Classic calls: a shard inside a compiled graph runs the graph's loop, so nothing from
-    outside can hold it busy (the compiled path's kill is the test above)."""
+    Classic calls here; the direct links' kill is the test above."""
     refs, _, _ = _history(*DAYS)
     good = DAY[:12]
     want = _clean(refs, redis_server.url, store, 12)
-    shards, co = _engine(refs, redis_server.url, "cs", run="replay-step", compiled=False)
+    shards, co = _engine(refs, redis_server.url, "cs", run="replay-step", direct=False)
     receipts = itertools.count()
     for m, minute in enumerate(good):
         names = [str(next(receipts)) for _ in minute]
@@ -404,7 +405,7 @@ def _hold_lock(shard: Any, seconds: float) -> None:
 def test_a_redis_outage_while_following_touches_no_shard(
     ray_cluster: None, redis_server: Any, store: RedisStore, tmp_path: Any
 ) -> None:
-    """Redis stops for 12 s (longer than a compiled graph's timeout) while the engine follows
+    """Redis stops for 12 s (longer than a Ray call's usual wait) while the engine follows
     the bar streams, then comes back with its data (AOF): no shard recovery, no engine error,
     and the signals equal a clean run's."""
     from simsignal.engine.adapters.redis_server import RedisServer, free_port
@@ -494,7 +495,7 @@ def test_an_engine_error_mid_batch_is_undone_and_the_batch_redone(
         last_close={t: ("2024-04-25", p) for t, p in PREV.items()},
     )  # fmt: skip
     co = Coordinator(shards, CoordinatorConfig(pipeline, redis_url=redis_server.url,
-                                               prefix="err", compiled_graph=False))  # fmt: skip
+                                               prefix="err"))  # fmt: skip
     real = MinutePipeline._forecasts
     faults = {"left": 0}
 
@@ -561,7 +562,7 @@ def test_a_shard_whose_blocks_died_reads_the_curves_cache_or_stops_the_run(
         os.kill(pid, signal.SIGKILL)
         _wait(partial(_gone, pid), "the shard's process to end")
     today = {"000300": minutes}
-    fanout = RayFanOut([backed], lambda t, m: today[t][: m - 1], compiled=False)
+    fanout = RayFanOut([backed], lambda t, m: today[t][: m - 1])
     got = fanout.step([("000300", 3, minutes[2])])[0][0]
     want = ray.get(reference.step.remote([("000300", 3, minutes[2])]))[0]
     assert got is not None and want is not None
@@ -571,7 +572,7 @@ def test_a_shard_whose_blocks_died_reads_the_curves_cache_or_stops_the_run(
     assert again.source == "curves cache" and again.days == first[0].days > 0
     assert fanout.restarts == 1
 
-    lost = RayFanOut([bare], lambda t, m: today[t][: m - 1], compiled=False)
+    lost = RayFanOut([bare], lambda t, m: today[t][: m - 1])
     t0 = time.monotonic()
     with pytest.raises(ShardLost, match=r"lost with their node.*curves cache is off"):
         lost.step([("000300", 3, minutes[2])])

@@ -155,10 +155,8 @@ def test_a_ticker_without_days_is_dead_lettered_and_the_rest_runs_on(
     shards = [ShardActor.remote(i, res.refs, CN.slots, ["sq"], 5, False) for i in range(2)]
     pipeline = PipelineConfig(algorithms=("sq",), k=5, template="cn", date=day,
                               last_close=res.last_close, usable=frozenset(res.usable))  # fmt: skip
-    co = CoordinatorActor.remote(
-        shards, CoordinatorConfig(pipeline, redis_url=redis_server.url, compiled_graph=False)
-    )
-    ray.get(co.compile.remote())
+    co = CoordinatorActor.remote(shards, CoordinatorConfig(pipeline, redis_url=redis_server.url))
+    ray.get(co.connect.remote())
     live = good[good["datetime"].str.startswith(day)].head(10)
     try:
         for r in live.itertuples():

@@ -147,6 +147,7 @@ def engine_output(logs: Path | None) -> Iterator[None]:
     from rich.text import Text  # noqa: PLC0415
 
     from simsignal.actors.cluster import ClusterUnreachable  # noqa: PLC0415
+    from simsignal.actors.direct import LinkDown  # noqa: PLC0415
     from simsignal.actors.fanout import ShardLost  # noqa: PLC0415
     from simsignal.actors.placement import ClusterTooSmall  # noqa: PLC0415
     from simsignal.actors.shared_paths import HistoryNotShared  # noqa: PLC0415
@@ -170,7 +171,7 @@ def engine_output(logs: Path | None) -> Iterator[None]:
     except ConnectionError as err:  # the Redis URL given does not work (resolve_redis says why)
         console.print(Text("redis error: ", style="red") + Text(str(err)), highlight=False)
         raise typer.Exit(2) from None
-    except (ClusterTooSmall, ClusterUnreachable, HistoryNotShared) as err:
+    except (ClusterTooSmall, ClusterUnreachable, HistoryNotShared, LinkDown) as err:
         console.print(Text("cluster error: ", style="red") + Text(message(err)),
                       highlight=False)  # fmt: skip
         raise typer.Exit(2) from None

@@ -244,7 +244,7 @@ def replay_and_report(
                 "shards": f"{len(session.shard_info)} holding "
                 f"{sum(i.days for i in session.shard_info):,} days, "
                 f"{sum(i.bytes for i in session.shard_info) / 2**20:.1f} MiB of float32 curves"
-                + ("; per-minute fan-out: Ray Compiled Graph" if session.compiled else ""),
+                + ("; per-minute fan-out: direct links" if session.direct else ""),
                 "replay": f"{len(rows)} bars in {replay_s:.1f} s",
                 "chart": f"{chart_path} and {chart_path.with_name('fitting.png')}"
                 if chart_path
