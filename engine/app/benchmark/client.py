@@ -152,7 +152,7 @@ def run_engine(
         if idle_s > 0 and not own_cluster:
             run.idle_cores = float("nan")
         elif idle_s > 0:
-            time.sleep(2.0)  # past the engine's park_after_s: what an idle engine costs
+            time.sleep(2.0)  # past the engine's idle_after_s: what an idle engine costs
             procs = _tree(os.getpid() if address else proc.pid)
             cpu0, t0 = _cpu_seconds(procs), time.monotonic()
             time.sleep(idle_s)
