@@ -22,12 +22,7 @@ import socket
 import threading
 from collections.abc import Callable
 from multiprocessing import AuthenticationError
-from multiprocessing.connection import (
-    Client,
-    Connection,
-    answer_challenge,
-    deliver_challenge,
-)
+from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
@@ -97,18 +92,25 @@ class ShardServer:
 class DirectLinks:
     """The coordinator's end: one link per shard, in the shards' order."""
 
-    def __init__(self, addresses: list[Address], authkey: bytes, reply_timeout_s: float) -> None:
+    def __init__(
+        self, addresses: list[Address], authkey: bytes, reply_timeout_s: float,
+        connect_timeout_s: float = 10.0,
+    ) -> None:  # fmt: skip
         self.timeout = reply_timeout_s
         self.links: list[Connection] = []
         for host, port in addresses:
             try:
-                link = Client((host, port), authkey=authkey)
+                sock = socket.create_connection((host, port), timeout=connect_timeout_s)
+                sock.settimeout(None)  # the link itself blocks; `round` bounds the wait
+                link = Connection(sock.detach())
+                self.links.append(link)
+                answer_challenge(link, authkey)  # the connecting side of the handshake
+                deliver_challenge(link, authkey)
             except (OSError, AuthenticationError, EOFError) as err:
                 self.close()
                 raise LinkDown(f"cannot open a direct link to the shard at {host}:{port} "
                                f"(engine.direct_links): {err}") from None  # fmt: skip
             _no_delay(link)
-            self.links.append(link)
 
     def round(self, batch: Any) -> list[Any]:
         """Send `batch` to every shard (pickled once), then each shard's reply."""

@@ -24,6 +24,7 @@ from simsignal.engine.core.shard_state import Update
 log = logging.getLogger(__name__)
 INLINE_UPDATES = 64  # above this many updates, broadcast through one ray.put
 REPLY_TIMEOUT_S = 60.0  # a direct link with no reply this long is taken for lost
+RETRY_LINKS_S = 30.0  # after links failed to open again: classic calls this long, then retry
 History = Callable[[str, int], list[tuple[float, ...]]]  # ticker, m → today's minutes before m
 
 
@@ -49,6 +50,7 @@ class RayFanOut:
         self.links: DirectLinks | None = None
         self.reconnects = 0
         self.restarts = 0
+        self._retry_at = 0.0  # links failed to open again: not before this (monotonic)
 
     def connect(self) -> bool:
         """Open a direct link to every shard; returns whether the links are in use.
@@ -67,7 +69,7 @@ class RayFanOut:
 
     def step(self, updates: list[Update]) -> list[ShardReply]:
         """One reply per shard, aligned with `updates`."""
-        if self.links is None and self.authkey is not None:
+        if self.links is None and self.authkey is not None and time.monotonic() >= self._retry_at:
             self._reconnect()  # after a failure: this batch goes classic if it cannot
         if self.links is not None:
             try:
@@ -88,7 +90,9 @@ class RayFanOut:
             self.reconnects += 1
         except (LinkDown, RayActorError) as err:
             self.close()
-            log.warning("direct links not back (%s): classic calls meanwhile", str(err)[:300])
+            self._retry_at = time.monotonic() + RETRY_LINKS_S
+            log.warning("direct links not back (%s): classic calls for %.0f s",
+                        str(err)[:300], RETRY_LINKS_S)  # fmt: skip
 
     def restore(self, today: TodaySoFar) -> None:
         """Every shard actor forgets its live queries and replays today's minutes so far.
