@@ -154,11 +154,10 @@ def first_written_day(files: list[Path]) -> str | None:
     for f in files:
         if f.suffix.lower() != ".parquet":
             return None
-        fmt = detect_format(header_of(f), str(f))
-        column = fmt.required["date" if fmt is SEED else "datetime"]
-        meta = pq.ParquetFile(f).metadata
-        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-        at = names.index(column)
+        meta = pq.ParquetFile(f).metadata  # the footer, read once: columns and statistics
+        names = meta.schema.names
+        fmt = detect_format(names, str(f))
+        at = names.index(fmt.required["date" if fmt is SEED else "datetime"])
         for g in range(meta.num_row_groups):
             stats = meta.row_group(g).column(at).statistics
             if stats is None or not stats.has_min_max:
