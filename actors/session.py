@@ -82,6 +82,7 @@ class Session:
             if s.signals.pairs:
                 self._add_spreads(history)
             status.update("starting shard actors…")
+            self.authkey = secrets.token_bytes(32) if s.engine.direct_links else None
             self.shards = self._start_shards(history)
             self.shard_info = ray.get([sh.info.remote() for sh in self.shards])
             near = placement.node_near(self.redis_url)
@@ -115,7 +116,6 @@ class Session:
         self.shard_group = placement.spread_group(layout)
         cache, columns = self._cache_and_columns()
         backup = (str(cache), columns) if cache is not None and cache.is_dir() else None
-        self.authkey = secrets.token_bytes(32) if s.engine.direct_links else None
         return [
             ShardActor.options(
                 num_cpus=layout.shard_cpus,
