@@ -64,10 +64,11 @@ def _wheel_in_a_new_venv(tmp_path: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
     venv_pip = [str(target / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     # The same hashed pins as `pip install --require-hashes -r requirements/main.txt`, by the
-    # installer CI uses (its cache holds them after CI's own install). Not compiled: the
-    # venv's processes write bytecode as Python does by default (_user_env), once each.
-    uv = [str(Path(sys.executable).with_name("uv")), "pip", "install", "--quiet", "--python",
-          str(target / "bin" / "python")]  # fmt: skip
+    # installer CI uses (its cache holds them after CI's own install), and compiled as pip
+    # does by default: left to the first import, the demo's Ray processes, started side by
+    # side, each compiled the same modules (~40 CPU-s more than the 29 compiling takes).
+    uv = [str(Path(sys.executable).with_name("uv")), "pip", "install", "--quiet",
+          "--compile-bytecode", "--python", str(target / "bin" / "python")]  # fmt: skip
     runtime = ["--require-hashes", "--index-strategy", "unsafe-best-match", "-r",
                str(ROOT / "requirements" / "main.txt")]  # fmt: skip
     # From uv's cache, which the dev install filled: online, uv finds the index's answer for
