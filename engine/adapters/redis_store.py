@@ -190,6 +190,15 @@ class RedisStore:
             reply = self._client.evalsha(self._sha, len(keys), *keys, *argv)
         return outcome(commit, reply, text)
 
+    def command_calls(self) -> dict[str, int]:
+        """Calls per command since the server started (`INFO commandstats`).
+
+        The script's own calls are counted too: what a run cost Redis is the difference of
+        two readings.
+        """
+        stats: Any = self._client.info("commandstats")
+        return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
     def counts(self, key: str) -> dict[str, int]:
         """A run's counters hash (`commit.py`) as integers; {} when there is none."""
         return {k: int(v) for k, v in self.hash(key).items()}

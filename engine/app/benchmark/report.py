@@ -116,16 +116,22 @@ def markdown_section(result: dict[str, Any]) -> str:
             else "each as soon as the last one's signals were in (back to back)."
         ),
         "",
-        "| run | minute batch p50 | p99 | max | signals | cold start | idle CPU (cores) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| run | minute batch p50 | p99 | max | signals | cold start | idle CPU (cores) "
+        "| Redis commands per entry |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, r in result["runs"].items():
         lines.append(
             f"| {label} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | "
             f"{r['max_ms']:.1f} ms | {r['signals']:,} | {r['cold_start_s']:.1f} s | "
-            f"{_idle(r['idle_cores'])} |"
+            f"{_idle(r['idle_cores'])} | {_per_entry(r)} |"
         )
     first = next(iter(result["runs"].values()))
+    if first.get("redis_calls"):
+        calls = ", ".join(f"{n.upper()} {c:,}" for n, c in first["redis_calls"].items())
+        lines += ["", f"- Redis commands the engine ran while fed (`INFO commandstats`, the "
+                      f"feed's own bars left out), for {first['entries']:,} entries published "
+                      f"(signals and derived): {calls}."]  # fmt: skip
     lines += [
         "",
         f"- Warm start (the same history and settings again: day curves from the cache, no "
@@ -167,6 +173,12 @@ def markdown_section(result: dict[str, Any]) -> str:
         )
     lines += ["", f"![{w['key']}]({result['plot_name']})", ""]
     return "\n".join(lines)
+
+
+def _per_entry(run: dict[str, Any]) -> str:
+    """Commands per published entry, or a dash for a run that predates the count."""
+    n = run.get("calls_per_entry")
+    return "–" if n is None or math.isnan(n) else f"{n:.2f}"
 
 
 def update_doc(doc: Path, result: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from simsignal.engine.adapters.redis_store import RedisError, RedisStore
+from simsignal.engine.core.announce import announced
 from simsignal.engine.core.keys import Keys
 from simsignal.engine.core.kinds import KINDS, Payload, of_signal
 
@@ -129,8 +130,8 @@ async def _announced(request: Request, store: RedisStore, keys: Keys, ticker: st
                     yield ": still here\n\n"
                 continue
             try:
-                mine = orjson.loads(message).get("ticker") == ticker
-            except (orjson.JSONDecodeError, AttributeError):
+                mine = any(e.get("ticker") == ticker for e in announced(message))
+            except orjson.JSONDecodeError:
                 mine = False  # not a signal: not for this page
             if mine:
                 yield _event(await asyncio.to_thread(state_of, store, keys, ticker))
