@@ -188,9 +188,9 @@ def update_doc(doc: Path, result: dict[str, Any]) -> None:
         "the machine named in each section, never asserted in tests.\n"
     )
     text = doc.read_text() if doc.is_file() else head
-    key = f"## {result['workload']['key']}"
+    key = result["workload"]["key"]
     parts = text.split("\n## ")
-    kept = [p for p in parts[1:] if not ("## " + p).startswith(key)]
+    kept = [p for p in parts[1:] if p.split("\n", 1)[0].strip() != key]  # its own heading only
     body = "\n## ".join([parts[0].rstrip() + "\n", *kept]).rstrip()
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(body + "\n\n" + markdown_section(result))
