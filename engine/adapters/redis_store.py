@@ -190,14 +190,18 @@ class RedisStore:
             reply = self._client.evalsha(self._sha, len(keys), *keys, *argv)
         return outcome(commit, reply, text)
 
-    def command_calls(self) -> dict[str, int]:
-        """Calls per command since the server started (`INFO commandstats`).
+    def command_calls(self, since: Mapping[str, int] | None = None) -> dict[str, int]:
+        """Calls per command (`INFO commandstats`): since the server started, or `since`.
 
-        The script's own calls are counted too: what a run cost Redis is the difference of
-        two readings.
+        With `since`, an earlier reading: the commands that ran in between, those with any.
+        The script's own calls are counted too. An INFO is counted once it has run: the
+        first reading is among the calls since it, the second is not.
         """
         stats: Any = self._client.info("commandstats")
-        return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+        now = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+        if since is None:
+            return now
+        return {k: n - since.get(k, 0) for k, n in sorted(now.items()) if n > since.get(k, 0)}
 
     def counts(self, key: str) -> dict[str, int]:
         """A run's counters hash (`commit.py`) as integers; {} when there is none."""

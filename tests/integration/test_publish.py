@@ -380,11 +380,6 @@ def _market_minute(tickers: int, algos: int, minute: int) -> list[Signal]:
     ]  # fmt: skip
 
 
-def _calls_since(before: dict[str, int], store: RedisStore) -> dict[str, int]:
-    now = store.command_calls()
-    return {k: v - before.get(k, 0) for k, v in now.items() if v > before.get(k, 0)}
-
-
 def test_a_batch_is_announced_once_and_each_latest_hash_written_once(store: RedisStore) -> None:
     """Contract v4: per new entry one XADD; per latest hash one HSET; per channel one PUBLISH
     for every 1,000 entries (counted by Redis itself, INFO commandstats). A second minute in
@@ -400,7 +395,7 @@ def test_a_batch_is_announced_once_and_each_latest_hash_written_once(store: Redi
         heard = []
         while (msg := store.next_message(sub, timeout=2)) is not None:
             heard.append(msg)
-    calls = _calls_since(before, store)
+    calls = store.command_calls(since=before)
     n = 2 * tickers * algos
     assert calls["xadd"] == n and calls["evalsha"] == 1
     assert calls["hset"] == tickers and calls["publish"] == len(heard) == -(-n // 1000)
@@ -416,7 +411,7 @@ def test_a_batch_is_announced_once_and_each_latest_hash_written_once(store: Redi
     with store.subscription(KEYS.channel) as sub:
         assert pub.publish(second) == 0
         assert store.next_message(sub, timeout=0.5) is None  # nothing new: nothing announced
-    calls = _calls_since(before, store)
+    calls = store.command_calls(since=before)
     assert calls["xadd"] == n // 2 and "hset" not in calls and "publish" not in calls
 
 

@@ -222,13 +222,12 @@ def run_engine(
 def _engine_calls(store: RedisStore, before: dict[str, int], bars: int) -> dict[str, int]:
     """The commands Redis ran since `before`, less this client's.
 
-    Those are its bars (one XADD each) and its first reading of the statistics (an INFO is
-    counted once it has run: the second reading is not in its own figures).
+    Those are its bars (one XADD each) and its first reading of the statistics.
     """
-    calls = {k: v - before.get(k, 0) for k, v in store.command_calls().items()}
+    calls = store.command_calls(since=before)
     calls["xadd"] = calls.get("xadd", 0) - bars
     calls["info"] = calls.get("info", 0) - 1
-    return {k: v for k, v in sorted(calls.items()) if v > 0}
+    return {k: v for k, v in calls.items() if v > 0}
 
 
 def status_fields(status: dict[str, str]) -> dict[str, Any]:
