@@ -8,6 +8,9 @@ shards and Spark executors); a wrong file or template fails before that, in `fil
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -103,6 +106,9 @@ class HistoryLoad:
                 f"({time.perf_counter() - t0:.1f}s): Spark not needed")  # fmt: skip
             history = hit
         else:
+            short = None if s.cluster.address else disk_short(files, ray_folder())
+            if short:
+                say(f"[yellow]![/] {short}")
             status.update("starting Spark on Ray (RayDP)…")
             memory = cluster.executor_memory_for(count_bars(files), s.cluster.executor_memory)
             spark = cluster.start_spark(executor_memory=memory,
@@ -148,3 +154,25 @@ class HistoryLoad:
             shards=self.n_shards, partition=e.partition,
         )  # fmt: skip
         return Path(h.cache_dir) / key
+
+
+def ray_folder() -> Path:
+    """Where a local Ray keeps its sessions: Spark's shuffle and spilled objects go there."""
+    return Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray"
+
+
+def disk_short(files: list[Path], folder: Path, free: int | None = None) -> str | None:
+    """A warning when `folder`'s disk has less room than a Spark load of `files` may take.
+
+    A cold load of 500 tickers × 10 years wrote more than twice its 7.1 GB of Parquet under
+    Ray's session folder (docs/operating.md); a full disk there stops the load part-way.
+    """
+    size = sum(f.stat().st_size for f in files)
+    if free is None:
+        probe = folder if folder.exists() else folder.parent
+        free = shutil.disk_usage(probe).free
+    if free >= 2 * size:
+        return None
+    return (f"{free / 2**30:.1f} GiB free under {folder} for a Spark load of "
+            f"{size / 2**30:.1f} GiB of history files: a load can write more than twice their "
+            "size there (Spark's shuffle, Ray's spilled objects; docs/operating.md)")  # fmt: skip
