@@ -120,7 +120,7 @@ def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dic
         return connect_client(str(address))
     spark_env()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    drop_dangling_session_link(Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray")
+    drop_dangling_session_link(ray_folder())
     if address == "local":  # one machine: Ray's, Spark's and the metrics ports on loopback only
         os.environ["SPARK_LOCAL_IP"] = LOOPBACK  # the JVMs that Ray's workers start inherit it
         if os.environ.get(LOOPBACK_ONLY[0]) != LOOPBACK_ONLY[1]:
@@ -141,6 +141,14 @@ def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dic
     except ConnectionError as err:  # e.g. `auto` with no cluster on this machine
         raise ClusterUnreachable.at(str(address), ray_cause(err)) from None
     return dict(getattr(ctx, "address_info", {}))
+
+
+def ray_folder() -> Path:
+    """Where a local Ray keeps its sessions: logs, Spark's shuffle, spilled objects.
+
+    `RAY_TMPDIR`, else /tmp, as Ray itself decides on Linux.
+    """
+    return Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray"
 
 
 def _answers(address: str, timeout_s: float = 5.0) -> None:

@@ -8,9 +8,7 @@ shards and Spark executors); a wrong file or template fails before that, in `fil
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -106,7 +104,7 @@ class HistoryLoad:
                 f"({time.perf_counter() - t0:.1f}s): Spark not needed")  # fmt: skip
             history = hit
         else:
-            short = None if s.cluster.address else disk_short(files, ray_folder())
+            short = None if s.cluster.address else disk_short(files, cluster.ray_folder())
             if short:
                 say(f"[yellow]![/] {short}")
             status.update("starting Spark on Ray (RayDP)…")
@@ -154,11 +152,6 @@ class HistoryLoad:
             shards=self.n_shards, partition=e.partition,
         )  # fmt: skip
         return Path(h.cache_dir) / key
-
-
-def ray_folder() -> Path:
-    """Where a local Ray keeps its sessions: Spark's shuffle and spilled objects go there."""
-    return Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray"
 
 
 def disk_short(files: list[Path], folder: Path, free: int | None = None) -> str | None:

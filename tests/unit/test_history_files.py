@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from simsignal.actors.history_load import disk_short, ray_folder
+from simsignal.actors.cluster import ray_folder
+from simsignal.actors.history_load import disk_short
 from simsignal.engine.adapters.history.formats import first_written_day
 from simsignal.engine.adapters.synthetic import make_history, to_seed_format
 from simsignal.engine.core.templates import get_template
