@@ -17,7 +17,9 @@ from typing import Any
 
 import orjson
 
-ANNOUNCE_VERSION = 4
+from simsignal.engine.core.signals import SCHEMA_VERSION
+
+ANNOUNCE_VERSION = SCHEMA_VERSION  # the contract's one version: entries and announcements
 ANNOUNCE_CHUNK = 1000  # entries per message at most (~0.5 MB of signals)
 
 
