@@ -20,12 +20,12 @@ from pathlib import Path
 import orjson
 
 from simsignal.engine.adapters.redis_store import RedisError, RedisStore
-from simsignal.engine.core.commit import Commit, Settlement, merged
-from simsignal.engine.core.derived import Derived
+from simsignal.engine.core.commit import Call, Commit, Settlement, merged
+from simsignal.engine.core.derived import Derived, derived_entry
 from simsignal.engine.core.keys import Keys
 from simsignal.engine.core.kinds import KINDS, Kind
 from simsignal.engine.core.pipeline.journal import BatchRecord
-from simsignal.engine.core.signals import Signal
+from simsignal.engine.core.signals import Signal, signal_entries
 
 DAY_MS = 86_400_000
 log = logging.getLogger(__name__)
@@ -219,23 +219,20 @@ class SignalPublisher:
         record: BatchRecord | None,
         dead: list[dict[str, str]],
     ) -> _Unit:
-        by_stream: dict[str, tuple[str, list[str | int | float]]] = {}
+        calls: dict[str, Call] = {}
         counted: dict[str, None] = {}  # the streams of kinds counted as signals, in order
+        plain = [s for s in signals if isinstance(s, Signal)]
+        rows = iter(signal_entries(plain))
         for sig in signals:  # dicts keep insertion order: each stream's entries stay in order
             stream = sig.stream(self.keys)
             if kind_of(sig).counted:
                 counted[stream] = None
-            known = by_stream.get(stream)
-            if known is None:
-                known = by_stream[stream] = (
-                    sig.latest(self.keys),
-                    [sig.bar_epoch_ms - self.keep_ms, sig.channel(self.keys)],
-                )
-            args = known[1]
-            args[0] = min(int(args[0]), sig.bar_epoch_ms - self.keep_ms)
-            args += [sig.stream_id, sig.hash_field, sig.to_json(),
-                     orjson.dumps(sig.field_list()).decode()]  # fmt: skip
-        calls = [(stream, latest, a) for stream, (latest, a) in by_stream.items()]
+            call = calls.get(stream)
+            if call is None:
+                call = calls[stream] = Call(stream, sig.latest(self.keys), sig.channel(self.keys),
+                                            sig.bar_epoch_ms - self.keep_ms, [])  # fmt: skip
+            call.min_id = min(call.min_id, sig.bar_epoch_ms - self.keep_ms)
+            call.entries.append(next(rows) if isinstance(sig, Signal) else derived_entry(sig))
         journal, acks = None, []
         if record is not None and self.journal_key and (record.bars or record.receipts):
             self.journal_seq += 1
@@ -247,8 +244,8 @@ class SignalPublisher:
                     streams.setdefault(source, []).append(receipt)
             acks = [(s, self.group, ids) for s, ids in streams.items()]
         settlement = Settlement(journal, acks, [(self.keys.deadletter, d) for d in dead])
-        commit = Commit(calls, [settlement] if settlement else [], tuple(counted),
-                        self.counts_key, self.keep_s)  # fmt: skip
+        commit = Commit(list(calls.values()), [settlement] if settlement else [],
+                        tuple(counted), self.counts_key, self.keep_s)  # fmt: skip
         return _Unit(commit, _signal_count(commit))
 
     def _commit(self, commit: Commit, units: list[_Unit] | None = None) -> int:
@@ -283,9 +280,9 @@ def kind_of(entry: Signal | Derived) -> Kind:
 
 
 def _signal_count(commit: Commit) -> int:
-    """Signals in a commit's calls (four script arguments each, after two), derived ones not."""
+    """Signals in a commit's calls, derived entries not."""
     counted = set(commit.counted)
-    return sum((len(a) - 2) // 4 for stream, _, a in commit.calls if stream in counted)
+    return sum(len(c.entries) for c in commit.calls if c.stream in counted)
 
 
 def _chunks(path: Path, size: int) -> Iterator[list[Commit]]:

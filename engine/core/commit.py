@@ -14,6 +14,9 @@ The rules the script keeps, so that sending a commit twice, or after half of it,
 - signals first: they are idempotent by stream ID, so a repeat leaves one entry; then, for the
   entries that were new, one HSET per latest hash (each field's newest value) and one PUBLISH
   per channel announcing them (`announce.py`, contract v4; schema 3 ran both for each entry);
+  a stream's entries travel as ONE MessagePack argument (`cmsgpack`, built into Redis's Lua):
+  strings with a length in front, which the script reads without the escaping JSON needs, and
+  one argument instead of four per entry for the client to frame;
 - then each batch's *settlement* (journal entry, dead letters, acks), skipped whole when the
   journal already holds the batch's entry: its ID is the batch's sequence number in the run,
   so a commit whose reply was lost and that is sent again settles nothing twice;
@@ -26,17 +29,50 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import orjson
 
 from simsignal.engine.core.announce import ANNOUNCE_CHUNK, ANNOUNCE_VERSION
+from simsignal.engine.core.signals import Entry
 
 DEAD_LETTER_MAXLEN = 100_000
 ACK_CHUNK = 1000  # ids per XACK inside the script (Lua's unpack has a limit of ~8000)
 
-Call = tuple[str, str, list[str | int | float]]  # stream, latest hash, the signals' arguments
 Ack = tuple[str, str, list[str]]  # bar stream, consumer group, entry ids
 Dead = tuple[str, dict[str, str]]  # dead-letter stream, fields
 Journal = tuple[str, str, dict[str, str], int]  # key, entry ID, fields, time to live (s)
+
+
+@dataclass(slots=True)
+class Call:
+    """One stream's entries, in order, with where they are kept and announced."""
+
+    stream: str
+    latest: str  # the latest hash
+    channel: str
+    min_id: int  # retention: the stream is trimmed below this ID (epoch ms)
+    entries: list[Entry]
+
+    def to_json(self) -> list[Any]:
+        """A JSON-ready form (in the spill file's lines)."""
+        return [self.stream, self.latest, self.channel, self.min_id, self.entries]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> Call:
+        """Back from `to_json`, or from a spill line of schema 4's first layout.
+
+        That layout was `[stream, latest, [min id, channel, then per entry: id, field,
+        payload, the fields as one JSON array]]`.
+        """
+        if len(raw) == 5:
+            stream, latest, channel, min_id, entries = raw
+            return cls(str(stream), str(latest), str(channel), int(min_id),
+                       [[str(x) for x in e] for e in entries])  # fmt: skip
+        stream, latest, args = raw
+        flat = [str(a) for a in args[2:]]
+        entries = [[*flat[i : i + 3], *map(str, orjson.loads(flat[i + 3]))]
+                   for i in range(0, len(flat), 4)]  # fmt: skip
+        return cls(str(stream), str(latest), str(args[1]), int(args[0]), entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +107,7 @@ class Commit:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form (the spill file's lines)."""
         return {
-            "calls": self.calls,
+            "calls": [c.to_json() for c in self.calls],
             "settlements": [[s.journal, s.acks, s.dead] for s in self.settlements],
             "counted": list(self.counted), "counts": self.counts, "counts_ttl": self.counts_ttl,
         }  # fmt: skip
@@ -79,7 +115,7 @@ class Commit:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Commit:
         """Back from `to_json`; a spill line of the earlier layout settles its batch unmarked."""
-        calls = [(str(s), str(h), list(a)) for s, h, a in obj["calls"]]
+        calls = [Call.from_json(c) for c in obj["calls"]]
         acks = [(str(s), str(g), [str(i) for i in ids]) for s, g, ids in obj.get("acks", [])]
         dead = [(str(k), dict(f)) for k, f in obj.get("dead", [])]
         settlements = [Settlement(None, acks, dead)] if acks or dead else []
@@ -91,7 +127,7 @@ class Commit:
             ))  # fmt: skip
         counted = obj.get("counted", ())
         if isinstance(counted, str):  # a key prefix, as the first spill lines of this layout had
-            counted = [c[0] for c in calls if counted and c[0].startswith(counted)]
+            counted = [c.stream for c in calls if counted and c.stream.startswith(counted)]
         return cls(calls, settlements, tuple(str(c) for c in counted),
                    str(obj.get("counts", "")), int(obj.get("counts_ttl", 0)))  # fmt: skip
 
@@ -107,27 +143,28 @@ def merged(commits: list[Commit]) -> Commit:
         return commits[0]
     calls: dict[str, Call] = {}
     for c in commits:
-        for stream, latest, args in c.calls:
-            known = calls.get(stream)
+        for call in c.calls:
+            known = calls.get(call.stream)
             if known is None:
-                calls[stream] = (stream, latest, list(args))
+                calls[call.stream] = Call(call.stream, call.latest, call.channel, call.min_id,
+                                          list(call.entries))  # fmt: skip
             else:
-                known[2][0] = min(int(known[2][0]), int(args[0]))
-                known[2].extend(args[2:])
+                known.min_id = min(known.min_id, call.min_id)
+                known.entries.extend(call.entries)
     counted = tuple(dict.fromkeys(s for c in commits for s in c.counted))
     return Commit(list(calls.values()), [s for c in commits for s in c.settlements], counted,
                   commits[-1].counts, max(c.counts_ttl for c in commits))  # fmt: skip
 
 
-def script_arguments(commit: Commit) -> tuple[list[str], list[str | int | float]]:
+def script_arguments(commit: Commit) -> tuple[list[str], list[str | bytes | int]]:
     """KEYS and ARGV of `COMMIT_LUA` for a commit (the layout is in ARGV[1], the header)."""
     keys: list[str] = []
-    argv: list[str | int | float] = [""]
+    argv: list[str | bytes | int] = [""]
     calls, settles, counted = [], [], set(commit.counted)
-    for stream, latest, args in commit.calls:
-        keys += [stream, latest]
-        argv += args
-        calls.append([len(args), int(stream in counted)])
+    for call in commit.calls:
+        keys += [call.stream, call.latest]
+        argv += [call.min_id, call.channel, msgpack.packb(call.entries)]
+        calls.append(int(call.stream in counted))
     for s in commit.settlements:
         if s.journal is not None:
             key, entry_id, fields, _ = s.journal
@@ -180,23 +217,23 @@ def outcome(commit: Commit, reply: Any, text: Any) -> Outcome:
     """The script's reply `{added per call, refused "i id", settled, skipped}` as an Outcome."""
     added_per_call, refused_raw, settled, skipped = reply
     added: dict[str, int] = {}
-    for (stream, _, _), n in zip(commit.calls, added_per_call, strict=True):
-        added[stream] = added.get(stream, 0) + int(n)
+    for call, n in zip(commit.calls, added_per_call, strict=True):
+        added[call.stream] = added.get(call.stream, 0) + int(n)
     refused = []
     for item in refused_raw:
         index, entry_id = text(item).split(" ", 1)
-        refused.append(f"{commit.calls[int(index) - 1][0]}:{entry_id}")
+        refused.append(f"{commit.calls[int(index) - 1].stream}:{entry_id}")
     return Outcome(added, refused, int(settled), int(skipped))
 
 
 # The script. KEYS and ARGV follow `script_arguments`: per call its stream and latest hash,
 # then per settlement its journal key, dead-letter streams and ack streams, then the counts
-# hash. ARGV[1] is the header; per call: min id, channel, and four per signal (id, algo,
-# payload JSON, the entry's fields as one JSON array); per settlement: journal id and fields,
-# one JSON array per dead letter, the ack ids. A settlement writes its journal entry first:
-# were a later write refused (only possible on 6.2, whose scripts cannot check permissions
-# first), the bars stay unacknowledged and a restart hands them over again, where they are
-# skipped as handled and acknowledged.
+# hash. ARGV[1] is the header (h.c: per call, 1 when its entries count as signals); per call:
+# min id, channel, and its entries as one MessagePack array of `Entry` rows; per settlement:
+# journal id and fields, one JSON array per dead letter, the ack ids. A settlement writes its
+# journal entry first: were a later write refused (only possible on 6.2, whose scripts cannot
+# check permissions first), the bars stay unacknowledged and a restart hands them over again,
+# where they are skipped as handled and acknowledged.
 COMMIT_LUA = r"""
 local h = cjson.decode(ARGV[1])
 local check = redis.acl_check_cmd  -- Redis >= 7.0; 6.2 is checked once at start
@@ -221,7 +258,7 @@ for _, c in ipairs(h.c) do
     or allowed('HSET', KEYS[k + 1], 'f', 'v') or allowed('PUBLISH', ARGV[a + 1], 'm')
     or allowed('XRANGE', KEYS[k], '-', '+')
   if err then return err end
-  k, a = k + 2, a + c[1]
+  k, a = k + 2, a + 3
 end
 local done, counted = {}, h.n == 1
 for i, s in ipairs(h.s) do
@@ -254,18 +291,17 @@ end
 local added, refused, published, derived, repeats = {}, {}, 0, 0, 0
 local latest, hashes, new, channels = {}, {}, {}, {}  -- what the new entries announce
 k, a = 1, 2
-for ci, c in ipairs(h.c) do
-  local n, i, last = 0, a + 2, a + c[1] - 1
-  while i <= last do
-    local ok = redis.pcall('XADD', KEYS[k], 'MINID', ARGV[a], ARGV[i],
-                           unpack(cjson.decode(ARGV[i + 3])))
+for ci, counts_as_signal in ipairs(h.c) do
+  local n = 0
+  for _, e in ipairs(cmsgpack.unpack(ARGV[a + 2])) do  -- e: id, field, payload, fields…
+    local ok = redis.pcall('XADD', KEYS[k], 'MINID', ARGV[a], e[1], unpack(e, 4))
     if type(ok) == 'table' and ok.err then
       if not string.find(ok.err, 'equal or smaller', 1, true) then
         return redis.error_reply(ok.err)
       end
-      if #redis.call('XRANGE', KEYS[k], ARGV[i], ARGV[i]) == 0 then
-        refused[#refused + 1] = ci .. ' ' .. ARGV[i]
-      elseif c[2] == 1 then
+      if #redis.call('XRANGE', KEYS[k], e[1], e[1]) == 0 then
+        refused[#refused + 1] = ci .. ' ' .. e[1]
+      elseif counts_as_signal == 1 then
         repeats = repeats + 1
       end
     else
@@ -275,22 +311,21 @@ for ci, c in ipairs(h.c) do
         latest[KEYS[k + 1]] = l
         hashes[#hashes + 1] = KEYS[k + 1]
       end
-      if not l.values[ARGV[i + 1]] then l.fields[#l.fields + 1] = ARGV[i + 1] end
-      l.values[ARGV[i + 1]] = ARGV[i + 2]
+      if not l.values[e[2]] then l.fields[#l.fields + 1] = e[2] end
+      l.values[e[2]] = e[3]
       local news = new[ARGV[a + 1]]
       if not news then
         news = {}
         new[ARGV[a + 1]] = news
         channels[#channels + 1] = ARGV[a + 1]
       end
-      news[#news + 1] = ARGV[i + 2]
+      news[#news + 1] = e[3]
       n = n + 1
     end
-    i = i + 4
   end
   added[ci] = n
-  if c[2] == 1 then published = published + n else derived = derived + n end
-  k, a = k + 2, a + c[1]
+  if counts_as_signal == 1 then published = published + n else derived = derived + n end
+  k, a = k + 2, a + 3
 end
 -- each latest hash once (a field's newest value), each channel once per chunk of entries
 for _, key in ipairs(hashes) do

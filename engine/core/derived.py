@@ -20,6 +20,7 @@ from simsignal.engine.core.forecast import Forecast
 from simsignal.engine.core.keys import Keys
 from simsignal.engine.core.kinds import KINDS, REBALANCE, TIMING, Payload
 from simsignal.engine.core.pairs import is_pair
+from simsignal.engine.core.signals import Entry
 
 DERIVED_VERSION = 1
 
@@ -159,6 +160,11 @@ class Derived:
 
 
 _BASE = frozenset(f.name for f in fields_of(Derived)) - {"values"}  # the rest is the payload
+
+
+def derived_entry(entry: Derived) -> Entry:
+    """A derived entry's commit row (`commit.Entry`)."""
+    return [entry.stream_id, entry.hash_field, entry.to_json(), *entry.field_list()]
 
 
 def _value(text: str) -> Any:

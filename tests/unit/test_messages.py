@@ -9,7 +9,8 @@ from datetime import datetime
 import pytest
 
 from simsignal.engine.core.bars import BadBar, BarGate, parse_bar
-from simsignal.engine.core.signals import Signal, epoch_ms
+from simsignal.engine.core.commit import Call
+from simsignal.engine.core.signals import Signal, epoch_ms, signal_entries
 from simsignal.engine.core.templates import TEMPLATES, get_template
 from simsignal.engine.core.today import TodayCurve
 
@@ -189,6 +190,36 @@ def test_the_neighbours_are_written_once() -> None:
     }
     assert json.loads(sig.to_fields()["neighbors"]) == [list(n) for n in sig.neighbors]
     assert sig.to_json().count("2020-01-02") == 0
+
+
+def test_a_batch_formatted_by_columns_equals_each_signal_formatted_alone() -> None:
+    """The commit's rows, built a column at a time, hold the text of the per-signal forms."""
+    sigs = [
+        _signal(),
+        _signal(ticker="000001~000002", algo="sq", algo_index=0, pred_close=0.1 + 0.2, q10=-1e-20,
+                neighbors=(("000001~000002", "2020-01-02", 3.0e-12),)),
+        _signal(algo="motif", algo_index=8, minute=241, slot="15:00", k=1, up_prob=1.0,
+                dispersion=0.0, neighbors=(("000300", "2021-05-06", "10:31", 0.25),)),
+        _signal(bar_epoch_ms=1714095180000, pred_move=-0.0, latency_ms=123456.789, neighbors=()),
+    ]  # fmt: skip
+    rows = signal_entries(sigs)
+    assert rows == [[s.stream_id, s.hash_field, s.to_json(), *s.field_list()] for s in sigs]
+    for sig, row in zip(sigs, rows, strict=True):
+        assert Signal.from_fields(dict(zip(row[3::2], row[4::2], strict=True))) == sig
+        assert json.loads(row[2]) == {k: v for k, v in dataclasses.asdict(sig).items()
+                                      if k != "neighbors"} | {"id": sig.stream_id}  # fmt: skip
+    assert signal_entries([]) == []
+
+
+def test_a_spilled_call_of_the_first_schema_4_layout_reads_as_the_same_entries() -> None:
+    """Spill lines written before the MessagePack layout held four flat arguments per entry."""
+    sigs = [_signal(), _signal(algo="sq", algo_index=0)]
+    call = Call("s", "l", "c", 17, signal_entries(sigs))
+    flat: list[str | int] = [17, "c"]
+    for row in call.entries:
+        flat += [*row[:3], json.dumps(row[3:])]
+    assert Call.from_json(["s", "l", flat]) == call
+    assert Call.from_json(json.loads(json.dumps(call.to_json()))) == call
 
 
 def test_epoch_ms_uses_the_exchange_zone() -> None:
