@@ -111,7 +111,7 @@ def forecast_many(
     up = (w * rose(now, end)).sum(axis=1)
     q10, q50, q90 = np.quantile(closes, [0.1, 0.5, 0.9], axis=1)
     columns = (pred, end.mean(axis=1), moved, up, q10, q50, q90, closes.std(axis=1), up)
-    return [Forecast(*(float(v) for v in row)) for row in zip(*columns, strict=True)]
+    return [Forecast(*row) for row in np.column_stack(columns).tolist()]  # tolist: plain floats
 
 
 def forecast_path(

@@ -10,6 +10,7 @@ is a batch of one, and gives the same signals.
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -349,10 +350,10 @@ def _votes(best: list[Matches], k: int) -> tuple[tuple[str | float, ...], ...]:
 
 def _finite(f: Forecast) -> bool:
     """Every number of a forecast is finite (strict JSON and every consumer need that)."""
-    return all(math.isfinite(getattr(f, name)) for name in _FORECAST_FIELDS)
+    return all(map(math.isfinite, _FORECAST_NUMBERS(f)))
 
 
-_FORECAST_FIELDS = tuple(Forecast.__slots__)
+_FORECAST_NUMBERS = operator.attrgetter(*Forecast.__slots__)
 
 
 def _unreadable(err: Exception) -> BadBar:
