@@ -55,9 +55,18 @@ def test_evaluate_then_run_with_its_calibration_then_chart(
                       "--ticker", "000300", "--out", "out"], tmp_path)  # fmt: skip
     assert "30 test days" in out and "Direction:" in out
     report = json.loads((tmp_path / "out" / "evaluation.json").read_text())
-    assert report["version"] == 1 and report["days"] == 30 and report["checkpoints"] == [30, 120]
+    assert report["version"] == 2 and report["days"] == 30 and report["checkpoints"] == [30, 120]
     assert set(report["results"]) == {"sq", "var", "ensemble"}
-    assert (tmp_path / "out" / "evaluation.html").read_text().count("data:image/png") == 4
+    page = (tmp_path / "out" / "evaluation.html").read_text()
+    assert page.count("data:image/png") == 4 and "Rest of the day" in page
+    assert "rest of day, size" in out and "[q10, q90] held" in out
+    risk = report["risk"]["targets"]
+    assert set(risk) == {"abs_move", "rv", "range"}
+    assert set(risk["rv"]["checkpoints"]) == {"30", "120", "pooled"}
+    assert {"hist_mean", "yesterday", "scaled_rv", "analogue"} <= set(
+        risk["rv"]["checkpoints"]["pooled"]["forecasters"])  # fmt: skip
+    assert report["band"]["algorithm"] == "ensemble"
+    assert report["band"]["checkpoints"]["pooled"]["n"] == 60
 
     # sq, pooled, from scratch: own earlier days, brute-force top 5, weighted continuation
     ratio = curves.droplevel("ticker").to_numpy(np.float64)

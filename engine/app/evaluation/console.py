@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
@@ -46,6 +47,9 @@ def evaluate_and_write(
         console.print(f"[bold]{algo}[/]: " + " ".join(lines), highlight=False)
     for algo, lines in r.get("pairs", {}).get("reading", {}).items():
         console.print(f"[bold]pairs, {algo}[/]: " + " ".join(lines), highlight=False)
+    console.print("[bold]rest of day, size[/]: " + escape(" ".join(r["risk"]["reading"])),
+                  highlight=False)  # fmt: skip
+    console.print("[bold]band[/]: " + escape(report.band_line(r["band"])), highlight=False)
     report.write_json(r, paths["json"])
     report.write_html(r, paths["html"])
     done.calibration.save(paths["calibration"])

@@ -9,6 +9,8 @@ from typing import Any
 import pandas as pd
 
 from simsignal.engine.app.evaluation import calibration, report
+from simsignal.engine.app.evaluation.band import band_section
+from simsignal.engine.app.evaluation.risk import risk_frame, risk_section
 from simsignal.engine.app.evaluation.walk_forward import (
     Progress,
     WalkConfig,
@@ -18,6 +20,7 @@ from simsignal.engine.app.evaluation.walk_forward import (
     walk_forward,
 )
 from simsignal.engine.core import pairs
+from simsignal.engine.core.algorithms import ENSEMBLE
 from simsignal.engine.core.calibration import Calibration
 from simsignal.engine.core.curves import DayCurves
 from simsignal.engine.core.derived import RebalanceRule, TimingRule
@@ -71,6 +74,10 @@ def evaluate(
         fitted_on={"from": dates[0], "to": dates[-1], "days": walked.days, "k": config.k},
     )
     built = report.build(frame, meta, cost_bps, rule, rebalance)
+    scorers = [a for a in config.algorithms if a != ENSEMBLE]
+    published = ENSEMBLE if ENSEMBLE in config.algorithms else scorers[0]
+    built["risk"] = risk_section(risk_frame(curves, frame, scorers[0]), scorers[0])
+    built["band"] = band_section(frame, published)
     if len(pair_frame):
         spreads = report.build(pair_frame, meta, cost_bps, rule, None)
         built["pairs"] = {"results": spreads["results"], "reading": spreads["reading"]}

@@ -1,6 +1,7 @@
 """The evaluation report: statistics per algorithm and checkpoint, a plain reading, JSON, HTML.
 
-JSON schema `version` 1 (documented in docs/evaluation.md): `results[algo][checkpoint | "pooled"]`.
+JSON schema `version` 2 (documented in docs/evaluation.md): `results[algo][checkpoint | "pooled"]`,
+and (new in 2) `risk` and `band`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from simsignal.engine.app.evaluation import metrics
 from simsignal.engine.app.evaluation.strategies import positions, rebalance_strategy
 from simsignal.engine.core.derived import RebalanceRule, TimingRule
 
-VERSION = 1
+VERSION = 2
 ALPHA = 0.01  # a test "rejects no skill" below this p-value
 CLUSTERED = ("With several checkpoints a day, the hit-rate interval and the PT p-value are "
              "day-clustered: a day's checkpoints are one piece of evidence.")  # fmt: skip
@@ -191,6 +192,16 @@ def build(
     return {"version": VERSION, **meta, "results": results, "reading": readings}
 
 
+def band_line(b: dict[str, Any]) -> str:
+    """The band's coverage in one sentence, raw and calibrated."""
+    p = b["checkpoints"]["pooled"]
+    if not p["n"]:
+        return "no forecast to cover."
+    return (f"{b['algorithm']}'s [q10, q90] held {p['coverage_raw']:.1%} of the closes (target "
+            f"{b['target']:.0%}); widened or narrowed walk-forward, {p['coverage_calibrated']:.1%} "
+            f"(n = {p['n']}).")  # fmt: skip
+
+
 def write_json(report: dict[str, Any], path: Path) -> Path:
     """The report as JSON; NaN (an undefined statistic) becomes null."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +239,20 @@ def write_html(report: dict[str, Any], path: Path) -> Path:
     )
     plots = "".join(f'<img alt="{name}" src="data:image/png;base64,{png}">'
                     for name, png in _plots(results))  # fmt: skip
+    risk_rows = "".join(
+        f"<tr><td>{html.escape(target)}</td><td>{html.escape(name)}</td><td>{b['n']}</td>"
+        f"<td>{b['mae']:.3%}</td><td>{b['rmse']:.3%}</td><td>{shown(b['spearman'], '+.2f')}</td>"
+        f"<td>{shown(b['dm_pvalue_vs_hist_mean'])}</td></tr>"
+        for target, per in report["risk"]["targets"].items()
+        for name, b in per["checkpoints"]["pooled"]["forecasters"].items()
+    )
+    risk_reading = "".join(f"<li>{html.escape(x)}</li>" for x in report["risk"]["reading"])
+    risk = (
+        "<h2>Rest of the day: how much is left</h2><table><tr><th>target</th><th>forecaster</th>"
+        "<th>n</th><th>MAE</th><th>RMSE</th><th>rank corr.</th><th>DM p vs hist. mean</th></tr>"
+        f"{risk_rows}</table><ul>{risk_reading}</ul>"
+        f"<p>Band: {html.escape(band_line(report['band']))}</p>"
+    )
     title = f"simsignal evaluate: {report['from']} to {report['to']}"
     page = (
         f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -240,7 +265,7 @@ def write_html(report: dict[str, Any], path: Path) -> Path:
         "<th>always up</th><th>PT p</th><th>RMSE</th><th>RMSE no move</th><th>DM p</th>"
         f"<th>IC</th><th>Brier</th><th>Brier base</th></tr>{''.join(rows)}</table>"
         f"<p>{CLUSTERED}</p>"
-        f"{readings}{plots}"
+        f"{readings}{risk}{plots}"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)

@@ -7,6 +7,7 @@ Nothing is fitted on D. The outcome of each checkpoint is what D did afterwards.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from simsignal.engine.app.evaluation.metrics import outcome
+from simsignal.engine.app.evaluation.risk import day_risk
 from simsignal.engine.core import pairs
 from simsignal.engine.core.algorithms import ENSEMBLE, Params
 from simsignal.engine.core.bars import BadBar
@@ -38,7 +40,7 @@ Progress = Callable[[int, int], None]  # days done, days in all
 
 COLUMNS = ("date", "ticker", "minute", "algo", "x_now", "x_end", "pred_close", "pred_move",
            "up_raw", "q10", "q90", "dispersion", "move", "mean_move", "base_up",
-           "additive")  # fmt: skip
+           "additive", "an_abs_move", "an_rv", "an_range")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,9 @@ class _Rows:
     base: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]] = field(default_factory=dict)
     date: str = ""
     cols: dict[str, list[object]] = field(default_factory=lambda: {c: [] for c in COLUMNS})
+    risk: NDArray[np.float64] | None = (
+        None  # the history rows' rest-of-day targets [rows, slots, 3]
+    )
 
     def __call__(self, r: MinuteResult) -> None:
         if self.keep is not None and r.minute not in self.keep:
@@ -186,9 +191,13 @@ class _Rows:
         additive = pairs.is_pair(r.ticker)
         moved = float(move(r.x, x_end, additive))
         for algo, f in r.forecasts.items():
+            best = r.best.get(algo)
+            analogue = (math.nan,) * 3
+            if best is not None and self.risk is not None:
+                analogue = tuple(self.risk[best.rows, r.minute - 1].mean(axis=0).tolist())
             row = (self.date, r.ticker, r.minute, algo, r.x, x_end, f.pred_close, f.pred_move,
                    f.up_prob, f.q10, f.q90, f.dispersion, moved, mean_move[r.minute - 1],
-                   base_up[r.minute - 1], additive)  # fmt: skip
+                   base_up[r.minute - 1], additive, *analogue)  # fmt: skip
             for c, v in zip(COLUMNS, row, strict=True):
                 self.cols[c].append(v)
 
@@ -217,8 +226,10 @@ def walk_forward(
     curves = with_spreads(curves, config.pairs)
     all_dates = curves.dates.astype(str)
     names = [pairs.name(p) for p in config.pairs]
+    risk = day_risk(curves.ratio).targets  # the neighbours' own rest of day (the analogue)
     for i, date in enumerate(dates):
         rows.date = date
+        rows.risk = risk[all_dates < date]  # the shard's rows: the days before, in order
         wanted = _wanted(curves, [*tickers, *names] if tickers else None)
         today = curves.select((all_dates == date) & wanted)
         earlier = all_dates < date

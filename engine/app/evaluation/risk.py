@@ -1,0 +1,260 @@
+"""How much is left of the day: rest-of-day risk targets and the forecasters judged on them.
+
+Direction carries no skill on the data we have seen; the size of what is left of the day
+does, for a simple forecaster. Targets, in log terms from checkpoint minute m (1-based; now is
+slot m − 1) to the close, with p = log(1 + ratio) the log price relative to the previous close:
+- `abs_move`: |p_close − p_now|;
+- `rv`: √Σ r_t² over the minute log returns after now (r_t = p_t − p_{t−1});
+- `range`: max − min of p from now to the close.
+
+Forecasters, each from the same ticker's days before the test day only:
+- `hist_mean`: the target's mean at m over the earlier days;
+- `yesterday`: the target at m on the last earlier day;
+- `scaled_rv`: today's realised vol so far (the returns into slots 1 … m − 1) scaled to the
+  time left by an intraday profile, each slot's mean squared return on earlier days:
+  rv_so_far · √(Σ_{t ≥ m} s_t / Σ_{1 ≤ t < m} s_t); |move| and range are that times their
+  mean ratio to rv on earlier days;
+- `har_x`: OLS of log(target) on log(the day before's whole-day rv), log(the mean whole-day rv
+  of the 5 days before) and log(rv so far), fitted on earlier days (at least `MIN_FIT`), back
+  to levels with Duan's smearing factor;
+- `analogue`: the mean of the neighbour days' own target at m (one algorithm's k neighbours).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from simsignal.engine.app.evaluation import metrics
+from simsignal.engine.core.curves import DayCurves
+
+TARGETS = ("abs_move", "rv", "range")
+FORECASTERS = ("hist_mean", "yesterday", "scaled_rv", "har_x", "analogue")
+MIN_FIT = 30  # earlier days a HAR-X fit needs
+WEEK = 5
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class DayRisk:
+    """Per day: the targets and the rv so far at each minute, the whole-day rv, the profile."""
+
+    targets: F64  # [days, slots, 3]: abs_move, rv, range from minute m = column + 1
+    so_far: F64  # [days, slots]: rv of the returns into slots 1 … m − 1
+    daily_rv: F64  # [days]
+    squared: F64  # [days, slots]: squared minute returns (slot 0: none, 0)
+
+
+def day_risk(ratio: NDArray[np.floating]) -> DayRisk:
+    """Every day's rest-of-day targets at every minute, by cumulative sums (no loop over m)."""
+    p = np.log1p(np.asarray(ratio, np.float64))
+    squared = np.zeros_like(p)
+    squared[:, 1:] = np.diff(p, axis=1) ** 2
+    done = np.cumsum(squared, axis=1)  # done[:, t] = Σ_{1 ≤ u ≤ t} r_u²
+    total = done[:, -1:]
+    high = np.maximum.accumulate(p[:, ::-1], axis=1)[:, ::-1]  # max of p[t:]
+    low = np.minimum.accumulate(p[:, ::-1], axis=1)[:, ::-1]
+    targets = np.stack([np.abs(p[:, -1:] - p), np.sqrt(np.maximum(total - done, 0.0)),
+                        high - low], axis=2)  # fmt: skip
+    return DayRisk(targets, np.sqrt(done), np.sqrt(total[:, 0]), squared)
+
+
+class Baselines:
+    """One ticker's days with running sums over days: a test day's forecasts cost O(1) each.
+
+    The HAR-X fit of day d uses the normal equations summed over days before d (its design
+    for one minute at a time is kept: ask minute by minute to reuse it).
+    """
+
+    def __init__(self, risk: DayRisk) -> None:
+        self.risk = risk
+        zero = np.zeros((1, *risk.targets.shape[1:]))
+        self.sum_targets = np.concatenate([zero, np.cumsum(risk.targets, axis=0)])
+        self.sum_squared = np.concatenate([zero[..., 0], np.cumsum(risk.squared, axis=0)])
+        self._now = -1
+        self._har: tuple[F64, F64, F64, F64, NDArray[np.int64], NDArray[np.bool_]] | None = None
+
+    def forecasts(self, d: int, m: int, analogue: Sequence[float]) -> dict[str, F64]:
+        """Each forecaster's three targets for day `d` at minute m, from days 0 … d − 1 only."""
+        now, r = m - 1, self.risk
+        nan = np.full(3, math.nan)
+        if d == 0:
+            return {name: nan for name in FORECASTERS} | {"analogue": np.asarray(analogue, float)}
+        mean = self.sum_targets[d, now] / d
+        profile = self.sum_squared[d] / d  # each slot's mean squared return on earlier days
+        before, after = profile[1 : now + 1].sum(), profile[now + 1 :].sum()
+        scaled = nan
+        if before > 0 and mean[1] > 0:
+            scaled = r.so_far[d, now] * math.sqrt(after / before) * mean / mean[1]
+        return {
+            "hist_mean": mean,
+            "yesterday": r.targets[d - 1, now],
+            "scaled_rv": scaled,
+            "har_x": self._har_x(d, now),
+            "analogue": np.asarray(analogue, np.float64),
+        }
+
+    def _har_x(self, d: int, now: int) -> F64:
+        if self._now != now or self._har is None:
+            x = har_design(self.risk, now)
+            with np.errstate(divide="ignore"):
+                y = np.log(self.risk.targets[:, now])  # [days, 3]
+            ok = np.asarray(np.isfinite(x).all(axis=1))[:, None] & np.isfinite(y)
+            xs = np.where(np.isfinite(x), x, 0.0)
+            ys = np.where(ok, y, 0.0)
+            outer = np.einsum("di,dj->dij", xs, xs)
+            xtx = np.cumsum(ok[:, :, None, None] * outer[:, None], axis=0)  # [days, 3, 4, 4]
+            xty = np.cumsum(ok[:, :, None] * (ys[:, :, None] * xs[:, None]), axis=0)
+            self._har = (x, y, xtx, xty, np.cumsum(ok, axis=0), ok)
+            self._now = now
+        x, y, xtx, xty, count, ok = self._har
+        out = np.full(3, math.nan)
+        if d < 1 or not np.isfinite(x[d]).all():
+            return out
+        for i in range(3):
+            if count[d - 1, i] < MIN_FIT:
+                continue
+            beta = np.linalg.solve(xtx[d - 1, i], xty[d - 1, i])
+            fit = ok[:d, i]
+            smear = float(np.mean(np.exp(y[:d, i][fit] - x[:d][fit] @ beta)))
+            out[i] = math.exp(float(x[d] @ beta)) * smear
+        return out
+
+
+def forecasts(risk: DayRisk, d: int, m: int, analogue: Sequence[float]) -> dict[str, F64]:
+    """Each forecaster's three targets for day `d` at minute m, from days 0 … d − 1 only."""
+    return Baselines(risk).forecasts(d, m, analogue)
+
+
+def har_design(risk: DayRisk, now: int) -> F64:
+    """Per day: 1, log rv of the day before, log mean rv of the 5 days before, log rv so far.
+
+    NaN where a regressor is undefined (the first 5 days, or a zero).
+    """
+    with np.errstate(divide="ignore"):
+        log_daily = np.log(risk.daily_rv)
+        log_so_far = np.log(risk.so_far[:, now])
+    n = len(log_daily)
+    out = np.full((n, 4), math.nan)
+    out[:, 0] = 1.0
+    if n > WEEK:
+        week = np.convolve(risk.daily_rv, np.ones(WEEK) / WEEK, "valid")[:-1]  # days i−5 … i−1
+        with np.errstate(divide="ignore"):
+            out[WEEK:, 1] = log_daily[WEEK - 1 : -1]
+            out[WEEK:, 2] = np.log(week)
+    out[:, 3] = log_so_far
+    out[~np.isfinite(out).all(axis=1)] = math.nan
+    return out
+
+
+def risk_frame(curves: DayCurves, walked: pd.DataFrame, algo: str) -> pd.DataFrame:
+    """One row per (date, ticker, checkpoint) the walk forecast: targets and every forecaster.
+
+    The analogue's neighbours are `algo`'s (the walk's `an_*` columns); pair spreads are left
+    out (their risk is not a ticker's).
+    """
+    rows = walked[(walked["algo"] == algo) & ~walked["additive"].astype(bool)]
+    out: list[dict[str, Any]] = []
+    dates = curves.dates.astype(str)
+    for ticker, at in rows.groupby("ticker", sort=True):
+        own = curves.tickers == ticker
+        risk = day_risk(curves.ratio[own])
+        baselines = Baselines(risk)
+        index = {d: i for i, d in enumerate(dates[own].tolist())}
+        for r in at.sort_values(["minute", "date"]).itertuples(index=False):  # a minute at a time
+            d, m = index[str(r.date)], int(r.minute)
+            made = baselines.forecasts(d, m, [r.an_abs_move, r.an_rv, r.an_range])
+            row: dict[str, Any] = {"date": r.date, "ticker": ticker, "minute": m}
+            for i, target in enumerate(TARGETS):
+                row[target] = float(risk.targets[d, m - 1, i])
+                for name in FORECASTERS:
+                    row[f"{target}:{name}"] = float(made[name][i])
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def qlike(realised: F64, forecast: F64) -> float:
+    """Mean QLIKE loss of the variance forecasts h = f² for σ² = realised²: σ²/h − log(σ²/h) − 1."""
+    ratio = np.asarray(realised, np.float64) ** 2 / np.asarray(forecast, np.float64) ** 2
+    return float(np.mean(ratio - np.log(ratio) - 1.0)) if len(ratio) else math.nan
+
+
+def scored(rows: pd.DataFrame, target: str) -> dict[str, dict[str, float]]:
+    """Each forecaster of `target` on the rows where all of them and the outcome are usable.
+
+    One common sample, so the numbers compare; DM runs on one absolute-error loss per day.
+    """
+    names = [n for n in FORECASTERS if rows[f"{target}:{n}"].notna().any()]
+    usable = rows[target].notna()
+    for n in names:
+        usable &= rows[f"{target}:{n}"].notna()
+    at = rows[usable]
+    y = at[target].to_numpy()
+    loss = {n: (at[f"{target}:{n}"] - at[target]).abs() for n in names}
+    daily = pd.DataFrame(loss | {"date": at["date"]}).groupby("date").mean()
+    out: dict[str, dict[str, float]] = {}
+    for n in names:
+        f = at[f"{target}:{n}"].to_numpy()
+        e = f - y
+        block = {"n": len(at), "mae": _mean(np.abs(e)), "rmse": math.sqrt(_mean(e * e)),
+                 "spearman": metrics.spearman_ic(f, y)[0],
+                 "dm_pvalue_vs_hist_mean": math.nan if n == "hist_mean" else
+                 metrics.diebold_mariano(daily[n], daily["hist_mean"])[1]}  # fmt: skip
+        if target == "rv":  # QLIKE needs both sides above zero
+            positive = (y > 0) & (f > 0)
+            block["qlike"] = qlike(y[positive], f[positive])
+        out[n] = block
+    return out
+
+
+def _mean(v: F64) -> float:
+    return float(np.mean(v)) if len(v) else math.nan
+
+
+def risk_section(frame: pd.DataFrame, algo: str) -> dict[str, Any]:
+    """`risk` of the report: per target, per checkpoint and pooled, every forecaster scored."""
+    targets: dict[str, Any] = {}
+    for target in TARGETS:
+        per: dict[str, Any] = {}
+        for minute, at in frame.groupby("minute", sort=True):
+            per[str(minute)] = {"forecasters": scored(at, target)}
+        per["pooled"] = {"forecasters": scored(frame, target)}
+        targets[target] = {"checkpoints": per}
+    return {"analogue_algorithm": algo, "targets": targets,
+            "reading": risk_reading(targets)}  # fmt: skip
+
+
+def risk_reading(targets: dict[str, Any]) -> list[str]:
+    """Per target: the best forecaster by MAE, against the historical mean; the analogue."""
+    lines = []
+    for target, per in targets.items():
+        pooled = per["checkpoints"]["pooled"]["forecasters"]
+        if "hist_mean" not in pooled or not pooled["hist_mean"]["n"]:
+            lines.append(f"{target}: nothing to score.")
+            continue
+        best = min(pooled, key=lambda n: pooled[n]["mae"])
+        base, b = pooled["hist_mean"], pooled[best]
+        p = b["dm_pvalue_vs_hist_mean"]
+        gain = 1 - b["mae"] / base["mae"]
+        if best != "hist_mean" and not math.isnan(p) and p < 0.01:
+            verdict = f"beats the historical mean by {gain:.0%} of its MAE (DM p = {p:.2g})"
+        elif best == "hist_mean":
+            verdict = "nothing beats the historical mean"
+        else:
+            verdict = (
+                f"{gain:.0%} below the historical mean's MAE, not significant (DM p = {p:.2g})"
+            )
+        a = pooled.get("analogue")
+        said = ""
+        if a is not None and best != "analogue":
+            rel = a["mae"] / b["mae"] - 1
+            said = (f"; the neighbours' analogue is {rel:.0%} worse than {best} "
+                    f"(rank correlation {a['spearman']:+.2f})")  # fmt: skip
+        lines.append(f"{target}: {best} is best, {verdict}{said} (n = {b['n']}).")
+    return lines
