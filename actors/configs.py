@@ -45,6 +45,7 @@ def coordinator_config(
         rebalance=s.signals.rules()[1],
         derived_algo=s.signals.algo,
         pairs=s.signals.pairs,
+        risk=s.signals.risk,
     )
     return CoordinatorConfig(
         pipeline=pipeline,

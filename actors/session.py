@@ -26,6 +26,8 @@ from simsignal.engine.adapters.redis_connect import refuse_missing_permissions, 
 from simsignal.engine.adapters.redis_server import RedisServer
 from simsignal.engine.core import pairs
 from simsignal.engine.core.curves import DayCurves
+from simsignal.engine.core.pairs import is_pair
+from simsignal.engine.core.risk_model import RiskModel
 
 
 @dataclass
@@ -116,6 +118,8 @@ class Session:
         self.shard_group = placement.spread_group(layout)
         cache, columns = self._cache_and_columns()
         backup = (str(cache), columns) if cache is not None and cache.is_dir() else None
+        # days dealt out in turn (a few tickers): no shard holds a ticker's days, fit them here
+        models = risk_models(history) if s.signals.risk and history.report.by_day else None
         return [
             ShardActor.options(
                 num_cpus=layout.shard_cpus,
@@ -124,6 +128,7 @@ class Session:
                 i, history.blocks_for(i), history.slots, list(s.engine.algorithms), s.engine.k,
                 s.engine.pooled, s.engine.params, s.engine.channels,
                 extra=history.extra.get(i, []), backup=backup, authkey=self.authkey,
+                risk=s.signals.risk, risk_models=models,
             )
             for i in range(layout.shards)
         ]  # fmt: skip
@@ -252,3 +257,14 @@ class Session:
 def _node_id(_: Any) -> str:
     """The node an actor runs on (called through `__ray_call__`)."""
     return str(ray.get_runtime_context().get_node_id())
+
+
+def risk_models(history: LoadedHistory) -> dict[str, RiskModel]:
+    """Each ticker's rest-of-day risk model, fitted in this process on all of its days.
+
+    For a load whose days were dealt out to the shards in turn: that happens only with fewer
+    tickers than shards, so the curves fetched here are a few tickers' worth.
+    """
+    curves = DayCurves.from_arrow(ray.get(history.refs), history.slots)
+    return {t: RiskModel.fit(curves.ratio[lo:hi]) for t, (lo, hi) in curves.ticker_ranges().items()
+            if not is_pair(t)}  # fmt: skip

@@ -17,6 +17,7 @@ from simsignal.actors.replies import ShardInfo
 from simsignal.engine.core.algorithms import Params
 from simsignal.engine.core.curves import DayCurves
 from simsignal.engine.core.gc_pause import gc_paused
+from simsignal.engine.core.risk_model import RiskModel
 from simsignal.engine.core.shard_state import Answer, ShardState, Update
 
 
@@ -50,6 +51,8 @@ class Shard:
         extra: list[Any] | None = None,
         backup: tuple[str, list[str]] | None = None,
         authkey: bytes | None = None,
+        risk: bool = False,
+        risk_models: dict[str, RiskModel] | None = None,
     ) -> None:
         self._start = _memory()  # interpreter and libraries, before any day is loaded
         weights = channels or {"price": 1.0}
@@ -57,7 +60,7 @@ class Shard:
         tables += ray.get(extra) if extra else []
         curves = DayCurves.from_arrow(tables, slots, shard_id, tuple(weights), order="F")
         del tables  # the object-store copies: the shard keeps only its own curves
-        self.state = ShardState(curves, algorithms, k, pooled, params, weights)
+        self.state = ShardState(curves, algorithms, k, pooled, params, weights, risk, risk_models)
         self.shard_id = shard_id
         # A direct link's `step` runs on a thread of its own; Ray's calls on the main one.
         self._lock = threading.Lock()

@@ -109,10 +109,11 @@ class EngineSettings(_Section):
 
 
 class SignalsSettings(_Section):
-    """The derived signals: ticker timing and the portfolio rebalance (engine/core/derived.py)."""
+    """The derived signals: timing and rebalance (derived.py), rest-of-day risk (risk_model.py)."""
 
     timing: bool = True
     rebalance: bool = True
+    risk: bool = True  # rest-of-day volatility and range left, per ticker and minute
     algo: str = ""  # whose forecasts they use; "": the ensemble when it runs, else the first
     prob_margin: Annotated[float, Field(ge=0, lt=0.5)] = 0.05  # timing: |up_prob − ½| at least
     min_edge: Annotated[float, Field(ge=0)] = 0.25  # timing: |pred_move| / dispersion at least

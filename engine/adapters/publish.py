@@ -126,7 +126,7 @@ class SignalPublisher:
     spill: Path | None = None
     pending: deque[_Unit] = field(default_factory=deque)
     published: int = 0
-    derived: int = 0  # timing, rebalance and pair entries published (not counted as signals)
+    derived: int = 0  # timing, rebalance, risk and pair entries (not counted as signals)
     repeats: int = 0
     resent: int = 0  # batches whose commit Redis already held (a reply lost, sent again)
     refused: list[str] = field(default_factory=list)  # back-fills refused (stream:id)

@@ -143,7 +143,7 @@ def summary_table(stats: RunStats, info: dict[str, str]) -> Table:
         + (f", {stats.repeats} repeats left as they were" if stats.repeats else ""),
     )
     if stats.derived:
-        t.add_row("timing, rebalance and pair entries", f"{stats.derived:,} new")
+        t.add_row("timing, rebalance, risk and pair entries", f"{stats.derived:,} new")
     if stats.pending:
         t.add_row("signals pending (Redis down)", str(stats.pending))
     if stats.spilled:

@@ -89,6 +89,20 @@ class Keys:
         """Pub/sub channel announcing every rebalance entry."""
         return f"{self.prefix}:rebalance-updates"
 
+    def risk(self, ticker: str) -> str:
+        """Stream: a ticker's rest-of-day risk forecast (volatility and range left) per minute."""
+        return f"{self.prefix}:risk:{ticker}"
+
+    @property
+    def risk_latest(self) -> str:
+        """Hash: ticker → newest risk entry (JSON)."""
+        return f"{self.prefix}:risk-latest"
+
+    @property
+    def risk_channel(self) -> str:
+        """Pub/sub channel announcing every risk entry."""
+        return f"{self.prefix}:risk"
+
     def pair(self, name: str) -> str:
         """Stream: a pair's spread signals (`A~B`), one entry per minute and algorithm."""
         return f"{self.prefix}:pair:{name}"

@@ -74,7 +74,10 @@ REBALANCE = Kind("rebalance", Subject.PORTFOLIO, Payload.DERIVED, False,
                  lambda k, _: k.rebalance, lambda k, _: k.rebalance_latest,
                  lambda k, _: k.rebalance_channel)  # fmt: skip
 
-KINDS: dict[str, Kind] = {k.name: k for k in (SIGNAL, PAIR, TIMING, REBALANCE)}
+RISK = Kind("risk", Subject.TICKER, Payload.DERIVED, False,
+            Keys.risk, lambda k, _: k.risk_latest, lambda k, _: k.risk_channel)  # fmt: skip
+
+KINDS: dict[str, Kind] = {k.name: k for k in (SIGNAL, PAIR, TIMING, REBALANCE, RISK)}
 
 
 def of_signal(ticker: str) -> Kind:

@@ -7,7 +7,8 @@ Only the channels in use are kept.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import math
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,8 @@ from simsignal.engine.core.algorithms import Algorithm, Params, RunningState, se
 from simsignal.engine.core.algorithms.base import F64
 from simsignal.engine.core.algorithms.moments import SEED_FOUR, seed_four_ranked
 from simsignal.engine.core.curves import DayCurves
+from simsignal.engine.core.pairs import is_pair
+from simsignal.engine.core.risk_model import RiskModel
 from simsignal.engine.core.topk import smallest_k, smallest_k_rows
 
 # ticker, minute m (1-based), today's value per channel (in the shard's channel order)
@@ -65,6 +68,7 @@ class Answer:
     dates: Names
     y_now: NDArray[np.float32]
     y_end: NDArray[np.float32]
+    risk: dict[str, float | str] | None = None  # the rest-of-day forecast (`risk_model.py`)
 
     def of(self, algo: str) -> Candidates:
         """One algorithm's list (views, no copies)."""
@@ -79,6 +83,8 @@ class _Query:
     hi: int
     states: dict[tuple[str, Hashable], RunningState] = field(default_factory=dict)
     m: int = 0
+    log_price: float = math.nan  # today's newest log price ratio
+    squared: float = 0.0  # Σ of today's squared minute log returns so far
 
 
 class ShardState:
@@ -92,7 +98,14 @@ class ShardState:
         pooled: bool,
         params: Params = Params(),
         channels: dict[str, float] | None = None,
+        risk: bool = False,
+        risk_models: Mapping[str, RiskModel] | None = None,
     ) -> None:
+        """`risk`: answer with each ticker's rest-of-day risk forecast (`risk_model.py`).
+
+        The models are fitted here on each ticker's days, or given (`risk_models`) when the
+        days of a ticker are dealt out to several shards, none of which holds them all.
+        """
         weights = channels or {"price": 1.0}
         self.channels = list(weights)
         self.weights = [weights[c] for c in self.channels]
@@ -110,6 +123,13 @@ class ShardState:
         self.pooled = pooled
         self.ranges = curves.ticker_ranges()
         self.queries: dict[str, _Query] = {}
+        self._price = self.channels.index("price") if "price" in self.channels else -1
+        price = self.cols["price"]
+        self.risk_models: dict[str, RiskModel] = {}
+        if risk and self._price >= 0:
+            self.risk_models = dict(risk_models) if risk_models is not None else {
+                t: RiskModel.fit(price[:, lo:hi].T) for t, (lo, hi) in self.ranges.items()
+                if not is_pair(t)}  # fmt: skip
 
     @property
     def days(self) -> int:
@@ -140,6 +160,11 @@ class ShardState:
     def _advance(self, q: _Query, values: tuple[float, ...]) -> None:
         for (channel, _), state in q.states.items():
             state.update(self.cols[channel][:, q.lo : q.hi], values[self.channels.index(channel)])
+        if self._price >= 0:
+            now = math.log1p(values[self._price])
+            if q.m:
+                q.squared += (now - q.log_price) ** 2
+            q.log_price = now
         q.m += 1
 
     def step(self, updates: list[Update]) -> list[Answer | None]:
@@ -155,7 +180,11 @@ class ShardState:
             if m != q.m + 1:
                 raise StateGap(f"{ticker}: shard at minute {q.m}, asked for minute {m}")
             self._advance(q, values)
-            out.append(self._answer(q) if q.hi > q.lo else None)
+            answer = self._answer(q) if q.hi > q.lo else None
+            model = self.risk_models.get(ticker)
+            if answer is not None and model is not None:
+                answer.risk = model.forecast(q.m, math.sqrt(q.squared))
+            out.append(answer)
         return out
 
     def _answer(self, q: _Query) -> Answer:

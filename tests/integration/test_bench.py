@@ -34,9 +34,9 @@ def test_bench_runs_a_tiny_market(tmp_path: Path) -> None:
     assert all(at >= 0.5 * i for i, at in enumerate(run["written_s"], start=1))
     assert run["rows_read"] == result["history_bars"] > 0 and run["cold_start_s"] > 0
     assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
-    # the engine's Redis commands: an XADD per entry (signals + timing + rebalance), an
-    # EVALSHA per commit at most per minute, one HSET per ticker's latest hash at least
-    calls, entries = run["redis_calls"], 3 * 6 * 4 + 3 * 6 + 6
+    # the engine's Redis commands: an XADD per entry (signals + timing + risk + rebalance),
+    # an EVALSHA per commit at most per minute, one HSET per ticker's latest hash at least
+    calls, entries = run["redis_calls"], 3 * 6 * 4 + 3 * 6 + 3 * 6 + 6
     assert run["entries"] == entries and calls["xadd"] >= entries
     assert 1 <= calls["evalsha"] <= 6 and calls["hset"] >= 3
     assert run["calls_per_entry"] == sum(calls.values()) / entries

@@ -15,6 +15,8 @@ import pytest
 from simsignal.engine.adapters.redis_store import RedisStore
 from simsignal.engine.adapters.synthetic import make_history, to_seed_format
 from simsignal.engine.core.algorithms import Params
+from simsignal.engine.core.derived import Derived
+from simsignal.engine.core.keys import Keys
 from simsignal.engine.core.templates import get_template
 from tests.helpers import (
     assert_neighbors,
@@ -23,6 +25,7 @@ from tests.helpers import (
     published,
     reference_ranked,
 )
+from tests.unit.test_risk import _har_by_statsmodels
 
 CN = get_template("cn")
 ALGOS = ["sq", "var", "sq_norm", "var_norm"]
@@ -116,6 +119,16 @@ def test_run_on_seed_format_history_equals_brute_force(
             assert_neighbors(got[(m, algo)], ref, keys, 10, f"{algo} m={m}")
         assert got[(m, "ensemble")].k > 0
     assert (tmp_path / "out" / "similarity.png").stat().st_size > 10_000
+
+    # the rest-of-day risk, one entry a minute: the days are dealt to both shards here (one
+    # ticker), so the model is fitted on the driver from all of them, equal to statsmodels
+    risk = {int(e.fields["minute"]): Derived.from_fields(e.fields)
+            for e in store.entries(Keys().risk("000001"))}  # fmt: skip
+    assert sorted(risk) == list(range(1, 242))
+    assert risk[241].algo == "closed" and risk[241].values["rv"] == 0.0
+    for m in (2, 30, 120, 240):
+        risk_want = _har_by_statsmodels(hist.astype(np.float32), x, m)
+        assert risk[m].algo == "har_x" and risk[m].values == pytest.approx(risk_want, rel=1e-5), m
 
 
 def test_subscribe_stops_at_count_and_says_what_it_reads(

@@ -36,6 +36,10 @@ def _example(kind: str) -> Signal | Derived:
         return replace(_signal(bar_epoch_ms=T, minute=1, slot="09:31"), ticker="000300~600000")
     if kind == "timing":
         return Derived("timing", "000300", "2024-04-26", 1, "09:31", "sq", T, {"position": 1})
+    if kind == "risk":
+        return Derived("risk", "000300", "2024-04-26", 1, "09:31", "har_x", T,
+                       {"rv": 0.004, "rv_q10": 0.002, "rv_q90": 0.007, "range": 0.009,
+                        "range_q10": 0.005, "range_q90": 0.015, "rv_so_far": 0.0})  # fmt: skip
     if kind == "rebalance":
         return Derived("rebalance", "", "2024-04-26", 1, "09:31", "sq", T,
                        {"weights": {"000300": 0.1}})  # fmt: skip
@@ -106,5 +110,5 @@ def test_each_kind_is_read_back_whole_by_its_reader_and_shown_by_the_dashboard(
 def test_a_reader_refuses_a_kind_it_does_not_carry(redis_server: RedisServer) -> None:
     with pytest.raises(ValueError, match=r"kinds = \['timing'\]: SignalReader reads signal, pair"):
         reader_for("signal")(redis_server.url, ["000300"], kinds=["timing"])
-    with pytest.raises(ValueError, match="kind = 'risk': choose from signal, pair"):
-        reader_for("risk")
+    with pytest.raises(ValueError, match="kind = 'news': choose from signal, pair"):
+        reader_for("news")

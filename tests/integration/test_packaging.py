@@ -126,7 +126,11 @@ def test_the_wheel_in_a_new_virtualenv_runs_the_demo_and_publishes_every_minute(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state?ticker=000300") as got:
             state = json.loads(got.read())
         assert state["view"]["minute"] == 241 and len(state["latest"]) == len(ALGOS)
-        assert set(state["derived"]) == {"timing", "rebalance"}
+        assert set(state["derived"]) == {"timing", "rebalance", "risk"}
+        assert state["derived"]["risk"]["minute"] == 241  # the last minute: nothing left
+        assert (
+            state["derived"]["risk"]["rv"] == 0.0 and state["derived"]["risk"]["algo"] == "closed"
+        )
         demo.proc.send_signal(signal.SIGINT)
         assert demo.finish(seconds=120) == 0, demo.out[-3000:]
         while len(heard) < 241 * len(ALGOS) and time.monotonic() - ended < 5:

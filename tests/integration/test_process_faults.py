@@ -77,9 +77,10 @@ def _signals(store: RedisStore, keys: Keys) -> dict[tuple[str, str], Signal]:
 
 
 def _derived(store: RedisStore, keys: Keys) -> dict[tuple[str, str], dict[str, str]]:
-    """Timing and rebalance entries, whole, by (stream without prefix, ID)."""
+    """Timing, risk and rebalance entries, whole, by (stream without prefix, ID)."""
     out = {}
-    for stream in [*(keys.timing(t) for t in TICKERS), keys.rebalance]:
+    for stream in [*(keys.timing(t) for t in TICKERS), *(keys.risk(t) for t in TICKERS),
+                   keys.rebalance]:  # fmt: skip
         for e in store.entries(stream):
             out[stream.split(":", 1)[1], e.id] = e.fields
     return out
@@ -195,7 +196,7 @@ def test_redis_killed_then_the_engine_killed_mid_batch_leave_what_a_clean_run_le
         _derived(there, Keys("faults-clean")),
     )
     assert got == want
-    assert got_derived == want_derived and len(want_derived) == (2 + 1) * MINUTES
+    assert got_derived == want_derived and len(want_derived) == (2 + 2 + 1) * MINUTES
 
 
 def _clean_run(tmp_path: Path, history: Path, day: str, live: pd.DataFrame, url: str

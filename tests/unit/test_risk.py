@@ -7,6 +7,7 @@ is checked on a GARCH market, whose volatility clustering a vol forecaster must 
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -87,7 +88,7 @@ def test_each_baseline_matches_its_definition_on_earlier_days_only() -> None:
     changed[d + 1 :] *= 3
     again = risk.forecasts(risk.day_risk(changed), d, m, [0.1, 0.2, 0.3])
     for name in risk.FORECASTERS:
-        assert again[name] == pytest.approx(made[name], rel=1e-12)
+        assert again[name] == pytest.approx(made[name], rel=1e-12, nan_ok=True)
 
 
 def test_har_x_waits_for_enough_days() -> None:
@@ -189,9 +190,132 @@ def test_on_a_garch_market_a_vol_forecaster_beats_the_historical_mean() -> None:
                       str(dates[200]), str(dates[-1])).report  # fmt: skip
     pooled = report["risk"]["targets"]["rv"]["checkpoints"]["pooled"]["forecasters"]
     best = min(pooled, key=lambda n: pooled[n]["mae"])
-    assert best in ("scaled_rv", "har_x")
+    assert best in ("published", "scaled_rv", "har_x")
+    for target in ("rv", "range"):  # the live signal's model is evaluate's HAR-X, fitted alike
+        both = report["risk"]["targets"][target]["checkpoints"]["pooled"]["forecasters"]
+        assert both["published"]["mae"] == pytest.approx(both["har_x"]["mae"], rel=1e-9)
+    assert "published" not in report["risk"]["targets"]["abs_move"]["checkpoints"]["pooled"][
+        "forecasters"]  # fmt: skip
     assert pooled[best]["mae"] < pooled["hist_mean"]["mae"]
     assert pooled[best]["dm_pvalue_vs_hist_mean"] < 0.01
     assert any(line.startswith(f"rv: {best} is best, beats") for line in report["risk"]["reading"])
     cover = report["band"]["checkpoints"]["pooled"]
     assert 0 <= cover["coverage_raw"] <= 1 and cover["n"] == pooled["hist_mean"]["n"]
+
+
+def _har_by_statsmodels(days: np.ndarray, today: np.ndarray, m: int) -> dict[str, float]:
+    """Minute m's live risk entry from scratch: OLS per target, smearing, residual quantiles."""
+    p = np.log1p(days.astype(np.float64))
+    sq = np.diff(p, axis=1) ** 2  # sq[:, t - 1]: the return into slot t
+    daily = np.sqrt(sq.sum(axis=1))
+    x, ys = [], []
+    for i in range(5, len(days)):
+        x.append([math.log(daily[i - 1]), math.log(daily[i - 5 : i].mean()),
+                  math.log(math.sqrt(sq[i, : m - 1].sum()))])  # fmt: skip
+        rest = p[i, m - 1 :]
+        ys.append([math.log(math.sqrt(sq[i, m - 1 :].sum())), math.log(rest.max() - rest.min())])
+    t = np.log1p(today[:m].astype(np.float64))
+    so_far = math.sqrt(float((np.diff(t) ** 2).sum()))
+    x_now = [1.0, math.log(daily[-1]), math.log(daily[-5:].mean()), math.log(so_far)]
+    out = {"rv_so_far": so_far}
+    for j, name in enumerate(("rv", "range")):
+        fit = sm.OLS(np.array(ys)[:, j], sm.add_constant(np.array(x))).fit()
+        level = float(fit.params @ x_now)
+        out[name] = math.exp(level) * float(np.mean(np.exp(fit.resid)))
+        out[f"{name}_q10"] = math.exp(level + float(np.quantile(fit.resid, 0.1)))
+        out[f"{name}_q90"] = math.exp(level + float(np.quantile(fit.resid, 0.9)))
+    return out
+
+
+def test_the_live_risk_entries_equal_a_statsmodels_fit_and_survive_a_restart() -> None:
+    """Each ticker's risk entry per minute, from the shard holding its days, as the contract."""
+    from simsignal.engine.core.derived import Derived
+    from simsignal.engine.core.pipeline.batcher import Arrival
+    from simsignal.engine.core.pipeline.local import ListSink, LocalShards
+    from simsignal.engine.core.pipeline.minute import MinutePipeline
+    from simsignal.engine.core.pipeline.ports import PipelineConfig
+    from simsignal.engine.core.shard_state import ShardState
+
+    rng = np.random.default_rng(8)
+    ratios = {"AAA": _ratios(rng, 61), "BBB": _ratios(rng, 61)}
+    history = {t: r[:-1].astype(np.float32) for t, r in ratios.items()}  # as a shard holds them
+    shards = [
+        ShardState(_curves_of({t: h}), ["sq"], 5, False, risk=True) for t, h in history.items()
+    ]
+    date = "2024-04-26"
+
+    def pipeline(states: list[ShardState]) -> tuple[MinutePipeline, ListSink]:
+        config = PipelineConfig(algorithms=("sq",), k=5, template="cn", date=date,
+                                last_close={t: ("2024-04-25", 100.0) for t in ratios},
+                                risk=True)  # fmt: skip
+        sink = ListSink()
+        return MinutePipeline(config, LocalShards(states), sink), sink
+
+    def bars(minute: int) -> list[Arrival]:
+        out = []
+        for t, r in ratios.items():
+            c = repr(100 * (1 + float(r[-1, minute - 1])))
+            out.append(Arrival({"ticker": t, "ts": f"{date}T{CN.label(minute - 1)}:00",
+                                "open": c, "high": c, "low": c, "close": c, "volume": "1"},
+                               "test", 0.0))  # fmt: skip
+        return out
+
+    live, sink = pipeline(shards)
+    for minute in range(1, 41):
+        live.on_batch(bars(minute))
+    risk = {(d.ticker, d.minute): d for d in sink.derived if d.kind == "risk"}
+    assert set(risk) == {(t, m) for t in ratios for m in range(1, 41)}
+    assert all(type(v) is float for d in risk.values() for v in d.values.values())  # JSON-ready
+    assert json.loads(risk[("AAA", 7)].to_json())["rv"] == risk[("AAA", 7)].values["rv"]
+    for (ticker, m), entry in risk.items():
+        if m < 3:  # no return yet (minute 1) or one: the historical mean at minute 1
+            continue
+        want = _har_by_statsmodels(history[ticker], ratios[ticker][-1], m)
+        assert entry.algo == "har_x" and entry.slot == CN.label(m - 1)
+        assert entry.values == pytest.approx(want, rel=1e-6), (ticker, m)
+    first = risk[("AAA", 1)]
+    assert first.algo == "hist_mean" and first.values["rv_so_far"] == 0.0
+    days = np.log1p(history["AAA"].astype(np.float64))
+    rest = np.sqrt((np.diff(days, axis=1) ** 2).sum(axis=1))
+    assert first.values["rv"] == pytest.approx(rest.mean(), rel=1e-9)
+    assert first.values["rv_q90"] == pytest.approx(np.quantile(rest, 0.9), rel=1e-9)
+
+    # a restarted engine: fresh shards restored from the journal give the same next minutes
+    fresh = [
+        ShardState(_curves_of({t: h}), ["sq"], 5, False, risk=True) for t, h in history.items()
+    ]
+    again, again_sink = pipeline(fresh)
+    again.restore(sink.records[:30])
+    for minute in range(31, 41):
+        again.on_batch(bars(minute))
+    redone = {(d.ticker, d.minute): d for d in again_sink.derived if isinstance(d, Derived)}
+    assert redone == {k: v for k, v in risk.items() if k[1] > 30}
+
+
+def test_the_live_model_fits_its_window_and_masked_quantiles_follow_numpy() -> None:
+    from simsignal.engine.core.risk_model import RiskModel, quantiles
+
+    ratio = _ratios(np.random.default_rng(9), 90).astype(np.float32)
+    m, window = 100, 40
+    model = RiskModel.fit(ratio, [m], window=window)
+    p = np.log1p(ratio.astype(np.float64))
+    sq = np.diff(p, axis=1) ** 2
+    daily = np.sqrt(sq.sum(axis=1))
+    rows = range(90 - window, 90)  # the last 40 days, their regressors from the days before
+    x = [[math.log(daily[i - 1]), math.log(daily[i - 5 : i].mean()),
+          math.log(math.sqrt(sq[i, : m - 1].sum()))] for i in rows]  # fmt: skip
+    y = [math.log(math.sqrt(sq[i, m - 1 :].sum())) for i in rows]
+    fit = sm.OLS(np.array(y), sm.add_constant(np.array(x))).fit()
+    assert model.beta[m - 1, 0] == pytest.approx(fit.params, rel=1e-8)
+    assert model.smear[m - 1, 0] == pytest.approx(np.mean(np.exp(fit.resid)), rel=1e-9)
+    assert np.isnan(model.beta[m, 0]).all()  # only the minutes asked for are fitted
+    assert model.mean[m - 1, 0, 0] == pytest.approx(np.mean(np.exp(y)), rel=1e-9)
+
+    values = np.random.default_rng(10).normal(size=(5, 30))
+    mask = np.random.default_rng(11).random((5, 30)) > 0.3
+    mask[3] = False
+    got = quantiles(values, mask, (0.1, 0.5, 0.9))
+    for row in range(5):
+        want = np.quantile(values[row][mask[row]], [0.1, 0.5, 0.9]) if mask[row].any() else [
+            math.nan] * 3  # fmt: skip
+        assert got[row] == pytest.approx(want, rel=1e-12, nan_ok=True)

@@ -75,6 +75,8 @@ def read(folder: Path, template: SessionTemplate, columns: list[str]) -> LoadedH
     per = {t: TickerReport(**r) for t, r in raw.pop("per_ticker").items()}
     report = LoadReport(**raw, per_ticker=per)
     report.rows_per_shard = {int(k): v for k, v in report.rows_per_shard.items()}
+    if "by_day" not in raw:  # a cache written before the flag: more shards hold rows than tickers
+        report.by_day = report.tickers < len(report.rows_per_shard)
     last = {t: (d, float(c)) for t, (d, c) in meta["last_close"].items()}
     refs = [r for rs in by_shard.values() for r in rs]
     return LoadedHistory(refs=refs, report=report, last_close=last, template=template,

@@ -37,6 +37,7 @@ class LoadReport:
     per_ticker: dict[str, TickerReport] = field(default_factory=dict)
     rows_per_shard: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+    by_day: bool = False  # days dealt to shards in turn (fewer tickers than shards): split
 
     @property
     def tickers_without_days(self) -> list[str]:

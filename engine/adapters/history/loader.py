@@ -161,6 +161,7 @@ def load_history(
 
     kept = days.filter(F.col("status") == KEPT).drop("status", "missing", "last_close")
     by_day = partition == "day" or (partition == "auto" and len(kept_days) < shards)
+    report.by_day = by_day
     if by_day:
         # Few tickers: deal the days out in turn, so every shard gets its share.
         order = Window.orderBy("ticker", "date")

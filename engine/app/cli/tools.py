@@ -160,7 +160,7 @@ def subscribe(
     ] = False,
     count: Annotated[int, typer.Option(help="stop after this many signals (0: never)")] = 0,
     kind: Annotated[
-        str, typer.Option("--kind", help="what to read: signal, pair, timing or rebalance")
+        str, typer.Option("--kind", help="what to read: signal, pair, timing, rebalance or risk")
     ] = "signal",
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     redis_url: RedisOpt = None,

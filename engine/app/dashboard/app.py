@@ -2,7 +2,7 @@
 
 Everything it shows comes from Redis, never from the engine's memory: the latest entry of
 every kind (`engine/core/kinds.py`) about the subject on display, a ticker or a pair (its
-signals per algorithm, its timing, the portfolio's rebalance), what the engine draws for it
+signals per algorithm, its timing and risk, the portfolio's rebalance), what the engine draws for it
 (`{prefix}:view:{ticker}`: today's line, the neighbours' curves, the forecast path and band)
 and the engine's health (`{prefix}:engine`). Each entry announced for the subject (any kind's
 channel) or view (`{prefix}:views`) pushes a fresh state to the page. It writes nothing.
@@ -36,7 +36,7 @@ def state_of(store: RedisStore, keys: Keys, ticker: str) -> dict[str, Any]:
     """What the page shows for one ticker (or pair `A~B`), read from Redis now.
 
     `latest`: its signals per algorithm (kind `signal`, or `pair`); `derived`: the newest
-    entry of each derived kind about it (its `timing`, the portfolio's `rebalance`).
+    entry of each derived kind about it (its `timing` and `risk`, the portfolio's `rebalance`).
     """
     view = store.get(keys.view(ticker))
     own = of_signal(ticker)

@@ -15,9 +15,11 @@ Forecasters, each from the same ticker's days before the test day only:
   rv_so_far · √(Σ_{t ≥ m} s_t / Σ_{1 ≤ t < m} s_t); |move| and range are that times their
   mean ratio to rv on earlier days;
 - `har_x`: OLS of log(target) on log(the day before's whole-day rv), log(the mean whole-day rv
-  of the 5 days before) and log(rv so far), fitted on earlier days (at least `MIN_FIT`), back
-  to levels with Duan's smearing factor;
-- `analogue`: the mean of the neighbour days' own target at m (one algorithm's k neighbours).
+  of the 5 days before) and log(rv so far), fitted on the last `WINDOW` earlier days (at least
+  `MIN_FIT`), back to levels with Duan's smearing factor;
+- `analogue`: the mean of the neighbour days' own target at m (one algorithm's k neighbours);
+- `published`: what the live `risk` signal would have published (`risk_model.py`, rv and
+  range only): its model fitted on the same earlier days, by the same code as live.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from numpy.typing import NDArray
 
 from simsignal.engine.app.evaluation import metrics
 from simsignal.engine.core.curves import DayCurves
+from simsignal.engine.core.risk_model import WINDOW, RiskModel
 
 TARGETS = ("abs_move", "rv", "range")
-FORECASTERS = ("hist_mean", "yesterday", "scaled_rv", "har_x", "analogue")
-MIN_FIT = 30  # earlier days a HAR-X fit needs
+FORECASTERS = ("published", "hist_mean", "yesterday", "scaled_rv", "har_x", "analogue")
+MIN_FIT = 30  # earlier days a HAR-X fit needs (as the live model's)
 WEEK = 5
 F64 = NDArray[np.float64]
 
@@ -93,6 +96,7 @@ class Baselines:
         if before > 0 and mean[1] > 0:
             scaled = r.so_far[d, now] * math.sqrt(after / before) * mean / mean[1]
         return {
+            "published": nan,  # the walk's own column (`risk_frame`)
             "hist_mean": mean,
             "yesterday": r.targets[d - 1, now],
             "scaled_rv": scaled,
@@ -101,6 +105,7 @@ class Baselines:
         }
 
     def _har_x(self, d: int, now: int) -> F64:
+        """HAR-X fitted on days [d − WINDOW, d) (the live model's window), from running sums."""
         if self._now != now or self._har is None:
             x = har_design(self.risk, now)
             with np.errstate(divide="ignore"):
@@ -109,20 +114,30 @@ class Baselines:
             xs = np.where(np.isfinite(x), x, 0.0)
             ys = np.where(ok, y, 0.0)
             outer = np.einsum("di,dj->dij", xs, xs)
-            xtx = np.cumsum(ok[:, :, None, None] * outer[:, None], axis=0)  # [days, 3, 4, 4]
-            xty = np.cumsum(ok[:, :, None] * (ys[:, :, None] * xs[:, None]), axis=0)
-            self._har = (x, y, xtx, xty, np.cumsum(ok, axis=0), ok)
+            zero = np.zeros((1, 3))
+            xtx = np.concatenate(
+                [
+                    zero[..., None, None] * np.zeros((4, 4)),
+                    np.cumsum(ok[:, :, None, None] * outer[:, None], axis=0),
+                ]
+            )
+            xty = np.concatenate([zero[..., None] * np.zeros(4),
+                                  np.cumsum(ok[:, :, None] * (ys[:, :, None] * xs[:, None]),
+                                            axis=0)])  # fmt: skip
+            count = np.concatenate([np.zeros((1, 3), np.int64), np.cumsum(ok, axis=0)])
+            self._har = (x, y, xtx, xty, count, ok)
             self._now = now
         x, y, xtx, xty, count, ok = self._har
         out = np.full(3, math.nan)
         if d < 1 or not np.isfinite(x[d]).all():
             return out
+        a = max(0, d - WINDOW)
         for i in range(3):
-            if count[d - 1, i] < MIN_FIT:
+            if count[d, i] - count[a, i] < MIN_FIT:
                 continue
-            beta = np.linalg.solve(xtx[d - 1, i], xty[d - 1, i])
-            fit = ok[:d, i]
-            smear = float(np.mean(np.exp(y[:d, i][fit] - x[:d][fit] @ beta)))
+            beta = np.linalg.solve(xtx[d, i] - xtx[a, i], xty[d, i] - xty[a, i])
+            fit = ok[a:d, i]
+            smear = float(np.mean(np.exp(y[a:d, i][fit] - x[a:d][fit] @ beta)))
             out[i] = math.exp(float(x[d] @ beta)) * smear
         return out
 
@@ -167,9 +182,15 @@ def risk_frame(curves: DayCurves, walked: pd.DataFrame, algo: str) -> pd.DataFra
         risk = day_risk(curves.ratio[own])
         baselines = Baselines(risk)
         index = {d: i for i, d in enumerate(dates[own].tolist())}
+        minutes = sorted(set(at["minute"].astype(int).tolist()))
+        live: dict[int, RiskModel] = {}
         for r in at.sort_values(["minute", "date"]).itertuples(index=False):  # a minute at a time
             d, m = index[str(r.date)], int(r.minute)
             made = baselines.forecasts(d, m, [r.an_abs_move, r.an_rv, r.an_range])
+            if d not in live:  # fitted on the days before d, at the minutes scored
+                live[d] = RiskModel.fit(curves.ratio[own][:d], minutes)
+            sent = live[d].forecast(m, float(risk.so_far[d, m - 1]))
+            made["published"] = np.array([math.nan, float(sent["rv"]), float(sent["range"])])
             row: dict[str, Any] = {"date": r.date, "ticker": ticker, "minute": m}
             for i, target in enumerate(TARGETS):
                 row[target] = float(risk.targets[d, m - 1, i])
@@ -256,5 +277,9 @@ def risk_reading(targets: dict[str, Any]) -> list[str]:
             rel = a["mae"] / b["mae"] - 1
             said = (f"; the neighbours' analogue is {rel:.0%} worse than {best} "
                     f"(rank correlation {a['spearman']:+.2f})")  # fmt: skip
+        live = pooled.get("published")
+        if live is not None and best != "published":
+            said += (f"; the live risk signal (published) is {live['mae'] / b['mae'] - 1:.0%} "
+                     f"worse than {best}")  # fmt: skip
         lines.append(f"{target}: {best} is best, {verdict}{said} (n = {b['n']}).")
     return lines

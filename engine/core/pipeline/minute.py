@@ -24,6 +24,7 @@ from simsignal.engine.core.algorithms import ALGO_INDEX, ENSEMBLE, Algorithm, se
 from simsignal.engine.core.bars import BadBar, BarGate, check_move, parse_bar
 from simsignal.engine.core.derived import Derived, Deriver
 from simsignal.engine.core.forecast import Forecast, ensemble, forecast_many
+from simsignal.engine.core.kinds import RISK
 from simsignal.engine.core.pipeline.batcher import Arrival
 from simsignal.engine.core.pipeline.journal import BatchRecord
 from simsignal.engine.core.pipeline.merge import Matches, merge_candidates
@@ -129,10 +130,11 @@ class MinutePipeline:
         replies = self.fanout.step(updates)
         best = [self._merged([r[p.index] for r in replies]) for p in pending]
         made = self._forecasts(pending, best)
-        results = [self._minute(p, b, f) for p, b, f in zip(pending, best, made, strict=True)]
+        results = [self._minute(p, b, f, _risk(replies, p.index))
+                   for p, b, f in zip(pending, best, made, strict=True)]  # fmt: skip
         signals = [s for r in results for s in r.signals]
         record.signals = len(signals)
-        derived = self._derived(results)
+        derived = self._derived(results) + self._risks(results)
         self.sink.publish([*signals, *derived], record)
         self.journal.append(record)
         for r in results:
@@ -263,7 +265,11 @@ class MinutePipeline:
         return out
 
     def _minute(
-        self, p: _Pending, best: dict[str, Matches], made: dict[str, Forecast]
+        self,
+        p: _Pending,
+        best: dict[str, Matches],
+        made: dict[str, Forecast],
+        risk: dict[str, float | str] | None = None,
     ) -> MinuteResult:
         signals: list[Signal] = []
         made = {name: self._calibrated(name, p, f) for name, f in made.items()}
@@ -282,10 +288,10 @@ class MinutePipeline:
             if not _finite(f):
                 self.not_finite += 1
                 return MinuteResult(p.ticker, p.minute, p.x, p.close, best, made, signals,
-                                    p.arrival)  # fmt: skip
+                                    p.arrival, risk)  # fmt: skip
             made = {**made, ENSEMBLE: f}
             signals.append(self._signal(p, ENSEMBLE, f, _votes(list(best.values()), self.config.k)))
-        return MinuteResult(p.ticker, p.minute, p.x, p.close, best, made, signals, p.arrival)
+        return MinuteResult(p.ticker, p.minute, p.x, p.close, best, made, signals, p.arrival, risk)
 
     def _derived(self, results: list[MinuteResult]) -> list[Derived]:
         """The batch's timing entries and its rebalance (none when both are off)."""
@@ -293,6 +299,23 @@ class MinutePipeline:
             return []
         label = self.template.label
         return self.deriver.entries(results, self.config.date, self.stamp, lambda m: label(m - 1))
+
+    def _risks(self, results: list[MinuteResult]) -> list[Derived]:
+        """The batch's risk entries, one per ticker minute the shards forecast (when on)."""
+        if not self.config.risk:
+            return []
+        out = []
+        for r in results:
+            if r.risk is None or pairs.is_pair(r.ticker):
+                continue
+            values = {k: v for k, v in r.risk.items() if k != "model"}
+            if not all(math.isfinite(float(v)) for v in values.values()):
+                self.not_finite += 1
+                continue
+            out.append(Derived(RISK.name, r.ticker, self.config.date, r.minute,
+                               self.template.label(r.minute - 1), str(r.risk["model"]),
+                               self.stamp(r.minute), values))  # fmt: skip
+        return out
 
     def _calibrated(self, algo: str, p: _Pending, f: Forecast) -> Forecast:
         """up_prob through the calibration, when it has a weight for this algorithm."""
@@ -328,6 +351,15 @@ class MinutePipeline:
         if pairs.is_pair(ticker):
             return self.pair_values[ticker][: m - 1]
         return self.today[ticker].values[: m - 1]
+
+
+def _risk(replies: Sequence[Sequence[Answer | None]], index: int) -> dict[str, float | str] | None:
+    """The rest-of-day forecast of one update: from the shard holding the ticker's days."""
+    for reply in replies:
+        answer = reply[index]
+        if answer is not None and answer.risk is not None:
+            return answer.risk
+    return None
 
 
 def _votes(best: list[Matches], k: int) -> tuple[tuple[str | float, ...], ...]:

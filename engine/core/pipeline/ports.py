@@ -70,6 +70,7 @@ class PipelineConfig:
     rebalance: RebalanceRule | None = None  # derived portfolio weights (None: not published)
     derived_algo: str = ""  # whose forecasts they use ("": the ensemble, else the first)
     pairs: tuple[tuple[str, str], ...] = ()  # (A, B): the spread A − B, searched as `A~B`
+    risk: bool = False  # publish the shards' rest-of-day risk forecasts (`risk_model.py`)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class MinuteResult:
     forecasts: dict[str, Forecast]
     signals: list[Signal]
     arrival: Arrival
+    risk: dict[str, float | str] | None = None  # the shards' rest-of-day forecast, if any
 
     @property
     def arrived_at(self) -> float:

@@ -93,7 +93,9 @@ function render(state) {
       kind === "rebalance" && d.weights
         ? `weight ${pct((d.weights[state.ticker] ?? 0), false)}, cash ${pct(d.cash, false)}`
         : d.position !== undefined ? `position ${d.position}, edge ${Number(d.edge).toFixed(3)}`
-          : JSON.stringify(d));
+          : kind === "risk" ? `volatility left ${pct(d.rv, false)} (${pct(d.rv_q10, false)}–`
+            + `${pct(d.rv_q90, false)}), range left ${pct(d.range, false)}`
+            : JSON.stringify(d));
     derived.appendChild(item);
   }
   const h = state.health || {};
