@@ -51,11 +51,8 @@ class RiskModel:
         The regression and the historical mean use the last `window` days; `minutes` (1-based)
         limits the fit to those minutes (the rest stay unfitted), as `evaluate` needs.
         """
-        p = np.log1p(np.asarray(ratio, np.float64))
+        p, _, done = day_paths(ratio)
         days, slots = p.shape
-        squared = np.zeros_like(p)
-        squared[:, 1:] = np.diff(p, axis=1) ** 2
-        done = np.cumsum(squared, axis=1)
         total = done[:, -1]
         daily = np.sqrt(total)
         day_x = np.full((days, 2), math.nan)  # log rv of the day before, of the 5 days before
@@ -72,12 +69,9 @@ class RiskModel:
         rows = slice(max(0, days - window), days)
         if not len(cols) or days == 0:
             return out
-        pw = p[rows]
-        high = np.maximum.accumulate(pw[:, ::-1], axis=1)[:, ::-1][:, cols]
-        low = np.minimum.accumulate(pw[:, ::-1], axis=1)[:, ::-1][:, cols]
         so_far = done[rows][:, cols]
         rest = np.sqrt(np.maximum(total[rows, None] - so_far, 0.0))
-        target = np.stack([rest, high - low], axis=2).transpose(1, 0, 2)  # [cols, days, 2]
+        target = np.stack([rest, range_left(p[rows])[:, cols]], axis=2).transpose(1, 0, 2)
         out.mean[cols, :, 0] = target.mean(axis=1)
         out.mean[cols, :, 1:] = np.moveaxis(np.quantile(target, [0.1, 0.9], axis=1), 0, -1)
         n = target.shape[1]
@@ -139,6 +133,24 @@ class RiskModel:
                         math.exp(level[j] + self.resid_q[now, j, 1])]  # fmt: skip
             return "har_x", tuple(out)
         return "hist_mean", tuple(float(v) for v in self.mean[now].reshape(-1))
+
+
+def day_paths(ratio: NDArray[np.floating]) -> tuple[F64, F64, F64]:
+    """Per day: log prices p = log(1 + ratio), squared minute returns (slot 0: 0), their sums.
+
+    The sum at slot t holds the returns into slots 1 … t: the rv so far of minute t + 1.
+    """
+    p = np.log1p(np.asarray(ratio, np.float64))
+    squared = np.zeros_like(p)
+    squared[:, 1:] = np.diff(p, axis=1) ** 2
+    return p, squared, np.cumsum(squared, axis=1)
+
+
+def range_left(p: F64) -> F64:
+    """Each day's high − low of its log prices from every slot to the close."""
+    high = np.maximum.accumulate(p[:, ::-1], axis=1)[:, ::-1]
+    low = np.minimum.accumulate(p[:, ::-1], axis=1)[:, ::-1]
+    return np.asarray(high - low, np.float64)
 
 
 def _solve(a: F64, b: F64) -> F64:

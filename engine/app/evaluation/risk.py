@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from simsignal.engine.app.evaluation import metrics
 from simsignal.engine.core.curves import DayCurves
-from simsignal.engine.core.risk_model import WINDOW, RiskModel
+from simsignal.engine.core.risk_model import WINDOW, RiskModel, day_paths, range_left
 
 TARGETS = ("abs_move", "rv", "range")
 FORECASTERS = ("published", "hist_mean", "yesterday", "scaled_rv", "har_x", "analogue")
@@ -56,15 +56,10 @@ class DayRisk:
 
 def day_risk(ratio: NDArray[np.floating]) -> DayRisk:
     """Every day's rest-of-day targets at every minute, by cumulative sums (no loop over m)."""
-    p = np.log1p(np.asarray(ratio, np.float64))
-    squared = np.zeros_like(p)
-    squared[:, 1:] = np.diff(p, axis=1) ** 2
-    done = np.cumsum(squared, axis=1)  # done[:, t] = Σ_{1 ≤ u ≤ t} r_u²
+    p, squared, done = day_paths(ratio)  # done[:, t] = Σ_{1 ≤ u ≤ t} r_u²
     total = done[:, -1:]
-    high = np.maximum.accumulate(p[:, ::-1], axis=1)[:, ::-1]  # max of p[t:]
-    low = np.minimum.accumulate(p[:, ::-1], axis=1)[:, ::-1]
     targets = np.stack([np.abs(p[:, -1:] - p), np.sqrt(np.maximum(total - done, 0.0)),
-                        high - low], axis=2)  # fmt: skip
+                        range_left(p)], axis=2)  # fmt: skip
     return DayRisk(targets, np.sqrt(done), np.sqrt(total[:, 0]), squared)
 
 
