@@ -1,7 +1,9 @@
-"""A fitted up_prob calibration, as a live run applies it (fitted by `simsignal evaluate`).
+"""A fitted calibration, as a live run applies it (fitted by `simsignal evaluate`).
 
-p = b + λ·(raw − b): b is the share of history days that rose from this minute to the close
-(per ticker, "*" for any other), λ the algorithm's weight. See evaluation/calibration.py.
+up_prob: p = b + λ·(raw − b): b is the share of history days that rose from this minute to
+the close (per ticker, "*" for any other), λ the algorithm's weight (evaluation/calibration.py).
+The band: [q10, q90] keeps its centre and its half-width is scaled by the algorithm's `band`
+factor, so that it held 80 % of the closes on the days evaluated (evaluation/band.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ class Calibration:
     base_up: dict[str, list[float]]  # ticker (or "*" for any other) → share up, per minute
     fitted_on: dict[str, str | int] = field(default_factory=dict)
     format: int = FORMAT
+    band: dict[str, float] = field(default_factory=dict)  # algorithm → half-width factor
+
+    def q10_q90(self, algo: str, q10: float, q90: float) -> tuple[float, float]:
+        """The band widened or narrowed about its centre (as it is when the algo is unknown)."""
+        scale = self.band.get(algo)
+        if scale is None:
+            return q10, q90
+        centre, half = (q10 + q90) / 2, (q90 - q10) / 2
+        return centre - scale * half, centre + scale * half
 
     def up_prob(self, algo: str, ticker: str, minute: int, raw: float) -> float:
         """The calibrated probability of a rise to the close (raw when the algo is unknown)."""
@@ -55,6 +66,9 @@ class Calibration:
             for ticker, base in made.base_up.items():
                 if not all(0.0 <= float(b) <= 1.0 for b in base):
                     raise ValueError(f"base rates of {ticker!r} are not all in [0, 1]")
+            for algo, scale in made.band.items():
+                if not 0.0 < float(scale) < 1e6:
+                    raise ValueError(f"band factor of {algo!r} is {scale!r}, not above 0")
             return made
         except (OSError, ValueError, TypeError) as err:
             raise CalibrationError(f"calibration file {path}: {err}") from err

@@ -101,6 +101,10 @@ def test_evaluate_then_run_with_its_calibration_then_chart(
                      tmp_path)  # fmt: skip
     assert "Spark not needed" in run
     cal = json.loads(cal_path.read_text())
+    assert set(cal["band"]) == {"sq", "var", "ensemble"}  # the band's factor, for the live run
+    assert cal["band"]["ensemble"] == pytest.approx(
+        report["band"]["checkpoints"]["pooled"]["scale"]
+    )
     moves = (1 + ratio[:, -1:]) / (1 + ratio) - 1
     base = np.mean(np.where(moves > 0, 1.0, np.where(moves == 0, 0.5, 0.0)), axis=0)
     np.testing.assert_allclose(cal["base_up"]["000300"], base, rtol=1e-9)

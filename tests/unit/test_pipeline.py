@@ -175,7 +175,8 @@ def test_a_calibration_moves_up_prob_toward_the_base_rate_and_keeps_the_raw_shar
     algos = (*ALGOS, "ensemble")
     base = [0.3 + 0.001 * m for m in range(CN.slots)]
     cal = Calibration(weights={"sq": 0.25, "var": 0.0, "ensemble": 0.5},
-                      base_up={TICKERS[0]: base, "*": [0.6] * CN.slots})  # fmt: skip
+                      base_up={TICKERS[0]: base, "*": [0.6] * CN.slots},
+                      band={"sq": 1.5, "ensemble": 0.5})  # fmt: skip
     hist, _ = _history()
     runs = []
     for calibration in (None, cal):
@@ -202,4 +203,9 @@ def test_a_calibration_moves_up_prob_toward_the_base_rate_and_keeps_the_raw_shar
             assert c.up_prob == pytest.approx(b + lam * (p.up_prob_raw - b), abs=1e-12), key
         else:  # no weight for this algorithm: left raw
             assert c.up_prob == p.up_prob, key
-        assert replace(c, up_prob=0.0, up_prob_raw=0.0) == replace(p, up_prob=0.0, up_prob_raw=0.0)
+        scale = cal.band.get(algo, 1.0)  # the band about its centre; the ensemble mixes raw bands
+        centre, half = (p.q10 + p.q90) / 2, (p.q90 - p.q10) / 2
+        assert c.q10 == pytest.approx(centre - scale * half, abs=1e-15), key
+        assert c.q90 == pytest.approx(centre + scale * half, abs=1e-15), key
+        assert replace(c, up_prob=0.0, up_prob_raw=0.0, q10=0.0, q90=0.0) == replace(
+            p, up_prob=0.0, up_prob_raw=0.0, q10=0.0, q90=0.0)  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -129,24 +130,45 @@ def test_scores_match_plain_computations() -> None:
 
 def test_band_coverage_and_its_walk_forward_scale_match_loops() -> None:
     rng = np.random.default_rng(5)
-    days = [f"2024-{1 + d // 28:02d}-{1 + d % 28:02d}" for d in range(50)]
-    frame = pd.DataFrame({"date": days, "minute": 60, "algo": "sq", "additive": False})
-    frame["q10"] = -0.01 + rng.normal(0, 1e-3, 50)
-    frame["q90"] = 0.01 + rng.normal(0, 1e-3, 50)
-    frame["x_end"] = rng.normal(0, 0.012, 50)  # wider than the band: it under-covers
+    days = [f"2024-{1 + d // 28:02d}-{1 + d % 28:02d}" for d in range(30)]
+    frame = pd.DataFrame({"date": days * 2, "minute": [60] * 30 + [120] * 30, "algo": "sq",
+                          "additive": False})  # fmt: skip
+    frame["q10"] = -0.01 + rng.normal(0, 1e-3, 60)
+    frame["q90"] = 0.01 + rng.normal(0, 1e-3, 60)
+    frame["x_end"] = rng.normal(0, 0.012, 60)  # wider than the band: it under-covers
     got = band.band_section(frame, "sq")["checkpoints"]
-    inside = [(r.q10 <= r.x_end <= r.q90) for r in frame.itertuples()]
-    assert got["60"]["coverage_raw"] == pytest.approx(np.mean(inside))
-    z = [abs(r.x_end - (r.q10 + r.q90) / 2) / ((r.q90 - r.q10) / 2) for r in frame.itertuples()]
+    rows = list(frame.itertuples())
+    z = [abs(r.x_end - (r.q10 + r.q90) / 2) / ((r.q90 - r.q10) / 2) for r in rows]
     covered = []
-    for i, day in enumerate(days):
-        earlier = [z[j] for j in range(50) if days[j] < day]
+    for i, r in enumerate(rows):  # λ from the earlier days' rows of both checkpoints
+        earlier = [z[j] for j, o in enumerate(rows) if o.date < r.date]
         scale = np.quantile(earlier, 0.8) if len(earlier) >= band.MIN_EARLIER else 1.0
         covered.append(z[i] <= scale)
-    assert got["60"]["coverage_calibrated"] == pytest.approx(np.mean(covered))
-    assert got["60"]["scale"] == pytest.approx(np.quantile(z, 0.8))
-    assert got["pooled"]["coverage_raw"] == got["60"]["coverage_raw"]
-    assert got["60"]["coverage_raw"] < 0.8 and got["60"]["scale"] > 1  # too narrow: widened
+    for minute, part in ((60, slice(0, 30)), (120, slice(30, 60))):
+        inside = [(r.q10 <= r.x_end <= r.q90) for r in rows[part]]
+        assert got[str(minute)]["coverage_raw"] == pytest.approx(np.mean(inside))
+        assert got[str(minute)]["coverage_calibrated"] == pytest.approx(np.mean(covered[part]))
+        assert got[str(minute)]["scale"] == pytest.approx(np.quantile(z[part], 0.8))
+    assert got["pooled"]["coverage_calibrated"] == pytest.approx(np.mean(covered))
+    assert got["pooled"]["coverage_raw"] < 0.8 and got["pooled"]["scale"] > 1  # too narrow
+    assert band.final_scales(frame) == {"sq": pytest.approx(np.quantile(z, 0.8))}
+
+
+def test_a_calibration_file_carries_the_band_and_an_older_one_still_loads(tmp_path: Path) -> None:
+    from simsignal.engine.core.calibration import Calibration, CalibrationError
+
+    cal = Calibration({"sq": 0.5}, {"*": [0.5] * 3}, band={"sq": 1.25})
+    again = Calibration.load(cal.save(tmp_path / "c.json"))
+    assert again == cal and again.q10_q90("sq", -0.02, 0.04) == pytest.approx((-0.0275, 0.0475))
+    assert again.q10_q90("var", -0.02, 0.04) == (-0.02, 0.04)
+    older = json.loads((tmp_path / "c.json").read_text())
+    del older["band"]
+    (tmp_path / "old.json").write_text(json.dumps(older))
+    assert Calibration.load(tmp_path / "old.json").band == {}
+    older["band"] = {"sq": -1}
+    (tmp_path / "bad.json").write_text(json.dumps(older))
+    with pytest.raises(CalibrationError, match="band factor of 'sq' is -1"):
+        Calibration.load(tmp_path / "bad.json")
 
 
 def _curves_of(ratios: dict[str, np.ndarray]) -> DayCurves:

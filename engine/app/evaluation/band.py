@@ -2,9 +2,10 @@
 
 The band is the neighbours' continued closes' 10th and 90th percentiles. Calibrated, it keeps
 its centre c = (q10 + q90)/2 and scales its half-width w = (q90 − q10)/2 by λ, the 80th
-percentile of |close − c| / w over the EARLIER test days at the same checkpoint (1 until
+percentile of |close − c| / w over the EARLIER test days, all checkpoints together (1 until
 `MIN_EARLIER` of them are known): walk-forward, as the up_prob calibration, never fitted on
-the day it is judged on.
+the day it is judged on. λ fitted on every test day is what `calibration.json` carries for
+a live run (`final_scales`).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def walk_forward_scales(rows: pd.DataFrame) -> NDArray[np.float64]:
     return out
 
 
-def coverage(rows: pd.DataFrame) -> dict[str, Any]:
-    """Share of closes inside the raw and the calibrated band, and the λ for live use."""
+def coverage(rows: pd.DataFrame, scales: NDArray[np.float64]) -> dict[str, Any]:
+    """Share of closes inside the raw and the calibrated band (by `scales`), and λ of these rows."""
     if not len(rows):
         return {"n": 0, "coverage_raw": math.nan, "coverage_calibrated": math.nan,
                 "scale": math.nan}  # fmt: skip
@@ -52,21 +53,31 @@ def coverage(rows: pd.DataFrame) -> dict[str, Any]:
     return {
         "n": len(rows),
         "coverage_raw": float(inside_raw.mean()),
-        "coverage_calibrated": float(np.mean(z <= walk_forward_scales(rows))),
-        "scale": float(np.quantile(z, COVER)),  # fitted on every row: what a live run would use
+        "coverage_calibrated": float(np.mean(z <= scales)),
+        "scale": float(np.quantile(z, COVER)),  # fitted on every row
     }
 
 
 def band_section(frame: pd.DataFrame, algo: str) -> dict[str, Any]:
-    """`band` of the report: per checkpoint and pooled, for `algo`'s published band."""
+    """`band` of the report: per checkpoint and pooled, for `algo`'s published band.
+
+    Every row is calibrated by the λ of the earlier days' rows of all checkpoints, as live.
+    """
     rows = frame[(frame["algo"] == algo) & ~frame["additive"].astype(bool)]
+    scaled = pd.Series(walk_forward_scales(rows), index=rows.index)
     per: dict[str, Any] = {}
-    calibrated = []
     for minute, at in rows.groupby("minute", sort=True):
-        per[str(minute)] = coverage(at)
-        calibrated.append(distance(at) <= walk_forward_scales(at))
-    pooled = coverage(rows)
-    if calibrated:  # pooled: each row with its own checkpoint's λ
-        pooled["coverage_calibrated"] = float(np.mean(np.concatenate(calibrated)))
-    per["pooled"] = pooled
+        per[str(minute)] = coverage(at, scaled[at.index].to_numpy())
+    per["pooled"] = coverage(rows, scaled.to_numpy())
     return {"algorithm": algo, "target": COVER, "checkpoints": per}
+
+
+def final_scales(frame: pd.DataFrame) -> dict[str, float]:
+    """λ per algorithm from every test day: the factor a live run applies to its band."""
+    rows = frame[~frame["additive"].astype(bool)]
+    out = {}
+    for algo, at in rows.groupby("algo", sort=True):
+        z = distance(at)
+        if len(z) >= MIN_EARLIER and np.isfinite(np.quantile(z, COVER)):
+            out[str(algo)] = float(np.quantile(z, COVER))
+    return out

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from simsignal.engine.app.evaluation import calibration, report
-from simsignal.engine.app.evaluation.band import band_section
+from simsignal.engine.app.evaluation.band import band_section, final_scales
 from simsignal.engine.app.evaluation.risk import risk_frame, risk_section
 from simsignal.engine.app.evaluation.walk_forward import (
     Progress,
@@ -72,6 +72,7 @@ def evaluate(
         weights=calibration.final_weights(frame),
         base_up=_base_rates(curves, end, names, config.pooled),
         fitted_on={"from": dates[0], "to": dates[-1], "days": walked.days, "k": config.k},
+        band=final_scales(frame),
     )
     built = report.build(frame, meta, cost_bps, rule, rebalance)
     scorers = [a for a in config.algorithms if a != ENSEMBLE]

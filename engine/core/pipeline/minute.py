@@ -327,12 +327,15 @@ class MinutePipeline:
     def _signal(
         self, p: _Pending, algo: str, f: Forecast, neighbors: tuple[tuple[str | float, ...], ...]
     ) -> Signal:
+        cal = self.config.calibration
+        q10, q90 = (f.q10, f.q90) if cal is None or pairs.is_pair(p.ticker) else cal.q10_q90(
+            algo, f.q10, f.q90)  # fmt: skip
         return Signal(
             ticker=p.ticker, date=self.config.date, minute=p.minute,
             slot=self.template.label(p.minute - 1), algo=algo, algo_index=ALGO_INDEX[algo],
             bar_epoch_ms=self.stamp(p.minute), k=len(neighbors), pred_close=f.pred_close,
             pred_close_mean=f.pred_close_mean, pred_move=f.pred_move, up_prob=f.up_prob,
-            up_prob_raw=f.up_prob_raw, q10=f.q10, q50=f.q50, q90=f.q90, dispersion=f.dispersion,
+            up_prob_raw=f.up_prob_raw, q10=q10, q50=f.q50, q90=q90, dispersion=f.dispersion,
             neighbors=neighbors,
             latency_ms=round((self.clock() - p.arrival.at) * 1e3, 3),
         )  # fmt: skip
