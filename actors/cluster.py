@@ -94,6 +94,9 @@ def drop_dangling_session_link(ray_dir: Path) -> bool:
 
 
 log = logging.getLogger(__name__)
+# RayDP's JVM agent logs under /tmp/ray/session_latest when the JVM is not told Ray's log
+# folder (Spark's driver JVM is not), whatever RAY_TMPDIR says: its link is checked too.
+AGENT_RAY_FOLDER = Path("/tmp/ray")
 LOOPBACK = "127.0.0.1"
 # Ray takes its node address from this switch when it is imported: "0" makes it 127.0.0.1,
 # and then every Ray server binds to loopback (measured with `ss -ltn`: none on 0.0.0.0).
@@ -120,7 +123,8 @@ def start_ray(num_cpus: int | None = None, address: str | None = "local") -> dic
         return connect_client(str(address))
     spark_env()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    drop_dangling_session_link(ray_folder())
+    for folder in dict.fromkeys((ray_folder(), AGENT_RAY_FOLDER)):
+        drop_dangling_session_link(folder)
     if address == "local":  # one machine: Ray's, Spark's and the metrics ports on loopback only
         os.environ["SPARK_LOCAL_IP"] = LOOPBACK  # the JVMs that Ray's workers start inherit it
         if os.environ.get(LOOPBACK_ONLY[0]) != LOOPBACK_ONLY[1]:
