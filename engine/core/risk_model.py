@@ -54,15 +54,7 @@ class RiskModel:
         p, _, done = day_paths(ratio)
         days, slots = p.shape
         total = done[:, -1]
-        daily = np.sqrt(total)
-        day_x = np.full((days, 2), math.nan)  # log rv of the day before, of the 5 days before
-        last = (math.nan, math.nan)
-        with np.errstate(divide="ignore"):
-            if days >= WEEK:
-                week = np.log(np.convolve(daily, np.ones(WEEK) / WEEK, "valid"))
-                day_x[WEEK:, 0] = np.log(daily[WEEK - 1 : -1])
-                day_x[WEEK:, 1] = week[:-1]
-                last = (float(np.log(daily[-1])), float(week[-1]))
+        day_x, last = day_regressors(np.sqrt(total))
         wanted = range(slots - 1) if minutes is None else sorted({m - 1 for m in minutes})
         cols = np.array([c for c in wanted if 0 <= c < slots - 1], np.intp)
         out = cls.empty(slots, last)
@@ -144,6 +136,23 @@ def day_paths(ratio: NDArray[np.floating]) -> tuple[F64, F64, F64]:
     squared = np.zeros_like(p)
     squared[:, 1:] = np.diff(p, axis=1) ** 2
     return p, squared, np.cumsum(squared, axis=1)
+
+
+def day_regressors(daily_rv: F64) -> tuple[F64, tuple[float, float]]:
+    """Per day: log rv of the day before and log mean rv of the 5 days before; and today's.
+
+    The first 5 days have none (NaN); "today's" are the two for the day after the last.
+    """
+    days = len(daily_rv)
+    out = np.full((days, 2), math.nan)
+    last = (math.nan, math.nan)
+    if days >= WEEK:
+        with np.errstate(divide="ignore"):
+            week = np.log(np.convolve(daily_rv, np.ones(WEEK) / WEEK, "valid"))
+            out[WEEK:, 0] = np.log(daily_rv[WEEK - 1 : -1])
+            out[WEEK:, 1] = week[:-1]
+            last = (float(np.log(daily_rv[-1])), float(week[-1]))
+    return out, last
 
 
 def range_left(p: F64) -> F64:

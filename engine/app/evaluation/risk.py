@@ -35,12 +35,17 @@ from numpy.typing import NDArray
 
 from simsignal.engine.app.evaluation import metrics
 from simsignal.engine.core.curves import DayCurves
-from simsignal.engine.core.risk_model import WINDOW, RiskModel, day_paths, range_left
+from simsignal.engine.core.risk_model import (
+    MIN_FIT,
+    WINDOW,
+    RiskModel,
+    day_paths,
+    day_regressors,
+    range_left,
+)
 
 TARGETS = ("abs_move", "rv", "range")
 FORECASTERS = ("published", "hist_mean", "yesterday", "scaled_rv", "har_x", "analogue")
-MIN_FIT = 30  # earlier days a HAR-X fit needs (as the live model's)
-WEEK = 5
 F64 = NDArray[np.float64]
 
 
@@ -147,18 +152,11 @@ def har_design(risk: DayRisk, now: int) -> F64:
 
     NaN where a regressor is undefined (the first 5 days, or a zero).
     """
-    with np.errstate(divide="ignore"):
-        log_daily = np.log(risk.daily_rv)
-        log_so_far = np.log(risk.so_far[:, now])
-    n = len(log_daily)
-    out = np.full((n, 4), math.nan)
+    out = np.full((len(risk.daily_rv), 4), math.nan)
     out[:, 0] = 1.0
-    if n > WEEK:
-        week = np.convolve(risk.daily_rv, np.ones(WEEK) / WEEK, "valid")[:-1]  # days i−5 … i−1
-        with np.errstate(divide="ignore"):
-            out[WEEK:, 1] = log_daily[WEEK - 1 : -1]
-            out[WEEK:, 2] = np.log(week)
-    out[:, 3] = log_so_far
+    out[:, 1:3] = day_regressors(risk.daily_rv)[0]
+    with np.errstate(divide="ignore"):
+        out[:, 3] = np.log(risk.so_far[:, now])
     out[~np.isfinite(out).all(axis=1)] = math.nan
     return out
 
