@@ -13,7 +13,8 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from ray import ObjectRef
 
-from simsignal.engine.core.shard_state import Answer, Update
+from simsignal.engine.core.shard_state import Answer, Update, WalkRows
+from simsignal.engine.core.ticker_walk import TickerWalk
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -110,6 +111,8 @@ class ShardHandle(Protocol):
     restore: Remote[[str, list[tuple[float, ...]]], int]
     reset: Remote[[], None]
     curves_of: Remote[[list[int]], Any]
+    held: Remote[[], list[str]]
+    walk: Remote[[list[str], str, str, TickerWalk], WalkRows]
 
 
 class CoordinatorHandle(Protocol):

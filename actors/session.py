@@ -106,7 +106,13 @@ class Session:
             self.coordinator_node = ray.get(self.coordinator.__ray_call__.remote(_node_id))
         self.cold_start_s = time.perf_counter() - t0
 
-    def _start_shards(self, history: LoadedHistory) -> list[Any]:
+    def start_shards(self) -> None:
+        """Shard actors over the loaded history, and nothing else (a market `evaluate`)."""
+        assert self.history is not None, "load() first"
+        self.shards = self._start_shards(self.history, risk=False)
+        self.shard_info = ray.get([sh.info.remote() for sh in self.shards])
+
+    def _start_shards(self, history: LoadedHistory, risk: bool | None = None) -> list[Any]:
         """One actor per shard, each in its bundle of a SPREAD placement group.
 
         A bundle whose node dies is placed again on a live node and Ray restarts the shard
@@ -119,7 +125,8 @@ class Session:
         cache, columns = self._cache_and_columns()
         backup = (str(cache), columns) if cache is not None and cache.is_dir() else None
         # days dealt out in turn (a few tickers): no shard holds a ticker's days, fit them here
-        models = risk_models(history) if s.signals.risk and history.report.by_day else None
+        risk = s.signals.risk if risk is None else risk
+        models = risk_models(history) if risk and history.report.by_day else None
         return [
             ShardActor.options(
                 num_cpus=layout.shard_cpus,
@@ -128,7 +135,7 @@ class Session:
                 i, history.blocks_for(i), history.slots, list(s.engine.algorithms), s.engine.k,
                 s.engine.pooled, s.engine.params, s.engine.channels,
                 extra=history.extra.get(i, []), backup=backup, authkey=self.authkey,
-                risk=s.signals.risk, risk_models=models,
+                risk=risk, risk_models=models,
             )
             for i in range(layout.shards)
         ]  # fmt: skip

@@ -18,7 +18,8 @@ from simsignal.engine.core.algorithms import Params
 from simsignal.engine.core.curves import DayCurves
 from simsignal.engine.core.gc_pause import gc_paused
 from simsignal.engine.core.risk_model import RiskModel
-from simsignal.engine.core.shard_state import Answer, ShardState, Update
+from simsignal.engine.core.shard_state import Answer, ShardState, Update, WalkRows
+from simsignal.engine.core.ticker_walk import TickerWalk
 
 
 class ShardDataLost(RuntimeError):
@@ -138,6 +139,15 @@ class Shard:
         """Price curves of the given rows."""
         with self._lock:
             return self.state.curves_of(rows)
+
+    def held(self) -> list[str]:
+        """The tickers whose days this shard holds (a market evaluate deals them out by this)."""
+        return sorted(self.state.ranges)
+
+    def walk(self, tickers: list[str], start: str, end: str, how: TickerWalk) -> WalkRows:
+        """A market evaluate's rows for these tickers (`ShardState.walk`), from the days held."""
+        with self._lock:
+            return self.state.walk(tickers, start, end, how)
 
     def reset(self) -> None:
         """Forget live queries (and refuse batches from links opened before)."""

@@ -122,6 +122,13 @@ def forecast_path(
     return np.asarray(weights @ continued(x_now, c[:, [now_slot]], c[:, now_slot:]), np.float64)
 
 
+def ensemble_weights(dispersion: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The ensemble's weights along the last axis: w_a ∝ 1 / (dispersion_a² + ε) (see below)."""
+    var = np.asarray(dispersion, np.float64) ** 2
+    w = 1.0 / (var + 1e-3 * var.mean(axis=-1, keepdims=True) + 1e-300)
+    return np.asarray(w / w.sum(axis=-1, keepdims=True))
+
+
 def ensemble(
     forecasts: list[Forecast], x_now: float, additive: bool = False
 ) -> tuple[Forecast, NDArray[np.float64]]:
@@ -135,8 +142,7 @@ def ensemble(
     if not forecasts:
         raise ValueError("ensemble needs at least one forecast")
     var = np.array([f.dispersion**2 for f in forecasts])
-    w = 1.0 / (var + 1e-3 * float(var.mean()) + 1e-300)
-    w = w / w.sum()
+    w = ensemble_weights(np.array([f.dispersion for f in forecasts]))
 
     def mix(field: str) -> float:
         return float(w @ np.array([getattr(f, field) for f in forecasts]))

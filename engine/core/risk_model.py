@@ -51,7 +51,21 @@ class RiskModel:
         The regression and the historical mean use the last `window` days; `minutes` (1-based)
         limits the fit to those minutes (the rest stay unfitted), as `evaluate` needs.
         """
-        p, _, done = day_paths(ratio)
+        # only the window and the week before it count: the rest is never read
+        p, _, done = day_paths(np.asarray(ratio)[max(0, len(ratio) - window - WEEK) :])
+        return cls.fit_paths(p, done, range_left(p), minutes, window)
+
+    @classmethod
+    def fit_paths(
+        cls, p: F64, done: F64, left: F64, minutes: Sequence[int] | None = None,
+        window: int = WINDOW,
+    ) -> RiskModel:  # fmt: skip
+        """`fit` from the days' `day_paths` (p, done) and `range_left`, computed once.
+
+        Every step before the regression works day by day, so rows [a, d) of paths computed
+        over all days are those of the days [a, d) alone: a walk refitting for every test day
+        slices them, with the same result as `fit(ratio[:d])` for a ≤ d − window − WEEK.
+        """
         days, slots = p.shape
         total = done[:, -1]
         day_x, last = day_regressors(np.sqrt(total))
@@ -63,7 +77,7 @@ class RiskModel:
             return out
         so_far = done[rows][:, cols]
         rest = np.sqrt(np.maximum(total[rows, None] - so_far, 0.0))
-        target = np.stack([rest, range_left(p[rows])[:, cols]], axis=2).transpose(1, 0, 2)
+        target = np.stack([rest, left[rows][:, cols]], axis=2).transpose(1, 0, 2)
         out.mean[cols, :, 0] = target.mean(axis=1)
         out.mean[cols, :, 1:] = np.moveaxis(np.quantile(target, [0.1, 0.9], axis=1), 0, -1)
         n = target.shape[1]

@@ -21,6 +21,7 @@ from simsignal.engine.core.algorithms.moments import SEED_FOUR, seed_four_ranked
 from simsignal.engine.core.curves import DayCurves
 from simsignal.engine.core.pairs import is_pair
 from simsignal.engine.core.risk_model import RiskModel
+from simsignal.engine.core.ticker_walk import TickerWalk, walk_ticker
 from simsignal.engine.core.topk import smallest_k, smallest_k_rows
 
 # ticker, minute m (1-based), today's value per channel (in the shard's channel order)
@@ -28,6 +29,7 @@ Update = tuple[str, int, tuple[float, ...]]
 
 
 Names = NDArray[np.object_]  # str objects
+WalkRows = dict[str, tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]]  # walk, risk
 
 
 def shared_names(values: NDArray[Any]) -> Names:
@@ -248,6 +250,23 @@ class ShardState:
     def reset(self) -> None:
         """Forget every live query (a new session day)."""
         self.queries.clear()
+
+    def walk(self, tickers: list[str], start: str, end: str, how: TickerWalk) -> WalkRows:
+        """A market evaluate's rows for these tickers (`ticker_walk.py`).
+
+        Each of their days in [start, end] is forecast at `how.minutes` from the ticker's days
+        before it: a row bound, no copy.
+        """
+        if self.pooled:
+            raise ValueError("a walk on the shards searches each ticker's own days; "
+                             "pooled runs are evaluated in one process")  # fmt: skip
+        out = {}
+        for t in tickers:
+            lo, hi = self.ranges[t]
+            dates = self.dates[lo:hi].tolist()
+            tests = [i for i, d in enumerate(dates) if start <= d <= end]
+            out[t] = walk_ticker(t, dates, self.cols["price"][:, lo:hi], tests, how)
+        return out
 
     def curves_of(self, rows: list[int]) -> NDArray[np.float32]:
         """Full price curves of the given rows (for charts), day-major."""

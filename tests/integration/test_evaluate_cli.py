@@ -17,6 +17,10 @@ import pandas as pd
 import pytest
 
 from simsignal.engine.adapters.redis_store import RedisStore
+from simsignal.engine.adapters.synthetic import make_history
+from simsignal.engine.app.evaluation.evaluate import evaluate
+from simsignal.engine.app.evaluation.walk_forward import WalkConfig
+from simsignal.engine.core.curves import DayCurves
 from simsignal.engine.core.templates import get_template
 from tests.helpers import brute_topk, curves_from_bars, signals_in
 from tests.integration.test_cli_faults import SHARED_CACHE
@@ -55,7 +59,12 @@ def test_evaluate_then_run_with_its_calibration_then_chart(
                       "--ticker", "000300", "--out", "out"], tmp_path)  # fmt: skip
     assert "30 test days" in out and "Direction:" in out
     report = json.loads((tmp_path / "out" / "evaluation.json").read_text())
-    assert report["version"] == 2 and report["days"] == 30 and report["checkpoints"] == [30, 120]
+    assert (
+        report["version"] == 3
+        and report["on"] == "process"
+        and report["days"] == 30
+        and report["checkpoints"] == [30, 120]
+    )
     assert set(report["results"]) == {"sq", "var", "ensemble"}
     page = (tmp_path / "out" / "evaluation.html").read_text()
     assert page.count("data:image/png") == 4 and "Rest of the day" in page
@@ -131,6 +140,14 @@ def test_evaluate_then_run_with_its_calibration_then_chart(
         (["--from", "2024-12-31", "--to", "2024-01-31"], "is after --to"),
         (["--from", "2024-01-02", "--to", "2024-01-31", "--at", "0,30"], "minute 0 is outside"),
         (["--from", "2024-01-02", "--to", "2024-01-31", "--at", "noon"], "'noon' is not a minute"),
+        (
+            ["--from", "2024-01-02", "--to", "2024-01-31", "--on", "gpu"],
+            "'gpu' is not auto, shards",
+        ),
+        (
+            ["--from", "2024-01-02", "--to", "2024-01-31", "--on", "shards", "--at", "all"],
+            "--at all are evaluated in one process",
+        ),
     ],
 )
 def test_evaluate_refuses_bad_arguments_before_starting_anything(
@@ -139,3 +156,51 @@ def test_evaluate_refuses_bad_arguments_before_starting_anything(
     out = _simsignal(["evaluate", "--history", str(tmp_path), *args], tmp_path, code=2)
     assert message in " ".join(out.split())
     assert "Ray" not in out
+
+
+@pytest.mark.slow(seconds=50)
+def test_a_market_evaluate_on_the_shards_equals_the_live_walk(tmp_path: Path) -> None:
+    """Twelve tickers through Spark and the shard actors against the in-process walk.
+
+    The in-process walk feeds every minute of every test day through the live minute pipeline,
+    from day curves built here with pandas; the shards score only the checkpoints, by a row
+    bound over the days they hold. The two reports must say the same to rounding.
+    """
+    names = [f"{600000 + i}" for i in range(12)]
+    bars = pd.concat([make_history(CN, years=25 / 243, ticker=t, seed=50 + i)
+                      for i, t in enumerate(names)], ignore_index=True)  # fmt: skip
+    bars.to_parquet(tmp_path / "market.parquet")
+    wide = curves_from_bars(bars, CN)
+    dates = sorted(wide.index.get_level_values("date").unique())
+    start, end = dates[-12], dates[-1]
+    out = _simsignal(["evaluate", "--history", str(tmp_path / "market.parquet"), "--from", start,
+                      "--to", end, "--at", "30,120", "--algorithms", "sq,var,ensemble",
+                      "--k", "5", "--out", "out"], tmp_path)  # fmt: skip
+    assert "across the market: sq:" in out
+    got = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert got["on"] == "shards" and len(got["tickers"]) == 12 and got["days"] == 12
+
+    curves = DayCurves(
+        np.asarray(wide.index.get_level_values("ticker"), object),
+        np.asarray(wide.index.get_level_values("date"), object),
+        wide.to_numpy(np.float32), np.full(len(wide), 100.0),
+    )  # fmt: skip
+    config = WalkConfig(("sq", "var", "ensemble"), 5, CN, checkpoints=AT)
+    want = evaluate(curves, config, start, end).report
+    assert got["forecasts"] == want["forecasts"] == 12 * 12 * 2 * 3
+    for algo in ("sq", "var", "ensemble"):
+        for at in ("30", "120", "pooled"):
+            a, b = got["results"][algo][at], want["results"][algo][at]
+            for key in ("n", "hit_rate", "rmse", "ic_spearman", "brier", "brier_raw"):
+                assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-12), (algo, at, key)
+        a, b = (r["cross_section"]["algorithms"][algo]["checkpoints"]["pooled"]
+                for r in (got, want))  # fmt: skip
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-12)
+    for target in ("abs_move", "rv", "range"):
+        a, b = (r["risk"]["targets"][target]["checkpoints"]["pooled"]["forecasters"]
+                for r in (got, want))  # fmt: skip
+        assert a.keys() == b.keys()
+        for name in a:
+            assert a[name]["mae"] == pytest.approx(b[name]["mae"], rel=1e-6), (target, name)
+    assert got["band"]["checkpoints"]["pooled"] == pytest.approx(
+        want["band"]["checkpoints"]["pooled"], rel=1e-6)  # fmt: skip

@@ -62,12 +62,22 @@ def evaluate(
     ] = None,
     max_missing: MissingOpt = None,
     max_gap_days: GapOpt = None,
+    on: Annotated[
+        str,
+        typer.Option(
+            "--on",
+            help="where the walk runs: shards (a market, on the shard actors),"
+            " process (here, through the live minute pipeline) or auto (shards for "
+            "2+ tickers)",
+        ),
+    ] = "auto",
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Walk-forward evaluation: every test day forecast from earlier days only, honestly scored."""
     from datetime import date, timedelta  # noqa: PLC0415
 
+    from simsignal.actors.session import Session  # noqa: PLC0415
     from simsignal.engine.app.evaluation.console import evaluate_and_write  # noqa: PLC0415
     from simsignal.engine.app.evaluation.report import checkpoints  # noqa: PLC0415
     from simsignal.engine.app.evaluation.walk_forward import WalkConfig  # noqa: PLC0415
@@ -92,32 +102,60 @@ def evaluate(
         raise typer.BadParameter(str(err), param_hint="--at") from None
     if set(settings.engine.channels) != {"price"}:
         console.print("note: evaluate scores the price channel only; other channels are ignored")
+    if on not in ("auto", "shards", "process"):
+        raise typer.BadParameter(f"{on!r} is not auto, shards or process", param_hint="--on")
+    if on == "shards" and (settings.engine.pooled or settings.signals.pairs or at == "all"):
+        raise typer.BadParameter("pooled runs, pairs and --at all are evaluated in one process",
+                                 param_hint="--on")  # fmt: skip
     before = (days["--to"] + timedelta(days=1)).isoformat()
-    curves, slots_template = curves_in_process(
-        settings, [*history, *(more_history or [])], before, ticker, out, verbose
-    )
-    try:
-        minutes = checkpoints(at, slots_template.slots)
-    except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--at") from None
-    walk = WalkConfig(tuple(settings.engine.algorithms), settings.engine.k, slots_template,
-                      settings.engine.pooled, settings.engine.params, minutes,
-                      settings.input.max_move, settings.signals.pairs)  # fmt: skip
     paths = {"json": json_path or out / "evaluation.json",
              "html": html_path or out / "evaluation.html",
              "calibration": calibration_path or out / "calibration.json"}  # fmt: skip
     if plots:
         paths["plots"] = plots
-    try:
-        sig = settings.signals
-        rules = (
-            TimingRule(sig.prob_margin, sig.min_edge),
-            RebalanceRule(sig.cap, sig.max_turnover),
-        )
-        evaluate_and_write(console, curves, walk, start, end, ticker, cost_bps, paths, *rules)
-    except ValueError as err:
-        console.print(f"[red]evaluate:[/] {err}", highlight=False)
-        raise typer.Exit(2) from None
+    sig = settings.signals
+    rules = (TimingRule(sig.prob_margin, sig.min_edge), RebalanceRule(sig.cap, sig.max_turnover))
+    logs = None if verbose else out / "logs" / "engine.log"
+    with engine_output(logs):
+        session = Session(settings, console)
+        try:
+            session.load([*history, *(more_history or [])], before, ticker)
+            assert session.history is not None
+            slots_template, curves = session.history.template, session.curves()
+            try:
+                minutes = checkpoints(at, slots_template.slots)
+            except ValueError as err:
+                raise typer.BadParameter(str(err), param_hint="--at") from None
+            walk = WalkConfig(tuple(settings.engine.algorithms), settings.engine.k,
+                              slots_template, settings.engine.pooled, settings.engine.params,
+                              minutes, settings.input.max_move, sig.pairs)  # fmt: skip
+            if _on_shards(on, walk, session, curves):
+                session.start_shards()
+            else:
+                session.close()  # the walk runs here: Ray and Spark are not needed any more
+            evaluate_and_write(console, curves, walk, start, end, ticker, cost_bps, paths,
+                               *rules, shards=session.shards)  # fmt: skip
+        except ValueError as err:
+            console.print(f"[red]evaluate:[/] {err}", highlight=False)
+            raise typer.Exit(2) from None
+        finally:
+            session.close()
+
+
+def _on_shards(on: str, walk: Any, session: Any, curves: Any) -> bool:
+    """Where the walk runs: on the shard actors for a market (`--on auto`), else here.
+
+    The shards search each ticker's own days, so they need every ticker's days on one shard:
+    not so for pooled runs, pairs, `--at all`, or fewer tickers than shards (days dealt out).
+    """
+    if on == "process":
+        return False
+    fits = not (walk.pooled or walk.pairs or walk.checkpoints is None)
+    by_day = session.history.report.by_day
+    if on == "shards" and by_day:
+        raise ValueError("fewer tickers than shards: their days are dealt out to several "
+                         "shards, so the walk runs in one process (--on process)")  # fmt: skip
+    return fits and not by_day and (on == "shards" or len(set(curves.tickers.tolist())) > 1)
 
 
 def curves_in_process(

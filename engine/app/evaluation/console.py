@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from simsignal.actors.replies import ShardHandle
 from simsignal.engine.app.evaluation import report
 from simsignal.engine.app.evaluation.evaluate import Evaluation, evaluate
 from simsignal.engine.app.evaluation.walk_forward import WalkConfig
@@ -29,14 +30,16 @@ def evaluate_and_write(
     paths: dict[str, Path],
     rule: TimingRule = TimingRule(),
     rebalance: RebalanceRule = RebalanceRule(),
+    shards: Sequence[ShardHandle] = (),
 ) -> Evaluation:
     """Walk forward with a progress bar; print the pooled table and the reading; write files."""
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("walking forward (test days)", total=None)
+        what = "on the shards (tickers)" if shards else "(test days)"
+        task = bar.add_task(f"walking forward {what}", total=None)
         done = evaluate(curves, config, start, end, tickers, cost_bps, rule, rebalance,
-                        lambda i, n: bar.update(task, completed=i, total=n))  # fmt: skip
+                        lambda i, n: bar.update(task, completed=i, total=n), shards)  # fmt: skip
     r = done.report
     console.print(
         f"[green]✓[/] {r['days']} test days {r['from']} … {r['to']}, {r['forecasts']:,} "
@@ -50,6 +53,8 @@ def evaluate_and_write(
     console.print("[bold]rest of day, size[/]: " + escape(" ".join(r["risk"]["reading"])),
                   highlight=False)  # fmt: skip
     console.print("[bold]band[/]: " + escape(report.band_line(r["band"])), highlight=False)
+    for line in r.get("cross_section", {}).get("reading", []):
+        console.print("[bold]across the market[/]: " + escape(line), highlight=False)
     report.write_json(r, paths["json"])
     report.write_html(r, paths["html"])
     done.calibration.save(paths["calibration"])

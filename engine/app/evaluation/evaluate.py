@@ -8,8 +8,12 @@ from typing import Any
 
 import pandas as pd
 
+from simsignal.actors.replies import ShardHandle
 from simsignal.engine.app.evaluation import calibration, report
 from simsignal.engine.app.evaluation.band import band_section, final_scales
+from simsignal.engine.app.evaluation.cross_section import MIN_TICKERS, cross_section
+from simsignal.engine.app.evaluation.cross_section import reading as cs_reading
+from simsignal.engine.app.evaluation.on_shards import walk_on_shards
 from simsignal.engine.app.evaluation.risk import risk_frame, risk_section
 from simsignal.engine.app.evaluation.walk_forward import (
     Progress,
@@ -45,13 +49,21 @@ def evaluate(
     rule: TimingRule = TimingRule(),
     rebalance: RebalanceRule = RebalanceRule(),
     progress: Progress = lambda done, total: None,
+    shards: Sequence[ShardHandle] = (),
 ) -> Evaluation:
-    """Walk forward over the test days in [start, end]; calibrate up_prob on earlier days."""
+    """Walk forward over the test days in [start, end]; calibrate up_prob on earlier days.
+
+    With `shards`, the walk runs on those shard actors (`on_shards.py`), which hold `curves`'
+    days; here it runs in this process, through the live minute pipeline.
+    """
     tickers = pairs.with_members(tickers, config.pairs)  # a pair's tickers are fed too
     dates = dates_to_test(curves, start, end, tickers)
     if not dates:
         raise ValueError(f"no test day in {start}..{end} with an earlier history day")
-    walked = walk_forward(curves, config, dates, tickers, progress)
+    if shards:
+        walked, risk_rows = walk_on_shards(shards, config, dates[0], dates[-1], tickers, progress)
+    else:
+        walked, risk_rows = walk_forward(curves, config, dates, tickers, progress), None
     everything = walked.frame
     spread = everything["additive"].to_numpy(bool)
     frame, pair_frame = everything[~spread].copy(), everything[spread].copy()
@@ -66,6 +78,7 @@ def evaluate(
         "template": config.template.name, "k": config.k, "algorithms": list(config.algorithms),
         "checkpoints": list(config.checkpoints) if config.checkpoints else "all",
         "pooled": config.pooled, "forecasts": len(frame), "rejected": walked.rejected,
+        "on": "shards" if shards else "process",
         "seconds": round(walked.seconds, 2), "cost_bps_per_side": cost_bps,
     }  # fmt: skip
     fitted = Calibration(
@@ -77,7 +90,14 @@ def evaluate(
     built = report.build(frame, meta, cost_bps, rule, rebalance)
     scorers = [a for a in config.algorithms if a != ENSEMBLE]
     published = ENSEMBLE if ENSEMBLE in config.algorithms else scorers[0]
-    built["risk"] = risk_section(risk_frame(curves, frame, scorers[0]), scorers[0])
+    if risk_rows is None:
+        risk_rows = risk_frame(curves, frame, scorers[0])
+    built["risk"] = risk_section(risk_rows, scorers[0])
+    if len(names) >= MIN_TICKERS:
+        built["cross_section"] = cross_section(frame, cost_bps)
+        built["cross_section"]["reading"] = [
+            cs_reading(built["cross_section"], a) for a in config.algorithms
+        ]
     built["band"] = band_section(frame, published)
     if len(pair_frame):
         spreads = report.build(pair_frame, meta, cost_bps, rule, None)

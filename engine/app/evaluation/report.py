@@ -1,7 +1,7 @@
 """The evaluation report: statistics per algorithm and checkpoint, a plain reading, JSON, HTML.
 
-JSON schema `version` 2 (documented in docs/evaluation.md): `results[algo][checkpoint | "pooled"]`,
-and (new in 2) `risk` and `band`.
+JSON schema `version` 3 (documented in docs/evaluation.md): `results[algo][checkpoint | "pooled"]`,
+`risk` and `band` (new in 2), `cross_section` and `on` (new in 3; a market of 10 tickers or more).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import orjson
 import pandas as pd
 
 from simsignal.engine.app.evaluation import metrics
+from simsignal.engine.app.evaluation.cross_section import html_table
 from simsignal.engine.app.evaluation.strategies import positions, rebalance_strategy
 from simsignal.engine.core.derived import RebalanceRule, TimingRule
 
-VERSION = 2
+VERSION = 3
 ALPHA = 0.01  # a test "rejects no skill" below this p-value
 CLUSTERED = ("With several checkpoints a day, the hit-rate interval and the PT p-value are "
              "day-clustered: a day's checkpoints are one piece of evidence.")  # fmt: skip
@@ -253,6 +254,7 @@ def write_html(report: dict[str, Any], path: Path) -> Path:
         f"{risk_rows}</table><ul>{risk_reading}</ul>"
         f"<p>Band: {html.escape(band_line(report['band']))}</p>"
     )
+    cross = html_table(report["cross_section"]) if "cross_section" in report else ""
     title = f"simsignal evaluate: {report['from']} to {report['to']}"
     page = (
         f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -265,7 +267,7 @@ def write_html(report: dict[str, Any], path: Path) -> Path:
         "<th>always up</th><th>PT p</th><th>RMSE</th><th>RMSE no move</th><th>DM p</th>"
         f"<th>IC</th><th>Brier</th><th>Brier base</th></tr>{''.join(rows)}</table>"
         f"<p>{CLUSTERED}</p>"
-        f"{readings}{risk}{plots}"
+        f"{readings}{risk}{cross}{plots}"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)

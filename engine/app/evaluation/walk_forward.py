@@ -18,7 +18,6 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from simsignal.engine.app.evaluation.metrics import outcome
-from simsignal.engine.app.evaluation.risk import day_risk
 from simsignal.engine.core import pairs
 from simsignal.engine.core.algorithms import ENSEMBLE, Params
 from simsignal.engine.core.bars import BadBar
@@ -32,15 +31,15 @@ from simsignal.engine.core.pipeline.local import LocalShards
 from simsignal.engine.core.pipeline.minute import MinutePipeline
 from simsignal.engine.core.pipeline.observers import ChartSnapshot
 from simsignal.engine.core.pipeline.ports import MinuteResult, PipelineConfig
+from simsignal.engine.core.risk_baselines import day_risk
 from simsignal.engine.core.shard_state import ShardState
 from simsignal.engine.core.signals import Signal
 from simsignal.engine.core.templates import SessionTemplate
+from simsignal.engine.core.ticker_walk import WALK_COLUMNS
 
 Progress = Callable[[int, int], None]  # days done, days in all
 
-COLUMNS = ("date", "ticker", "minute", "algo", "x_now", "x_end", "pred_close", "pred_move",
-           "up_raw", "q10", "q90", "dispersion", "move", "mean_move", "base_up",
-           "additive", "an_abs_move", "an_rv", "an_range")  # fmt: skip
+COLUMNS = WALK_COLUMNS  # one row per (test day, checkpoint, algorithm)
 
 
 @dataclass(frozen=True)
