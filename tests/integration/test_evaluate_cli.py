@@ -179,6 +179,8 @@ def test_a_market_evaluate_on_the_shards_equals_the_live_walk(tmp_path: Path) ->
     assert "across the market: sq:" in out
     got = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert got["on"] == "shards" and len(got["tickers"]) == 12 and got["days"] == 12
+    assert got["cross_section"]["algorithm"] == "ensemble"
+    assert set(got["cross_section"]["checkpoints"]) == {"30", "120", "pooled"}
 
     curves = DayCurves(
         np.asarray(wide.index.get_level_values("ticker"), object),

@@ -50,7 +50,10 @@ def _by_loops(frame: pd.DataFrame, cost_bps: float) -> dict[tuple[str, int, str]
 
 def test_rank_ic_and_long_short_match_scipy_and_loops() -> None:
     frame = _frame(np.random.default_rng(7), 37, 12, skill=0.3)
-    got = cross_section(frame, cost_bps=2.0)
+    got = cross_section(frame, cost_bps=2.0, published="var")
+    assert (
+        got["algorithm"] == "var" and got["checkpoints"] is got["algorithms"]["var"]["checkpoints"]
+    )
     want = _by_loops(frame, 2.0)
     for algo in ("sq", "var"):
         per = got["algorithms"][algo]["checkpoints"]

@@ -26,8 +26,11 @@ DECILE = 10
 MIN_TICKERS = 10  # fewer and a decile is under one ticker
 
 
-def cross_section(frame: pd.DataFrame, cost_bps: float) -> dict[str, Any]:
-    """`cross_section` of the report: per algorithm, per checkpoint and pooled."""
+def cross_section(frame: pd.DataFrame, cost_bps: float, published: str = "") -> dict[str, Any]:
+    """`cross_section` of the report: per algorithm, per checkpoint and pooled.
+
+    `checkpoints` at the top are the `published` algorithm's (the one the band follows).
+    """
     per_minute = daily_values(frame, cost_bps)
     algos: dict[str, Any] = {}
     for algo, rows in per_minute.groupby("algo", sort=False):
@@ -35,8 +38,9 @@ def cross_section(frame: pd.DataFrame, cost_bps: float) -> dict[str, Any]:
         pooled = rows.groupby("date")[["ic", "spread", "after_costs"]].mean()
         checkpoints["pooled"] = summary(pooled)
         algos[str(algo)] = {"checkpoints": checkpoints}
+    top = algos.get(published, {"checkpoints": {}})["checkpoints"]
     return {"deciles": DECILE, "min_tickers": MIN_TICKERS, "cost_bps_per_side": cost_bps,
-            "algorithms": algos}  # fmt: skip
+            "algorithm": published, "checkpoints": top, "algorithms": algos}  # fmt: skip
 
 
 def daily_values(frame: pd.DataFrame, cost_bps: float) -> pd.DataFrame:

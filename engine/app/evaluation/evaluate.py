@@ -94,7 +94,7 @@ def evaluate(
         risk_rows = risk_frame(curves, frame, scorers[0])
     built["risk"] = risk_section(risk_rows, scorers[0])
     if len(names) >= MIN_TICKERS:
-        built["cross_section"] = cross_section(frame, cost_bps)
+        built["cross_section"] = cross_section(frame, cost_bps, published)
         built["cross_section"]["reading"] = [
             cs_reading(built["cross_section"], a) for a in config.algorithms
         ]
