@@ -8,7 +8,7 @@ copy. Two ways to score:
 - the seed's four metrics (`SEED_FOUR`) come from the same sums as the live running state
   (Σx′, Σx′², Σy′, Σy′², Σx′y′, minima and maxima, with x′ = x − x₀), here taken for all test
   days at once: Σx′y′ is one matrix product per stretch between checkpoints, the rest are
-  cumulative sums. The live kernel `_seed_four` turns them into ranked scores, so the formulas
+  cumulative sums. The live kernel `seed_four_scores` turns them into ranked scores, so the formulas
   and the tie grid are the live ones; only the summation order differs (≈1e-16 relative).
 - any other algorithm runs its own live running state over the bounded rows, minute by minute
   up to the last checkpoint: the live code, at the live cost.
@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simsignal.engine.core.algorithms import Algorithm
-from simsignal.engine.core.algorithms.moments import SEED_FOUR, _seed_four
+from simsignal.engine.core.algorithms.moments import SEED_FOUR, seed_four_scores
 from simsignal.engine.core.topk import smallest_k, smallest_k_rows
 
 F64 = NDArray[np.float64]
@@ -95,7 +95,7 @@ def _seed_four_at(
             sdd = np.maximum(cross + 2.0 * gap * (sx - sy[:j]) + m * gap * gap, 0.0)
             m2_d = cross - (sx - sy[:j]) ** 2 / m
             part = np.empty((4, j))
-            _seed_four(m, float(y0[j]), sx, sxx, float(low[j]), float(high[j]),
+            seed_four_scores(m, float(y0[j]), sx, sxx, float(low[j]), float(high[j]),
                        sdd, m2_d, y0[:j], sy[:j],
                        syy[:j], sxy[i, :j], low[:j], high[:j],
                        part)  # fmt: skip

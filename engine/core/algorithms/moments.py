@@ -69,7 +69,7 @@ SEED_FOUR = ("sq", "var", "sq_norm", "var_norm")  # scored together by `seed_fou
 
 
 @njit(cache=True, nogil=True)
-def _seed_four(  # pragma: no cover - compiled
+def seed_four_scores(  # pragma: no cover - compiled
     m: int, x0: float, sx: float, sxx: float, xmin: float, xmax: float, sdd: F64, m2_d: F64,
     y0: F64, sy: F64, syy: F64, sxy: F64, ymin: F64, ymax: F64, out: F64,
 ) -> None:  # fmt: skip
@@ -168,7 +168,7 @@ def seed_four_ranked(states: list[RunningState], weights: list[float]) -> F64:
     for st, w in zip(states, weights, strict=True):
         assert isinstance(st, Moments)
         out = np.empty((4, st.sdd.shape[0]))
-        _seed_four(st.m, st.x0, st.sx, st.sxx, st.xmin, st.xmax, st.sdd, st.m2_d, st.y0,
+        seed_four_scores(st.m, st.x0, st.sx, st.sxx, st.xmin, st.xmax, st.sdd, st.m2_d, st.y0,
                    st.sy, st.syy, st.sxy, st.ymin, st.ymax, out)  # fmt: skip
         total = w * out if total is None else total + w * out
     assert total is not None
