@@ -44,12 +44,12 @@ def walk_on_shards(
                      config.k, config.checkpoints, scorers[0])  # fmt: skip
     held = ray.get([s.held.remote() for s in shards])
     wanted = set(tickers) if tickers else None
-    calls = []
+    calls, total = [], 0
     for shard, names in zip(shards, held, strict=True):
         mine = [t for t in names if wanted is None or t in wanted]
-        for i in range(0, len(mine), BATCH):
-            calls.append(shard.walk.remote(mine[i : i + BATCH], start, end, how))
-    total = sum(len([t for t in names if wanted is None or t in wanted]) for names in held)
+        calls += [shard.walk.remote(mine[i : i + BATCH], start, end, how)
+                  for i in range(0, len(mine), BATCH)]  # fmt: skip
+        total += len(mine)
     walk: dict[str, list[Any]] = {c: [] for c in WALK_COLUMNS}
     risk: list[pd.DataFrame] = []
     done, pending = 0, list(calls)
