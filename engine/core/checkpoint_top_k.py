@@ -8,8 +8,8 @@ copy. Two ways to score:
 - the seed's four metrics (`SEED_FOUR`) come from the same sums as the live running state
   (Σx′, Σx′², Σy′, Σy′², Σx′y′, minima and maxima, with x′ = x − x₀), here taken for all test
   days at once: Σx′y′ is one matrix product per stretch between checkpoints, the rest are
-  cumulative sums. The live kernel `seed_four_scores` turns them into ranked scores, so the formulas
-  and the tie grid are the live ones; only the summation order differs (≈1e-16 relative).
+  cumulative sums. The live kernel `seed_four_scores` turns them into ranked scores, so the
+  formulas and the tie grid are the live ones; only the summation order differs (≈1e-16).
 - any other algorithm runs its own live running state over the bounded rows, minute by minute
   up to the last checkpoint: the live code, at the live cost.
 
@@ -95,10 +95,9 @@ def _seed_four_at(
             sdd = np.maximum(cross + 2.0 * gap * (sx - sy[:j]) + m * gap * gap, 0.0)
             m2_d = cross - (sx - sy[:j]) ** 2 / m
             part = np.empty((4, j))
-            seed_four_scores(m, float(y0[j]), sx, sxx, float(low[j]), float(high[j]),
-                       sdd, m2_d, y0[:j], sy[:j],
-                       syy[:j], sxy[i, :j], low[:j], high[:j],
-                       part)  # fmt: skip
+            seed_four_scores(m, float(y0[j]), sx, sxx, float(low[j]), float(high[j]), sdd,
+                             m2_d, y0[:j], sy[:j], syy[:j], sxy[i, :j], low[:j], high[:j],
+                             part)  # fmt: skip
             ranked = part[which]
             idx = smallest_k_rows(ranked, k)
             top = np.take_along_axis(ranked, idx, 1)

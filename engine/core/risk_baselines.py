@@ -55,6 +55,8 @@ class DayRisk:
     so_far: F64  # [days, slots]: rv of the returns into slots 1 … m − 1
     daily_rv: F64  # [days]
     squared: F64  # [days, slots]: squared minute returns (slot 0: none, 0)
+    log_price: F64  # [days, slots]: p = log(1 + ratio), as `day_paths` gives it
+    done: F64  # [days, slots]: the squared returns summed into each slot (`day_paths`)
 
 
 def day_risk(ratio: NDArray[np.floating]) -> DayRisk:
@@ -63,7 +65,7 @@ def day_risk(ratio: NDArray[np.floating]) -> DayRisk:
     total = done[:, -1:]
     targets = np.stack([np.abs(p[:, -1:] - p), np.sqrt(np.maximum(total - done, 0.0)),
                         range_left(p)], axis=2)  # fmt: skip
-    return DayRisk(targets, np.sqrt(done), np.sqrt(total[:, 0]), squared)
+    return DayRisk(targets, np.sqrt(done), np.sqrt(total[:, 0]), squared, p, done)
 
 
 class Baselines:
@@ -176,8 +178,7 @@ def ticker_risk_rows(
     """
     risk = day_risk(ratio) if risk is None else risk
     baselines = Baselines(risk)
-    p, _, done = day_paths(ratio)
-    left = range_left(p)
+    p, done, left = risk.log_price, risk.done, risk.targets[:, :, 2]  # range_left(p)
     live = {}  # the live model of each test day, on the same rows as fit(ratio[:d])
     for d in days:
         a = max(0, d - WINDOW - WEEK)
