@@ -160,3 +160,19 @@ def ensemble(
         up_prob_raw=mix("up_prob_raw"),
     )
     return combined, w
+
+
+def ensemble_columns(
+    x_now: NDArray[np.float64], dispersion: NDArray[np.float64],
+    fields: dict[str, NDArray[np.float64]], additive: bool = False,
+) -> dict[str, NDArray[np.float64]]:  # fmt: skip
+    """`ensemble` for many queries at once, as columns ([queries, algorithms] in, [queries] out).
+
+    Each of `fields` (pred_close among them) is w-mixed as `ensemble` mixes it; pred_move
+    follows from pred_close and dispersion is √(Σ w·dispersion²), by the same weights.
+    """
+    w = ensemble_weights(dispersion)
+    out = {name: np.asarray(np.sum(w * v, axis=1)) for name, v in fields.items()}
+    out["pred_move"] = move(x_now, out["pred_close"], additive)
+    out["dispersion"] = np.sqrt(np.sum(w * np.asarray(dispersion, np.float64) ** 2, axis=1))
+    return out

@@ -3,7 +3,7 @@
 The columns are those of the in-process walk (`WALK_COLUMNS`), one row per (test day,
 checkpoint, algorithm), from the ticker's own earlier days only; a shard answers a market
 `evaluate` with them for the tickers it holds. The neighbours come from `checkpoint_top_k`,
-the forecasts from the live `forecast_many` and `ensemble_weights`, the risk rows from
+the forecasts from the live `forecast_many` and `ensemble_columns`, the risk rows from
 `risk_baselines` (the live risk model refitted for every test day).
 """
 
@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from simsignal.engine.core.algorithms import ENSEMBLE, Algorithm
 from simsignal.engine.core.checkpoint_top_k import Nearest, nearest_at
-from simsignal.engine.core.forecast import ensemble_weights, forecast_many, move, rose
+from simsignal.engine.core.forecast import ensemble_columns, forecast_many, move, rose
 from simsignal.engine.core.risk_baselines import day_risk, ticker_risk_rows
 
 F64 = NDArray[np.float64]
@@ -68,7 +68,12 @@ def walk_ticker(
         made = {a.name: _forecasts(ratio, tests, m, [got[(j, m, a.name)] for j in tests])
                 for a in how.algos}  # fmt: skip
         if how.ensemble and made:
-            made[ENSEMBLE] = _ensemble(ratio[tests, m - 1], list(made.values()))
+            each = list(made.values())
+            made[ENSEMBLE] = ensemble_columns(
+                ratio[tests, m - 1], np.stack([f["dispersion"] for f in each], axis=1),
+                {c: np.stack([f[c] for f in each], axis=1)
+                 for c in ("pred_close", "up_raw", "q10", "q90")},
+            )  # fmt: skip
         x_now, x_end = ratio[tests, m - 1], ratio[tests, -1]
         for name, f in made.items():
             an = np.full((n, 3), np.nan)
@@ -117,17 +122,3 @@ def _forecasts(ratio: F64, tests: list[int], m: int, near: list[Nearest]) -> dic
         ):
             out[c][at] = [getattr(v, f) for v in made]
     return out
-
-
-def _ensemble(x_now: F64, made: list[dict[str, F64]]) -> dict[str, F64]:
-    """`forecast.ensemble` for every test day at once (the same weights and mixes)."""
-    w = ensemble_weights(np.stack([f["dispersion"] for f in made], axis=1))
-
-    def mix(c: str) -> F64:
-        return np.asarray(np.sum(w * np.stack([f[c] for f in made], axis=1), axis=1))
-
-    var = np.stack([f["dispersion"] ** 2 for f in made], axis=1)
-    pred = mix("pred_close")
-    return {"pred_close": pred, "pred_move": move(x_now, pred), "up_raw": mix("up_raw"),
-            "q10": mix("q10"), "q90": mix("q90"),
-            "dispersion": np.sqrt(np.sum(w * var, axis=1))}  # fmt: skip
